@@ -1,0 +1,72 @@
+//! What a consumer waits on: the published cursor, or the consumers it runs after.
+//!
+//! A consumer with no dependencies may read every published sequence. A consumer with
+//! dependencies may read sequence `s` only once every dependency has released `s`: for a
+//! subscriber, its position is past `s`; for a group, its claim counter and every one of its
+//! workers' positions are past `s` (see `group.rs`). A dependency is always behind the
+//! published cursor, so the cursor need not be read then.
+//!
+//! A dependency that detaches stops constraining: its entry's generation changes, and the
+//! barrier drops it. With no dependency left the barrier falls back to the cursor.
+
+use crate::consumer::table::{self, Dependency};
+use crate::ring::Shared;
+use crate::wait::Event;
+
+/// A consumer's barrier.
+#[derive(Debug, Clone)]
+pub(crate) struct Barrier {
+    deps: Vec<Dependency>,
+}
+
+impl Barrier {
+    pub(crate) fn new(deps: Vec<Dependency>) -> Self {
+        Barrier { deps }
+    }
+
+    /// The event a waiter on this barrier sleeps on.
+    pub(crate) fn event<'s>(&self, shared: &'s Shared) -> Event<'s> {
+        if self.deps.is_empty() {
+            shared.published_event()
+        } else {
+            shared.released_event()
+        }
+    }
+
+    /// The first sequence at or after `from` that may not be read yet, looking at most
+    /// `max` ahead.
+    #[inline]
+    pub(crate) fn available(&mut self, shared: &Shared, from: u64, max: u64) -> u64 {
+        if self.deps.is_empty() {
+            return shared.published_until(from, max);
+        }
+        let mut min = from.saturating_add(max);
+        let mut lost = false;
+        for dep in &self.deps {
+            match position(shared, dep) {
+                Some(p) => min = min.min(p),
+                None => lost = true,
+            }
+        }
+        if lost {
+            self.deps.retain(|d| table::is_live(shared, d.entry));
+            return self.available(shared, from, max);
+        }
+        min.max(from)
+    }
+}
+
+/// A dependency's released position, or `None` if it has detached.
+#[inline]
+fn position(shared: &Shared, dep: &Dependency) -> Option<u64> {
+    if !table::is_live(shared, dep.entry) {
+        return None;
+    }
+    Some(if dep.is_group {
+        table::group_position(shared, dep.entry.index)
+    } else {
+        // [released] Acquire: pairs with the dependency's Release store of its position, so
+        // it has finished with every slot below it.
+        shared.entry_sequence(dep.entry.index).load_acquire()
+    })
+}

@@ -1,0 +1,755 @@
+//! Consumers: subscribers (each sees every message) and group workers (each message goes to
+//! one worker of the group), pulled with `recv`/`poll` or pushed to a handler thread.
+//!
+//! A consumer's position is the first sequence it has not released; it publishes the
+//! position with one Release store per message (`recv`) or per batch (`poll`), tag
+//! `[released]`, which is what lets producers reuse the slots below it.
+
+#[cfg(not(loom))]
+mod handler;
+pub(crate) mod table;
+
+#[cfg(not(loom))]
+pub use handler::{HandlerOptions, HandlerThread};
+pub use table::{ConsumerInfo, ConsumerKind};
+
+use crate::barrier::Barrier;
+use crate::error::{Error, RecvError};
+use crate::layout::{SlotHeader, IDLE, KIND_SUBSCRIBER, KIND_WORKER, SLOT_SKIPPED};
+use crate::ring::{Ring, Shared};
+use crate::storage::ReadTrack;
+use crate::sync::Arc;
+use crate::wait::{self, StopFlag, WaitStrategy};
+use std::fmt;
+use std::ops::{Deref, Range};
+use std::time::{Duration, Instant};
+use table::EntryRef;
+
+/// How far a multi-producer consumer scans slot stamps ahead in one look.
+const STAMP_SCAN: u64 = 4096;
+
+/// Where a new consumer (or a new group) starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Start {
+    /// At the next message published after attaching.
+    #[default]
+    Latest,
+    /// At the oldest message still in the ring.
+    Earliest,
+    /// At this sequence: still in the ring, or in the future.
+    Sequence(u64),
+}
+
+/// Options for attaching a consumer; from [`Ring::subscriber`] or [`Ring::worker`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `attach`"]
+pub struct ConsumerBuilder<'r> {
+    ring: &'r Ring,
+    name: String,
+    group: Option<String>,
+    after: Vec<String>,
+    explicit_after: bool,
+    start: Start,
+    wait: Option<WaitStrategy>,
+    claim_batch: u64,
+}
+
+impl<'r> ConsumerBuilder<'r> {
+    pub(crate) fn new(ring: &'r Ring, name: &str, group: Option<&str>) -> Self {
+        ConsumerBuilder {
+            ring,
+            name: name.to_owned(),
+            group: group.map(str::to_owned),
+            after: Vec::new(),
+            explicit_after: false,
+            start: Start::Latest,
+            wait: None,
+            claim_batch: 1,
+        }
+    }
+
+    /// Runs after the named consumers or groups: sequence `s` is delivered only once each of
+    /// them has released `s` (pipelines, diamonds). At most 8. For a worker, these are its
+    /// group's dependencies: the first worker sets them, and a later worker that names any
+    /// must name the same.
+    pub fn after<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.after = names.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        self.explicit_after = true;
+        self
+    }
+
+    /// Where to start (default [`Start::Latest`]). For a worker this is the group's start,
+    /// used only by the worker that creates the group.
+    pub fn start(mut self, start: Start) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// How `recv`/`poll` wait (default `Backoff`, or `Yield` on a ring without wake-ups).
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+
+    /// For a worker: how many messages it claims at once when it asks for one (default 1,
+    /// the fairest; more trades fairness for throughput). `poll(max)` claims up to `max`.
+    pub fn claim_batch(mut self, n: usize) -> Self {
+        self.claim_batch = (n as u64).max(1);
+        self
+    }
+
+    /// Attaches the consumer. From now on it gates producers until it detaches or drops.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::NameTaken`], [`Error::UnknownDependency`],
+    /// [`Error::TooManyDependencies`], [`Error::TableFull`], [`Error::SequenceUnavailable`]
+    /// (a `Start::Sequence` already overwritten), [`Error::WakeupsDisabled`],
+    /// [`Error::GroupMismatch`].
+    pub fn attach(self) -> Result<Consumer, Error> {
+        let shared = &self.ring.shared;
+        let wait = self.wait.unwrap_or(if shared.wakeups {
+            WaitStrategy::Backoff
+        } else {
+            WaitStrategy::Yield
+        });
+        if wait.blocks() && !shared.wakeups {
+            return Err(Error::WakeupsDisabled);
+        }
+        table::validate_name(&self.name)?;
+        let deps = table::resolve(shared, &self.after)?;
+        match &self.group {
+            None => self.attach_subscriber(deps, wait),
+            Some(group) => {
+                table::validate_name(group)?;
+                self.attach_worker(group, deps, wait)
+            }
+        }
+    }
+
+    fn attach_subscriber(&self, deps: Vec<table::Dependency>, wait: WaitStrategy) -> Result<Consumer, Error> {
+        let shared = &self.ring.shared;
+        let entry = table::claim(shared, &self.name, KIND_SUBSCRIBER)?;
+        table::describe(shared, entry, &deps, None);
+        let start = match start_position(shared, entry, self.start, 0) {
+            Ok(start) => start,
+            Err(e) => {
+                table::free(shared, entry);
+                return Err(e);
+            }
+        };
+        Ok(Consumer::new(
+            Arc::clone(shared),
+            entry,
+            &self.name,
+            None,
+            Barrier::new(deps),
+            start,
+            wait,
+            self.claim_batch,
+        ))
+    }
+
+    fn attach_worker(
+        &self,
+        group: &str,
+        deps: Vec<table::Dependency>,
+        wait: WaitStrategy,
+    ) -> Result<Consumer, Error> {
+        let shared = &self.ring.shared;
+        let (group_entry, created) = table::join_group(shared, group, &deps, self.explicit_after)?;
+        if created {
+            if let Err(e) = start_position(shared, group_entry, self.start, 1) {
+                table::free(shared, group_entry);
+                return Err(e);
+            }
+        }
+        let group_deps = table::recorded_dependencies(shared, group_entry.index);
+        let entry = match table::claim(shared, &self.name, KIND_WORKER) {
+            Ok(entry) => entry,
+            Err(e) => {
+                table::leave_group(shared, group_entry);
+                return Err(e);
+            }
+        };
+        table::describe(shared, entry, &[], Some(group_entry));
+        table::activate(shared, entry, IDLE, 0);
+        table::set_member(shared, group_entry, entry.index, true);
+        Ok(Consumer::new(
+            Arc::clone(shared),
+            entry,
+            &self.name,
+            Some(group_entry),
+            Barrier::new(group_deps),
+            0,
+            wait,
+            self.claim_batch,
+        ))
+    }
+}
+
+/// Activates a claimed subscriber or group entry at the position `start` asks for, by the
+/// `[attach]` protocol; returns the position it settled on.
+fn start_position(shared: &Shared, entry: EntryRef, start: Start, members: u64) -> Result<u64, Error> {
+    let capacity = shared.capacity();
+    let initial = shared.layout.params.initial_sequence;
+    // A first guess that is usually right, so producers are not held back by a low one.
+    let earliest_guess = || {
+        shared
+            .write_limit()
+            .load_acquire()
+            .saturating_sub(capacity)
+            .max(initial)
+    };
+    let tentative = match start {
+        Start::Latest => shared.next_sequence(),
+        Start::Earliest => earliest_guess(),
+        Start::Sequence(s) => s,
+    };
+    table::activate(shared, entry, tentative, members);
+    let floor = table::settle_start(shared);
+    if let Start::Sequence(requested) = start {
+        if requested < floor {
+            return Err(Error::SequenceUnavailable {
+                requested,
+                earliest: floor,
+            });
+        }
+    }
+    let settled = tentative.max(floor);
+    if settled != tentative {
+        // [released] Release: raising the position only ever frees slots.
+        shared.entry_sequence(entry.index).store_release(settled);
+    }
+    Ok(settled)
+}
+
+/// An attached consumer: a subscriber or a group worker; see [`ConsumerBuilder::attach`].
+///
+/// Pull messages with [`Consumer::try_recv`], [`Consumer::recv`], [`Consumer::recv_timeout`]
+/// (one at a time, released when the returned [`Message`] drops) or [`Consumer::poll`] and
+/// friends (a [`Batch`] of everything available, released with one store when it drops); or
+/// hand the consumer to a thread with [`Consumer::spawn`]. Dropping the consumer detaches it.
+pub struct Consumer {
+    shared: Arc<Shared>,
+    entry: EntryRef,
+    name: String,
+    group: Option<EntryRef>,
+    barrier: Barrier,
+    /// Subscriber: the next sequence to read. Worker: the next in its claimed range.
+    next: u64,
+    /// Subscriber: sequences below this are known readable. Worker: end of the claimed range.
+    end: u64,
+    wait: WaitStrategy,
+    claim_batch: u64,
+    stop: Option<std::sync::Arc<StopFlag>>,
+    skipped: u64,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("worker", &self.group.is_some())
+            .field("next", &self.next)
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        shared: Arc<Shared>,
+        entry: EntryRef,
+        name: &str,
+        group: Option<EntryRef>,
+        barrier: Barrier,
+        start: u64,
+        wait: WaitStrategy,
+        claim_batch: u64,
+    ) -> Self {
+        Consumer {
+            shared,
+            entry,
+            name: name.to_owned(),
+            group,
+            barrier,
+            next: start,
+            end: start,
+            wait,
+            claim_batch,
+            stop: None,
+            skipped: 0,
+        }
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// For a subscriber, the next sequence it will read. For a worker, the next sequence of
+    /// its current claim (meaningless between claims).
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// How many skipped slots (given up by a producer) this consumer has passed over.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    pub(crate) fn shared_payload_capacity(&self) -> usize {
+        self.shared.layout.payload_capacity()
+    }
+
+    /// Whether this is a worker of a group.
+    pub fn is_worker(&self) -> bool {
+        self.group.is_some()
+    }
+
+    // ---- finding messages ---------------------------------------------------------------
+
+    /// Makes `[next, end)` non-empty if anything is available; `max` bounds a worker's claim.
+    #[inline]
+    fn fill(&mut self, max: u64) -> bool {
+        self.next < self.end || self.fill_slow(max)
+    }
+
+    fn fill_slow(&mut self, max: u64) -> bool {
+        match self.group {
+            None => {
+                let look = if self.shared.multi_producer() {
+                    STAMP_SCAN
+                } else {
+                    self.shared.capacity()
+                };
+                self.end = self.barrier.available(&self.shared, self.next, look);
+                self.next < self.end
+            }
+            Some(group) => {
+                match crate::group::try_claim(
+                    &self.shared,
+                    group.index,
+                    self.entry.index,
+                    max,
+                    &mut self.barrier,
+                ) {
+                    Some((start, end)) => {
+                        self.next = start;
+                        self.end = end;
+                        true
+                    }
+                    None => false,
+                }
+            }
+        }
+    }
+
+    /// Waits by the wait strategy until `fill` succeeds.
+    fn wait_fill(&mut self, max: u64, deadline: Option<Instant>) -> Result<(), RecvError> {
+        if self.fill(max) {
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.shared);
+        let event = self.barrier.event(&shared);
+        let stop = self.stop.clone();
+        wait::wait_for(self.wait, event, deadline, stop.as_deref(), || {
+            self.fill_slow(max).then_some(())
+        })
+        .map_err(RecvError::from)
+    }
+
+    /// Reads the header of the slot holding `sequence`, which this consumer may read.
+    #[inline]
+    fn header(&self, sequence: u64) -> SlotHeader {
+        // Acquire: in multi-producer mode pairs with the [stamp] Release (already synchronised
+        // by `published_until`, free on x86); the length is clamped to the payload because the
+        // word is not trusted.
+        let mut header = SlotHeader::decode(self.shared.slot_header(sequence).load_acquire());
+        header.len = header.len.min(self.shared.layout.payload_capacity());
+        header
+    }
+
+    /// Publishes this consumer's position as `upto`. `[released]`
+    #[inline]
+    fn release_to(&mut self, upto: u64) {
+        self.next = upto;
+        let position = if self.group.is_some() && upto >= self.end {
+            IDLE
+        } else {
+            upto
+        };
+        // [released] Release: pairs with the Acquire loads of positions in
+        // `Shared::gating_minimum`, the barrier and `table::group_position`: our reads of the
+        // slots below `upto` happen before anyone reuses them.
+        self.shared
+            .entry_sequence(self.entry.index)
+            .store_release(position);
+        self.shared.notify(self.shared.released_event());
+    }
+
+    /// Passes over skipped slots at the front; true if a real message is at `next`.
+    #[inline]
+    fn skip_to_message(&mut self) -> bool {
+        while self.next < self.end {
+            if self.header(self.next).flags & SLOT_SKIPPED == 0 {
+                return true;
+            }
+            self.skipped += 1;
+            let upto = self.next + 1;
+            self.release_to(upto);
+        }
+        false
+    }
+
+    fn message(&mut self) -> Message<'_> {
+        let sequence = self.next;
+        let header = self.header(sequence);
+        let track = self.shared.region.track_read(self.slot_index(sequence));
+        let data = self.shared.payload(sequence);
+        Message {
+            consumer: self,
+            sequence,
+            data,
+            len: header.len,
+            flags: header.flags,
+            _track: track,
+        }
+    }
+
+    fn slot_index(&self, sequence: u64) -> usize {
+        crate::sequence::slot_index(sequence, self.shared.capacity())
+    }
+
+    // ---- pulling one message ------------------------------------------------------------
+
+    /// The next message if one is available now.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] if nothing is available.
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<Message<'_>, RecvError> {
+        loop {
+            if !self.fill(self.claim_batch) {
+                return Err(RecvError::Empty);
+            }
+            if self.skip_to_message() {
+                return Ok(self.message());
+            }
+        }
+    }
+
+    /// The next message, waiting by the wait strategy.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Stopped`] only inside a handler that is being stopped; otherwise none.
+    pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
+        self.recv_deadline(None)
+    }
+
+    /// The next message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`] if nothing arrived in time.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
+        self.recv_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<Message<'_>, RecvError> {
+        loop {
+            self.wait_fill(self.claim_batch, deadline)?;
+            if self.skip_to_message() {
+                return Ok(self.message());
+            }
+        }
+    }
+
+    // ---- pulling batches ----------------------------------------------------------------
+
+    /// Every available message, up to `max`, without waiting (the batch may be empty). The
+    /// whole batch is released with one store when it drops.
+    pub fn try_poll(&mut self, max: usize) -> Batch<'_> {
+        let max = (max as u64).max(1);
+        self.fill(max);
+        self.batch(max)
+    }
+
+    /// Like [`Consumer::try_poll`], but waits for at least one message.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Stopped`] only inside a handler that is being stopped.
+    pub fn poll(&mut self, max: usize) -> Result<Batch<'_>, RecvError> {
+        let max = (max as u64).max(1);
+        self.wait_fill(max, None)?;
+        Ok(self.batch(max))
+    }
+
+    /// Like [`Consumer::poll`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`] if nothing arrived in time.
+    pub fn poll_timeout(&mut self, max: usize, timeout: Duration) -> Result<Batch<'_>, RecvError> {
+        let max = (max as u64).max(1);
+        self.wait_fill(max, Some(Instant::now() + timeout))?;
+        Ok(self.batch(max))
+    }
+
+    fn batch(&mut self, max: u64) -> Batch<'_> {
+        let end = self.end.min(self.next.saturating_add(max));
+        let start = self.next;
+        Batch {
+            consumer: self,
+            range: start..end,
+        }
+    }
+
+    /// Detaches now: the consumer stops gating producers and its name is free again.
+    /// (Dropping it does the same.)
+    pub fn detach(self) {}
+
+    #[cfg(not(loom))]
+    pub(crate) fn set_stop(&mut self, stop: std::sync::Arc<StopFlag>) {
+        self.stop = Some(stop);
+    }
+
+    #[cfg(not(loom))]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        match self.group {
+            None => table::free(shared, self.entry),
+            Some(group) => {
+                // [released] Release: the worker holds nothing any more.
+                shared.entry_sequence(self.entry.index).store_release(IDLE);
+                table::set_member(shared, group, self.entry.index, false);
+                table::free(shared, self.entry);
+                table::leave_group(shared, group);
+            }
+        }
+    }
+}
+
+/// One received message; the consumer releases it when this drops.
+///
+/// Derefs to the payload bytes.
+pub struct Message<'a> {
+    consumer: &'a mut Consumer,
+    sequence: u64,
+    data: *const u8,
+    len: usize,
+    flags: u8,
+    _track: ReadTrack,
+}
+
+impl fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("sequence", &self.sequence)
+            .field("len", &self.len)
+            .field("flags", &self.flags)
+            .finish()
+    }
+}
+
+impl Message<'_> {
+    /// The message's sequence.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Copies the payload out as a `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TypeMismatch`] if the message is shorter than `T`.
+    pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<T, Error> {
+        read_value(self)
+    }
+}
+
+impl Deref for Message<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the slot holding `sequence` is published (the consumer's barrier said so)
+        // and cannot be reused before this guard releases it on drop (the consumer's position
+        // gates producers); `len` was clamped to the payload capacity.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
+impl Drop for Message<'_> {
+    fn drop(&mut self) {
+        let upto = self.sequence + 1;
+        self.consumer.release_to(upto);
+    }
+}
+
+fn read_value<T: bytemuck::AnyBitPattern>(bytes: &[u8]) -> Result<T, Error> {
+    let size = std::mem::size_of::<T>();
+    if bytes.len() < size {
+        return Err(Error::TypeMismatch {
+            size,
+            align: std::mem::align_of::<T>(),
+            capacity: bytes.len(),
+        });
+    }
+    Ok(bytemuck::pod_read_unaligned(&bytes[..size]))
+}
+
+/// The messages of one poll; released together, with one store, when this drops.
+pub struct Batch<'a> {
+    consumer: &'a mut Consumer,
+    range: Range<u64>,
+}
+
+impl fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch").field("range", &self.range).finish()
+    }
+}
+
+impl Batch<'_> {
+    /// The sequences this batch covers (skipped slots included).
+    pub fn sequences(&self) -> Range<u64> {
+        self.range.clone()
+    }
+
+    /// Whether the batch covers no sequence.
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+
+    /// The messages, in sequence order, skipped slots left out.
+    pub fn iter(&self) -> BatchIter<'_> {
+        BatchIter {
+            consumer: self.consumer,
+            range: self.range.clone(),
+        }
+    }
+}
+
+impl<'b> IntoIterator for &'b Batch<'_> {
+    type Item = Msg<'b>;
+    type IntoIter = BatchIter<'b>;
+
+    fn into_iter(self) -> BatchIter<'b> {
+        self.iter()
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.range.is_empty() {
+            return;
+        }
+        let skipped = self
+            .range
+            .clone()
+            .filter(|&s| self.consumer.header(s).flags & SLOT_SKIPPED != 0)
+            .count() as u64;
+        self.consumer.skipped += skipped;
+        self.consumer.release_to(self.range.end);
+    }
+}
+
+/// Iterator over the messages of a [`Batch`].
+pub struct BatchIter<'b> {
+    consumer: &'b Consumer,
+    range: Range<u64>,
+}
+
+impl fmt::Debug for BatchIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchIter").field("range", &self.range).finish()
+    }
+}
+
+impl<'b> Iterator for BatchIter<'b> {
+    type Item = Msg<'b>;
+
+    fn next(&mut self) -> Option<Msg<'b>> {
+        for sequence in self.range.by_ref() {
+            let header = self.consumer.header(sequence);
+            if header.flags & SLOT_SKIPPED != 0 {
+                continue;
+            }
+            let track = self
+                .consumer
+                .shared
+                .region
+                .track_read(self.consumer.slot_index(sequence));
+            // SAFETY: as in `Message::deref`: published, not released until the batch that
+            // `'b` borrows drops, and `len` is clamped to the payload.
+            let data =
+                unsafe { std::slice::from_raw_parts(self.consumer.shared.payload(sequence), header.len) };
+            return Some(Msg {
+                sequence,
+                data,
+                _track: track,
+            });
+        }
+        None
+    }
+}
+
+/// One message of a [`Batch`], or handed to a handler. Derefs to the payload bytes.
+pub struct Msg<'a> {
+    sequence: u64,
+    data: &'a [u8],
+    _track: ReadTrack,
+}
+
+impl fmt::Debug for Msg<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Msg")
+            .field("sequence", &self.sequence)
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+impl<'a> Msg<'a> {
+    /// The message's sequence.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// The payload bytes, for the batch's lifetime.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Copies the payload out as a `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TypeMismatch`] if the message is shorter than `T`.
+    pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<T, Error> {
+        read_value(self.data)
+    }
+}
+
+impl Deref for Msg<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.data
+    }
+}

@@ -1,0 +1,170 @@
+//! Typed errors. Library code never panics on bad input; it returns one of these.
+
+use thiserror::Error;
+
+/// Errors from creating a ring or attaching a handle to it.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The capacity is zero, not a power of two, or above [`crate::MAX_CAPACITY`].
+    #[error("capacity {capacity} is not a power of two between 1 and 2^30")]
+    InvalidCapacity {
+        /// The capacity asked for.
+        capacity: u64,
+    },
+    /// The slot size is not a multiple of 8 in `MIN_SLOT_SIZE..=MAX_SLOT_SIZE`.
+    #[error("slot size {slot_size} is not a multiple of 8 between 16 and 16 MiB")]
+    InvalidSlotSize {
+        /// The slot size asked for.
+        slot_size: usize,
+    },
+    /// The consumer table size is zero or above [`crate::MAX_CONSUMERS`].
+    #[error("max_consumers {max_consumers} is not between 1 and 64")]
+    InvalidMaxConsumers {
+        /// The table size asked for.
+        max_consumers: usize,
+    },
+    /// The initial sequence is above [`crate::MAX_SEQUENCE`].
+    #[error("initial sequence {initial_sequence} is above 2^63")]
+    InvalidInitialSequence {
+        /// The initial sequence asked for.
+        initial_sequence: u64,
+    },
+    /// `capacity * slot_size` does not fit in memory.
+    #[error("a ring of {capacity} slots of {slot_size} bytes does not fit in the address space")]
+    TooLarge {
+        /// The capacity asked for.
+        capacity: u64,
+        /// The slot size asked for.
+        slot_size: usize,
+    },
+    /// The heap region could not be allocated.
+    #[error("could not allocate {len} bytes for the ring")]
+    OutOfMemory {
+        /// Bytes asked for.
+        len: usize,
+    },
+    /// A consumer or group of that name is attached already.
+    #[error("the name {name:?} is taken by another consumer or group")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// The name is empty or longer than [`crate::MAX_NAME_LEN`] bytes.
+    #[error("the name {name:?} is empty or longer than 64 bytes")]
+    InvalidName {
+        /// The name.
+        name: String,
+    },
+    /// A dependency names no attached consumer or group.
+    #[error("no consumer or group named {name:?} is attached")]
+    UnknownDependency {
+        /// The name of the missing dependency.
+        name: String,
+    },
+    /// More than [`crate::MAX_DEPENDENCIES`] dependencies were declared.
+    #[error("{count} dependencies declared; at most 8 are allowed")]
+    TooManyDependencies {
+        /// How many were declared.
+        count: usize,
+    },
+    /// Every entry of the consumer table is in use.
+    #[error("the consumer table is full ({max_consumers} entries)")]
+    TableFull {
+        /// The table's size.
+        max_consumers: usize,
+    },
+    /// A single-producer ring already has its producer.
+    #[error("this single-producer ring already has a producer")]
+    ProducerTaken,
+    /// The requested start sequence has been overwritten.
+    #[error("sequence {requested} is no longer in the ring; the earliest is {earliest}")]
+    SequenceUnavailable {
+        /// The start asked for.
+        requested: u64,
+        /// The earliest sequence that is still readable.
+        earliest: u64,
+    },
+    /// A blocking wait strategy was asked of a ring created without wake-ups.
+    #[error("the ring was created without wake-ups; use BusySpin or Yield, or create it with wakeups(true)")]
+    WakeupsDisabled,
+    /// A worker's dependencies or start differ from those of the group it joins.
+    #[error("the group {group:?} exists with other dependencies or start than this worker's")]
+    GroupMismatch {
+        /// The group's name.
+        group: String,
+    },
+    /// A payload type does not fit a slot, or needs more than 8-byte alignment.
+    #[error("type of {size} bytes, align {align}, does not fit a payload of {capacity} bytes aligned to 8")]
+    TypeMismatch {
+        /// `size_of::<T>()`.
+        size: usize,
+        /// `align_of::<T>()`.
+        align: usize,
+        /// The slot's payload capacity.
+        capacity: usize,
+    },
+    /// The core to pin a handler thread to does not exist.
+    #[error("core {core} is not one of this process's cores")]
+    InvalidCore {
+        /// The core id asked for.
+        core: usize,
+    },
+    /// Spawning a handler thread failed.
+    #[error("could not spawn the handler thread: {0}")]
+    Spawn(String),
+}
+
+/// Why a publish did not happen.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The slowest gating consumer is a whole ring behind (only from `try_` variants).
+    #[error("the ring is full")]
+    Full,
+    /// The ring stayed full until the deadline (only from `_timeout` variants).
+    #[error("the ring stayed full until the timeout")]
+    Timeout,
+    /// The message is longer than a slot's payload.
+    #[error("message of {len} bytes exceeds the slot payload of {max} bytes")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The slot's payload capacity.
+        max: usize,
+    },
+    /// A batch of more messages than the ring has slots can never fit.
+    #[error("a batch of {n} messages exceeds the ring's {capacity} slots")]
+    BatchTooLarge {
+        /// The batch size asked for.
+        n: usize,
+        /// The ring's capacity.
+        capacity: u64,
+    },
+    /// A slot index past the end of a batch claim.
+    #[error("slot {index} is outside a batch of {len}")]
+    NoSuchSlot {
+        /// The index asked for.
+        index: usize,
+        /// The batch's length.
+        len: usize,
+    },
+    /// The claim would pass [`crate::MAX_SEQUENCE`].
+    #[error("the ring's sequence space is exhausted")]
+    Exhausted,
+}
+
+/// Why no message was received.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// Nothing is available now (only from `try_` variants).
+    #[error("no message is available")]
+    Empty,
+    /// Nothing became available before the deadline.
+    #[error("no message arrived before the timeout")]
+    Timeout,
+    /// The handler loop running this consumer was asked to stop.
+    #[error("the consumer was asked to stop")]
+    Stopped,
+}

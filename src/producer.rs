@@ -1,0 +1,631 @@
+//! Producers: claim sequences, write slots, publish.
+//!
+//! Single-producer mode: the producer keeps its next sequence and a cached write limit in
+//! its own memory; a publish is plain stores and one Release store of the cursor (tag
+//! `[cursor]`), no read-modify-write. Multi-producer mode: a blocking claim is one
+//! `fetch_add` of the shared claim counter, a `try_` claim a compare-exchange (so a full
+//! ring claims nothing), and each slot is published by a Release store of its header word
+//! carrying the sequence's stamp (tag `[stamp]`).
+//!
+//! Both modes cache the write limit (the slowest gating consumer plus the capacity) and read
+//! the consumers' positions only when the cache says the ring may be full.
+
+use crate::error::{Error, PublishError};
+use crate::layout::{self, SLOT_SKIPPED};
+use crate::ring::Shared;
+use crate::sequence::MAX_SEQUENCE;
+use crate::storage::WriteTrack;
+use crate::sync::Arc;
+use crate::wait::{self, WaitError, WaitStrategy};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// A handle that publishes messages into a ring; see [`crate::Ring::producer`].
+///
+/// In a single-producer ring there is one `Producer` at a time; in a multi-producer ring any
+/// number, one per thread. A `Producer` is `Send` (move it to its thread) and its methods
+/// take `&mut self`.
+pub struct Producer {
+    shared: Arc<Shared>,
+    /// Single-producer: the next sequence to claim. Multi-producer: unused.
+    next: u64,
+    /// Sequences below this may be written (cached; refreshed when a claim reaches it).
+    limit: u64,
+    wait: WaitStrategy,
+    multi: bool,
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("multi", &self.multi)
+            .field("next", &self.next)
+            .field("limit", &self.limit)
+            .field("wait", &self.wait)
+            .finish()
+    }
+}
+
+impl Producer {
+    pub(crate) fn new(shared: Arc<Shared>, wait: WaitStrategy) -> Result<Self, Error> {
+        if wait.blocks() && !shared.wakeups {
+            return Err(Error::WakeupsDisabled);
+        }
+        let multi = shared.multi_producer();
+        // AcqRel: pairs with the Release in `Drop`, so a new producer sees its predecessor's
+        // cursor.
+        if !multi && shared.producer_owned().compare_exchange_acqrel(0, 1).is_err() {
+            return Err(Error::ProducerTaken);
+        }
+        // Acquire: pairs with the previous producer's [cursor] Release.
+        let next = shared.cursor().load_acquire();
+        let limit = if multi { 0 } else { shared.refresh_limit(next) };
+        Ok(Producer {
+            shared,
+            next,
+            limit,
+            wait,
+            multi,
+        })
+    }
+
+    /// The largest message this producer can publish, in bytes.
+    pub fn max_message_len(&self) -> usize {
+        self.shared.layout.payload_capacity()
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), PublishError> {
+        let max = self.max_message_len();
+        if len > max {
+            return Err(PublishError::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, n: usize) -> Result<u64, PublishError> {
+        let capacity = self.shared.capacity();
+        match u64::try_from(n) {
+            Ok(n) if n <= capacity => Ok(n),
+            _ => Err(PublishError::BatchTooLarge { n, capacity }),
+        }
+    }
+
+    // ---- claiming ----------------------------------------------------------------------
+
+    /// Claims `n` sequences without waiting, or says `Full`.
+    #[inline]
+    fn try_claim(&mut self, n: u64) -> Result<u64, PublishError> {
+        if !self.multi {
+            let start = self.next;
+            if start + n <= self.limit {
+                return Ok(start);
+            }
+            return self.try_claim_single_slow(n);
+        }
+        self.try_claim_multi(n)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_claim_single_slow(&mut self, n: u64) -> Result<u64, PublishError> {
+        let start = self.next;
+        if start + n > MAX_SEQUENCE {
+            return Err(PublishError::Exhausted);
+        }
+        self.limit = self.shared.refresh_limit(start);
+        if start + n <= self.limit {
+            Ok(start)
+        } else {
+            Err(PublishError::Full)
+        }
+    }
+
+    fn try_claim_multi(&mut self, n: u64) -> Result<u64, PublishError> {
+        let claim = self.shared.claim();
+        // Relaxed: only a guess for the CAS below, which re-checks.
+        let mut start = claim.load_relaxed();
+        loop {
+            if start + n > MAX_SEQUENCE {
+                return Err(PublishError::Exhausted);
+            }
+            if start + n > self.limit {
+                self.limit = self.shared.refresh_limit(start);
+                if start + n > self.limit {
+                    return Err(PublishError::Full);
+                }
+            }
+            // AcqRel: claims are totally ordered by this counter; nothing else hangs on it.
+            match claim.compare_exchange_acqrel(start, start + n) {
+                Ok(_) => return Ok(start),
+                Err(actual) => start = actual,
+            }
+        }
+    }
+
+    /// Claims `n` sequences, waiting by the wait strategy until `deadline`.
+    fn claim_until(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64, PublishError> {
+        match self.try_claim(n) {
+            Err(PublishError::Full) => {}
+            other => return other,
+        }
+        if self.multi && deadline.is_none() {
+            return self.claim_multi_blocking(n);
+        }
+        let shared = Arc::clone(&self.shared);
+        let mut outcome = Ok(0);
+        let waited = wait::wait_for(self.wait, shared.released_event(), deadline, None, || match self
+            .try_claim(n)
+        {
+            Err(PublishError::Full) => None,
+            other => {
+                outcome = other;
+                Some(())
+            }
+        });
+        match waited {
+            Ok(()) => outcome,
+            Err(WaitError::Timeout | WaitError::Stopped) => Err(PublishError::Timeout),
+        }
+    }
+
+    /// Multi-producer blocking claim: one `fetch_add`, then wait for room.
+    fn claim_multi_blocking(&mut self, n: u64) -> Result<u64, PublishError> {
+        // AcqRel: as in `try_claim_multi`.
+        let start = self.shared.claim().fetch_add_acqrel(n);
+        if start.saturating_add(n) > MAX_SEQUENCE {
+            return Err(PublishError::Exhausted);
+        }
+        if start + n > self.limit {
+            self.limit = self.shared.refresh_limit(start);
+            if start + n > self.limit {
+                let shared = Arc::clone(&self.shared);
+                let limit = &mut self.limit;
+                let waited = wait::wait_for(self.wait, shared.released_event(), None, None, || {
+                    *limit = shared.refresh_limit(start);
+                    (start + n <= *limit).then_some(())
+                });
+                // Without a deadline or a stop flag the wait cannot fail.
+                debug_assert!(waited.is_ok());
+            }
+        }
+        Ok(start)
+    }
+
+    // ---- writing and publishing --------------------------------------------------------
+
+    /// Multi-producer: waits until the previous lap of `sequence`'s slot is published, so two
+    /// producers a lap apart never write one slot at once (it is, unless one stalled a whole
+    /// lap while consumers detached).
+    fn await_slot(&self, sequence: u64) {
+        if !self.multi {
+            return;
+        }
+        let previous = layout::stamp(sequence.wrapping_sub(self.shared.capacity()));
+        let header = self.shared.slot_header(sequence);
+        // Acquire: pairs with the [stamp] Release of the previous lap's producer.
+        while layout::SlotHeader::decode(header.load_acquire()).stamp != previous {
+            crate::sync::yield_now();
+        }
+    }
+
+    /// Writes the header word that publishes one slot in multi-producer mode, or records it
+    /// for the cursor store in single-producer mode.
+    #[inline]
+    fn commit(&self, sequence: u64, len: usize, flags: u8) {
+        let header = layout::slot_header(sequence, len, flags);
+        if self.multi {
+            // [stamp] Release: pairs with the Acquire in `Shared::published_until`.
+            self.shared.slot_header(sequence).store_release(header);
+        } else {
+            // Relaxed: the [cursor] Release store publishes it.
+            self.shared.slot_header(sequence).store_relaxed(header);
+        }
+    }
+
+    /// After the slots `[start, end)` are committed: publishes them (single-producer cursor)
+    /// and wakes sleeping consumers.
+    #[inline]
+    fn publish_range(&mut self, end: u64) {
+        if !self.multi {
+            self.next = end;
+            // [cursor] Release: pairs with the Acquire in `Shared::published_until`.
+            self.shared.cursor().store_release(end);
+        }
+        self.shared.notify(self.shared.published_event());
+    }
+
+    #[inline]
+    fn copy_in(&self, sequence: u64, data: &[u8]) {
+        let _track = self.shared.region.track_write(self.slot_index(sequence));
+        // SAFETY: the slot is claimed by this producer alone (claim counter or single
+        // producer) and no gating consumer still reads it (write limit); `data.len()` is at
+        // most the payload capacity (checked by the callers), which `payload()` is valid for;
+        // the source is a separate Rust slice, so the ranges cannot overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.shared.payload(sequence), data.len());
+        }
+    }
+
+    #[inline]
+    fn slot_index(&self, sequence: u64) -> usize {
+        crate::sequence::slot_index(sequence, self.shared.capacity())
+    }
+
+    fn write_one(&mut self, start: u64, data: &[u8]) -> u64 {
+        self.await_slot(start);
+        self.copy_in(start, data);
+        self.commit(start, data.len(), 0);
+        self.publish_range(start + 1);
+        start
+    }
+
+    /// Publishes `data` as one message if there is room now.
+    ///
+    /// Returns the message's sequence.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Full`] if the slowest gating consumer is a whole ring behind,
+    /// [`PublishError::TooLarge`] if `data` exceeds the slot payload,
+    /// [`PublishError::Exhausted`] past [`crate::MAX_SEQUENCE`].
+    #[inline]
+    pub fn try_publish(&mut self, data: &[u8]) -> Result<u64, PublishError> {
+        self.check_len(data.len())?;
+        let start = self.try_claim(1)?;
+        Ok(self.write_one(start, data))
+    }
+
+    /// Publishes `data`, waiting by the wait strategy while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::TooLarge`], [`PublishError::Exhausted`].
+    pub fn publish(&mut self, data: &[u8]) -> Result<u64, PublishError> {
+        self.check_len(data.len())?;
+        let start = self.claim_until(1, None)?;
+        Ok(self.write_one(start, data))
+    }
+
+    /// Publishes `data`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Timeout`] if the ring stayed full; otherwise as [`Producer::publish`].
+    pub fn publish_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<u64, PublishError> {
+        self.check_len(data.len())?;
+        let start = self.claim_until(1, Some(Instant::now() + timeout))?;
+        Ok(self.write_one(start, data))
+    }
+
+    /// Claims one slot to write in place, if there is room now. The returned guard
+    /// publishes when dropped (or on [`Claim::publish`]).
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Full`], [`PublishError::Exhausted`].
+    pub fn try_claim_slot(&mut self) -> Result<Claim<'_>, PublishError> {
+        let start = self.try_claim(1)?;
+        Ok(Claim::new(self, start))
+    }
+
+    /// Claims one slot to write in place, waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Exhausted`].
+    pub fn claim_slot(&mut self) -> Result<Claim<'_>, PublishError> {
+        let start = self.claim_until(1, None)?;
+        Ok(Claim::new(self, start))
+    }
+
+    /// Claims `n` consecutive slots to write in place, if there is room now; they are all
+    /// published together (one cursor store) when the guard drops.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Full`], [`PublishError::BatchTooLarge`] if `n` exceeds the capacity,
+    /// [`PublishError::Exhausted`].
+    pub fn try_claim_batch(&mut self, n: usize) -> Result<BatchClaim<'_>, PublishError> {
+        let count = self.check_batch(n)?;
+        let start = self.try_claim(count)?;
+        Ok(BatchClaim::new(self, start, count))
+    }
+
+    /// Claims `n` consecutive slots, waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    pub fn claim_batch(&mut self, n: usize) -> Result<BatchClaim<'_>, PublishError> {
+        let count = self.check_batch(n)?;
+        let start = self.claim_until(count, None)?;
+        Ok(BatchClaim::new(self, start, count))
+    }
+
+    /// Publishes every message of `messages` with one publish, if there is room for all of
+    /// them now. Returns the first sequence.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::TooLarge`] if any message is too long (nothing is published),
+    /// [`PublishError::Full`], [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    pub fn try_publish_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<u64, PublishError> {
+        for m in messages {
+            self.check_len(m.as_ref().len())?;
+        }
+        let batch = self.try_claim_batch(messages.len())?;
+        Ok(batch.fill_from(messages))
+    }
+
+    /// Publishes every message of `messages` with one publish, waiting for room.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::TooLarge`], [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    pub fn publish_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<u64, PublishError> {
+        for m in messages {
+            self.check_len(m.as_ref().len())?;
+        }
+        let batch = self.claim_batch(messages.len())?;
+        Ok(batch.fill_from(messages))
+    }
+
+    /// Publishes a plain-old-data value as the message bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::try_publish`].
+    pub fn try_publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
+        self.try_publish(bytemuck::bytes_of(value))
+    }
+
+    /// Publishes a plain-old-data value, waiting for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::publish`].
+    pub fn publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
+        self.publish(bytemuck::bytes_of(value))
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if !self.multi {
+            // Release: pairs with the AcqRel claim of ownership in `Producer::new`.
+            self.shared.producer_owned().store_release(0);
+        }
+    }
+}
+
+/// One claimed slot, written in place; publishes when dropped.
+///
+/// The payload is [`Claim::payload_mut`]; the message length is the whole payload unless
+/// [`Claim::set_len`] or [`Claim::write`] says otherwise. If the guard is dropped while the
+/// thread panics, the slot is published as skipped, so consumers pass over it and are never
+/// stalled by it.
+pub struct Claim<'a> {
+    producer: &'a mut Producer,
+    sequence: u64,
+    len: usize,
+    _track: WriteTrack,
+}
+
+impl fmt::Debug for Claim<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claim")
+            .field("sequence", &self.sequence)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<'a> Claim<'a> {
+    fn new(producer: &'a mut Producer, sequence: u64) -> Self {
+        producer.await_slot(sequence);
+        let len = producer.max_message_len();
+        let track = producer.shared.region.track_write(producer.slot_index(sequence));
+        Claim {
+            producer,
+            sequence,
+            len,
+            _track: track,
+        }
+    }
+
+    /// The sequence this slot will be published as.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// The whole payload of the slot, to write in place.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let cap = self.producer.max_message_len();
+        // SAFETY: this guard holds the only claim on the slot until it publishes (claim
+        // protocol), no consumer reads it before the publish (gating), and the payload is
+        // `cap` bytes long. The `&mut self` borrow ties the slice to the guard.
+        unsafe { std::slice::from_raw_parts_mut(self.producer.shared.payload(self.sequence), cap) }
+    }
+
+    /// Sets the message length.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::TooLarge`] if `len` exceeds the payload.
+    pub fn set_len(&mut self, len: usize) -> Result<(), PublishError> {
+        self.producer.check_len(len)?;
+        self.len = len;
+        Ok(())
+    }
+
+    /// Copies `data` into the payload and sets the length to match.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::TooLarge`] if `data` exceeds the payload.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), PublishError> {
+        self.set_len(data.len())?;
+        self.payload_mut()[..data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Views the payload as a `T` to fill in place, and sets the length to `size_of::<T>()`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TypeMismatch`] if `T` is larger than the payload or needs alignment above 8.
+    pub fn value_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut T, Error> {
+        let size = std::mem::size_of::<T>();
+        let capacity = self.producer.max_message_len();
+        if size > capacity || std::mem::align_of::<T>() > 8 {
+            return Err(Error::TypeMismatch {
+                size,
+                align: std::mem::align_of::<T>(),
+                capacity,
+            });
+        }
+        self.len = size;
+        bytemuck::try_from_bytes_mut(&mut self.payload_mut()[..size]).map_err(|_| Error::TypeMismatch {
+            size,
+            align: std::mem::align_of::<T>(),
+            capacity,
+        })
+    }
+
+    /// Publishes the slot now (dropping the guard does the same).
+    pub fn publish(self) {}
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let (len, flags) = if std::thread::panicking() {
+            (0, SLOT_SKIPPED)
+        } else {
+            (self.len, 0)
+        };
+        self.producer.commit(self.sequence, len, flags);
+        self.producer.publish_range(self.sequence + 1);
+    }
+}
+
+/// `n` consecutive claimed slots, written in place and published together when dropped.
+///
+/// Slot `i` holds sequence `first_sequence() + i`. A slot's length is its whole payload
+/// unless [`BatchClaim::set_len`] says otherwise. Dropped during a panic, every slot is
+/// published as skipped.
+pub struct BatchClaim<'a> {
+    producer: &'a mut Producer,
+    start: u64,
+    count: u64,
+}
+
+impl fmt::Debug for BatchClaim<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchClaim")
+            .field("start", &self.start)
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl<'a> BatchClaim<'a> {
+    fn new(producer: &'a mut Producer, start: u64, count: u64) -> Self {
+        let full = producer.max_message_len();
+        for sequence in start..start + count {
+            producer.await_slot(sequence);
+            // Until the publish, each header keeps the previous lap's stamp and carries the
+            // pending length.
+            let pending = layout::slot_header(sequence.wrapping_sub(producer.shared.capacity()), full, 0);
+            // Relaxed: not a publish (the stamp is the old lap's); read back by this thread.
+            producer.shared.slot_header(sequence).store_relaxed(pending);
+        }
+        BatchClaim {
+            producer,
+            start,
+            count,
+        }
+    }
+
+    /// The sequence of slot 0.
+    pub fn first_sequence(&self) -> u64 {
+        self.start
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether the batch has no slots.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The payload of slot `i`, or `None` if `i >= len()`.
+    pub fn slot_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        if i as u64 >= self.count {
+            return None;
+        }
+        let sequence = self.start + i as u64;
+        let cap = self.producer.max_message_len();
+        // SAFETY: slot `i` is claimed by this guard alone until it publishes, no consumer
+        // reads it before then, and the payload is `cap` bytes. `&mut self` ties the slice to
+        // the guard, so two slots are never borrowed at once through it.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.producer.shared.payload(sequence), cap) })
+    }
+
+    /// Sets the length of slot `i`.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::TooLarge`] if `len` exceeds the payload, [`PublishError::NoSuchSlot`]
+    /// if `i >= len()`.
+    pub fn set_len(&mut self, i: usize, len: usize) -> Result<(), PublishError> {
+        self.producer.check_len(len)?;
+        if i as u64 >= self.count {
+            return Err(PublishError::NoSuchSlot {
+                index: i,
+                len: self.len(),
+            });
+        }
+        let sequence = self.start + i as u64;
+        let pending = layout::slot_header(sequence.wrapping_sub(self.producer.shared.capacity()), len, 0);
+        // Relaxed: as in `new`.
+        self.producer.shared.slot_header(sequence).store_relaxed(pending);
+        Ok(())
+    }
+
+    fn fill_from<M: AsRef<[u8]>>(mut self, messages: &[M]) -> u64 {
+        for (i, m) in messages.iter().enumerate() {
+            let data = m.as_ref();
+            let sequence = self.start + i as u64;
+            self.producer.copy_in(sequence, data);
+            // Lengths were checked by the caller; `set_len` cannot fail here.
+            let _ = self.set_len(i, data.len());
+        }
+        self.start
+    }
+
+    /// Publishes every slot now (dropping the guard does the same).
+    pub fn publish(self) {}
+}
+
+impl Drop for BatchClaim<'_> {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        let end = self.start + self.count;
+        for sequence in self.start..end {
+            // Relaxed: our own pending header, written by this thread.
+            let pending =
+                layout::SlotHeader::decode(self.producer.shared.slot_header(sequence).load_relaxed());
+            if panicking {
+                self.producer.commit(sequence, 0, SLOT_SKIPPED);
+            } else {
+                self.producer.commit(sequence, pending.len, 0);
+            }
+        }
+        if self.count > 0 {
+            self.producer.publish_range(end);
+        }
+    }
+}

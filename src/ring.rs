@@ -1,0 +1,464 @@
+//! The ring: its creation, the handle users hold, and the shared state behind every handle.
+
+use crate::consumer::{table, ConsumerBuilder, ConsumerInfo};
+use crate::error::Error;
+use crate::layout::{self, Layout, Params, ProducerMode};
+use crate::producer::Producer;
+use crate::sequence::{Sequence, Word, MAX_SEQUENCE};
+use crate::storage::{HeapStorage, Region};
+use crate::sync::{fence, Arc, Ordering};
+use crate::wait::{Event, WaitStrategy};
+use std::fmt;
+
+/// What every handle of one ring shares: its memory and its validated layout.
+pub(crate) struct Shared {
+    pub(crate) region: Region,
+    pub(crate) layout: Layout,
+    /// Copied from the header at creation: whether notifiers run the `[wakeup]` protocol.
+    pub(crate) wakeups: bool,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Lays a new ring out in zeroed storage: header fields, slot stamps, and the init word
+    /// last.
+    pub(crate) fn create(layout: Layout, storage: Box<dyn crate::storage::Storage>) -> Self {
+        let params = layout.params;
+        let region = Region::new(storage, params.capacity as usize);
+        debug_assert!(region.len() >= layout.total_len);
+        let shared = Shared {
+            region,
+            layout,
+            wakeups: params.wakeups,
+        };
+        let r = &shared.region;
+        let initial = params.initial_sequence;
+        // Relaxed stores throughout: nobody else can see the ring until the init word below.
+        r.word(layout::H_MAGIC).store_relaxed(layout::MAGIC);
+        r.word(layout::H_VERSION).store_relaxed(layout::VERSION);
+        r.word(layout::H_CAPACITY).store_relaxed(params.capacity);
+        r.word(layout::H_SLOT_SIZE).store_relaxed(params.slot_size as u64);
+        r.word(layout::H_MODE).store_relaxed(params.mode.to_word());
+        r.word(layout::H_MAX_CONSUMERS)
+            .store_relaxed(params.max_consumers as u64);
+        r.word(layout::H_FLAGS)
+            .store_relaxed(if params.wakeups { layout::FLAG_WAKEUPS } else { 0 });
+        r.word(layout::H_INITIAL_SEQUENCE).store_relaxed(initial);
+        r.word(layout::H_TOTAL_LEN).store_relaxed(layout.total_len as u64);
+        shared.claim().store_relaxed(initial);
+        shared.cursor().store_relaxed(initial);
+        shared.write_limit().store_relaxed(initial);
+        // Each slot starts stamped as holding the sequence one lap before the first one that
+        // lands in it, so "published for this lap" is never true of a fresh slot, whatever
+        // the initial sequence.
+        for i in 0..params.capacity {
+            let first = initial + ((i.wrapping_sub(initial)) & layout.index_mask);
+            let header = layout::slot_header(first.wrapping_sub(params.capacity), 0, 0);
+            shared.slot_header(first).store_relaxed(header);
+        }
+        // Release: pairs with the Acquire of the init word by an opener (cross-process
+        // backends): everything above is visible to whoever sees INIT_DONE.
+        r.word(layout::H_INIT).store_release(layout::INIT_DONE);
+        shared
+    }
+
+    #[inline]
+    pub(crate) fn capacity(&self) -> u64 {
+        self.layout.params.capacity
+    }
+
+    #[inline]
+    pub(crate) fn multi_producer(&self) -> bool {
+        self.layout.params.mode == ProducerMode::Multi
+    }
+
+    #[inline]
+    pub(crate) fn claim(&self) -> &Sequence {
+        self.region.sequence(layout::CLAIM)
+    }
+
+    #[inline]
+    pub(crate) fn cursor(&self) -> &Sequence {
+        self.region.sequence(layout::CURSOR)
+    }
+
+    #[inline]
+    pub(crate) fn write_limit(&self) -> &Sequence {
+        self.region.sequence(layout::WRITE_LIMIT)
+    }
+
+    #[inline]
+    pub(crate) fn attach_epoch(&self) -> &Word {
+        self.region.word(layout::ATTACH_EPOCH)
+    }
+
+    #[inline]
+    pub(crate) fn producer_owned(&self) -> &Word {
+        self.region.word(layout::PRODUCER_OWNED)
+    }
+
+    #[inline]
+    pub(crate) fn active_mask(&self) -> &Word {
+        self.region.word(layout::ACTIVE_MASK)
+    }
+
+    #[inline]
+    pub(crate) fn group_mask(&self) -> &Word {
+        self.region.word(layout::GROUP_MASK)
+    }
+
+    fn event(&self, line: usize) -> Event<'_> {
+        Event {
+            word: self.region.word32(line),
+            waiters: self.region.word(line + layout::EVENT_WAITERS),
+        }
+    }
+
+    /// Producers to consumers.
+    #[inline]
+    pub(crate) fn published_event(&self) -> Event<'_> {
+        self.event(layout::PUBLISHED_EVENT)
+    }
+
+    /// Consumers to producers and to dependent consumers.
+    #[inline]
+    pub(crate) fn released_event(&self) -> Event<'_> {
+        self.event(layout::RELEASED_EVENT)
+    }
+
+    /// Runs the notifier's side of `[wakeup]` on `event` if the ring has wake-ups.
+    #[inline]
+    pub(crate) fn notify(&self, event: Event<'_>) {
+        if self.wakeups {
+            event.notify();
+        }
+    }
+
+    #[inline]
+    pub(crate) fn entry_sequence(&self, index: usize) -> &Sequence {
+        self.region
+            .sequence(self.layout.entry(index) + layout::E_SEQUENCE)
+    }
+
+    #[inline]
+    pub(crate) fn entry_word(&self, index: usize, field: usize) -> &Word {
+        self.region.word(self.layout.entry(index) + field)
+    }
+
+    #[inline]
+    pub(crate) fn slot_header(&self, sequence: u64) -> &Word {
+        self.region.word(self.layout.slot(sequence))
+    }
+
+    /// Pointer to the payload of the slot holding `sequence`, valid for
+    /// `payload_capacity()` bytes.
+    #[inline]
+    pub(crate) fn payload(&self, sequence: u64) -> *mut u8 {
+        self.region.bytes(
+            self.layout.slot(sequence) + layout::SLOT_HEADER,
+            self.layout.payload_capacity(),
+        )
+    }
+
+    /// The next sequence to be published (single producer) or claimed (multi producer).
+    pub(crate) fn next_sequence(&self) -> u64 {
+        let word = if self.multi_producer() {
+            self.claim()
+        } else {
+            self.cursor()
+        };
+        // Acquire: pairs with the producers' [cursor] Release store or AcqRel claims.
+        word.load_acquire()
+    }
+
+    /// The first sequence at or after `from` that is not yet published, looking at most
+    /// `max` slots ahead.
+    #[inline]
+    pub(crate) fn published_until(&self, from: u64, max: u64) -> u64 {
+        if !self.multi_producer() {
+            // Acquire: pairs with the producer's Release store of the cursor in
+            // `Producer::publish_range` ([cursor]): the slots below it are written.
+            return self.cursor().load_acquire().min(from.saturating_add(max));
+        }
+        let mut s = from;
+        let end = from.saturating_add(max.min(self.capacity()));
+        while s < end {
+            // Acquire: pairs with the producer's Release header store in `Producer::commit`
+            // ([stamp]): the payload written before it is visible.
+            let header = layout::SlotHeader::decode(self.slot_header(s).load_acquire());
+            if header.stamp != layout::stamp(s) {
+                break;
+            }
+            s += 1;
+        }
+        s
+    }
+
+    /// The lowest position of every gating consumer, or `fallback` if none is lower.
+    ///
+    /// Group claim counters are read before any worker's position (tag `[group]`): a worker
+    /// publishes its position before it moves the counter past it, so whichever counter value
+    /// this sees, the positions of workers that claimed below it are visible too.
+    pub(crate) fn gating_minimum(&self, fallback: u64) -> u64 {
+        // Acquire on the masks: pairs with the AcqRel updates in `table`, so the positions of
+        // entries whose bits we see are initialised.
+        let groups = self.group_mask().load_acquire();
+        let mut min = fallback;
+        for index in bits(groups) {
+            // [group] Acquire: pairs with the workers' AcqRel CAS of the counter.
+            min = min.min(self.entry_sequence(index).load_acquire());
+        }
+        let others = self.active_mask().load_acquire() & !groups;
+        for index in bits(others) {
+            // [released] Acquire: pairs with the consumer's Release store of its position;
+            // the consumer's reads of the slots below it happened before.
+            min = min.min(self.entry_sequence(index).load_acquire());
+        }
+        min
+    }
+
+    /// Recomputes the limit below which a producer at `own` may write, and records it in
+    /// the shared write limit, by the attach protocol (tag `[attach]`).
+    ///
+    /// An attaching consumer bumps the epoch and then reads the write limit; a producer
+    /// raises the write limit and then re-reads the epoch. A SeqCst fence on each side makes
+    /// this a store-buffering pair: either the producer sees the new epoch and recomputes
+    /// (now seeing the new consumer), or the consumer sees the raised limit and starts no
+    /// lower than `limit - capacity`, which the producer will not overwrite.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refresh_limit(&self, own: u64) -> u64 {
+        loop {
+            // Acquire: pairs with the attacher's AcqRel epoch bump, which follows its
+            // position store and mask update.
+            let epoch = self.attach_epoch().load_acquire();
+            let limit = self
+                .gating_minimum(own)
+                .saturating_add(self.capacity())
+                .min(MAX_SEQUENCE);
+            self.write_limit().fetch_max_acqrel(limit);
+            // [attach] SeqCst: pairs with the fence in `table::settle_start`.
+            fence(Ordering::SeqCst);
+            // Acquire: as above.
+            if self.attach_epoch().load_acquire() == epoch {
+                return limit;
+            }
+        }
+    }
+}
+
+/// The set bits of `mask`, lowest first.
+pub(crate) fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        Some(i)
+    })
+}
+
+/// A ring of sequence-numbered slots shared by producers and consumers.
+///
+/// `Ring` is a cheap handle (`Clone` shares the same ring). Create one with
+/// [`Ring::builder`], then take [`Producer`]s from [`Ring::producer`] and consumers from
+/// [`Ring::subscriber`] (every consumer sees every message) or [`Ring::worker`] (the workers
+/// of a group share the messages, each delivered to one of them).
+///
+/// ```
+/// use ringmq::{Ring, Start};
+///
+/// let ring = Ring::builder().capacity(64).slot_size(64).build()?;
+/// let mut consumer = ring.subscriber("reader").start(Start::Earliest).attach()?;
+/// let mut producer = ring.producer()?;
+/// producer.try_publish(b"hello")?;
+/// let message = consumer.try_recv()?;
+/// assert_eq!(&*message, b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Ring {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Options for a new ring; see [`Ring::builder`].
+#[derive(Clone, Debug)]
+pub struct RingBuilder {
+    params: Params,
+}
+
+impl Default for RingBuilder {
+    fn default() -> Self {
+        RingBuilder {
+            params: Params {
+                capacity: 1024,
+                slot_size: 64,
+                mode: ProducerMode::Single,
+                max_consumers: 32,
+                initial_sequence: 0,
+                wakeups: true,
+            },
+        }
+    }
+}
+
+impl RingBuilder {
+    /// Number of slots, a power of two up to 2^30 (default 1024).
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.params.capacity = capacity;
+        self
+    }
+
+    /// Bytes per slot including the 8-byte slot header: a multiple of 8, at least 16
+    /// (default 64, so 56 bytes of payload).
+    pub fn slot_size(mut self, slot_size: usize) -> Self {
+        self.params.slot_size = slot_size;
+        self
+    }
+
+    /// Single producer (default) or any number of producers.
+    pub fn producer_mode(mut self, mode: ProducerMode) -> Self {
+        self.params.mode = mode;
+        self
+    }
+
+    /// Shorthand for `producer_mode(ProducerMode::Multi)`.
+    pub fn multi_producer(self) -> Self {
+        self.producer_mode(ProducerMode::Multi)
+    }
+
+    /// Size of the consumer table: how many consumers, groups and workers can be attached at
+    /// once, 1 to 64 (default 32). A group takes one entry plus one per worker.
+    pub fn max_consumers(mut self, max_consumers: usize) -> Self {
+        self.params.max_consumers = max_consumers;
+        self
+    }
+
+    /// The sequence of the first message (default 0), at most [`crate::MAX_SEQUENCE`].
+    /// Starting high lets tests exercise the arithmetic far from zero.
+    pub fn initial_sequence(mut self, initial_sequence: u64) -> Self {
+        self.params.initial_sequence = initial_sequence;
+        self
+    }
+
+    /// Whether publishers and consumers run the futex wake-up protocol (default true).
+    ///
+    /// With wake-ups, every publish and every release costs one full fence (and a futex
+    /// wake only when somebody sleeps), and handles may use [`WaitStrategy::Backoff`] and
+    /// [`WaitStrategy::Block`]. Without, those strategies are refused with
+    /// [`Error::WakeupsDisabled`] and the fence is gone: the fastest setting for busy-spinning
+    /// or yielding handles.
+    pub fn wakeups(mut self, wakeups: bool) -> Self {
+        self.params.wakeups = wakeups;
+        self
+    }
+
+    /// Creates the ring on the heap.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidCapacity`], [`Error::InvalidSlotSize`], [`Error::InvalidMaxConsumers`],
+    /// [`Error::InvalidInitialSequence`] or [`Error::TooLarge`] for bad parameters;
+    /// [`Error::OutOfMemory`] if the allocation fails.
+    pub fn build(self) -> Result<Ring, Error> {
+        let layout = self.params.validate()?;
+        let storage = HeapStorage::new(layout.total_len)?;
+        Ok(Ring {
+            shared: Arc::new(Shared::create(layout, Box::new(storage))),
+        })
+    }
+}
+
+impl Ring {
+    /// Options for a new ring, with defaults: 1024 slots of 64 bytes, single producer, 32
+    /// consumer entries, wake-ups on.
+    pub fn builder() -> RingBuilder {
+        RingBuilder::default()
+    }
+
+    /// A producer that waits with [`WaitStrategy::Backoff`] (or `Yield` on a ring without
+    /// wake-ups).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProducerTaken`] if this is a single-producer ring whose producer is alive.
+    pub fn producer(&self) -> Result<Producer, Error> {
+        let wait = if self.shared.wakeups {
+            WaitStrategy::Backoff
+        } else {
+            WaitStrategy::Yield
+        };
+        self.producer_with(wait)
+    }
+
+    /// A producer that waits on a full ring by `wait`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProducerTaken`] as for [`Ring::producer`]; [`Error::WakeupsDisabled`] for a
+    /// blocking strategy on a ring created without wake-ups.
+    pub fn producer_with(&self, wait: WaitStrategy) -> Result<Producer, Error> {
+        Producer::new(Arc::clone(&self.shared), wait)
+    }
+
+    /// Starts attaching a subscriber named `name`: it will see every message, in order.
+    pub fn subscriber(&self, name: &str) -> ConsumerBuilder<'_> {
+        ConsumerBuilder::new(self, name, None)
+    }
+
+    /// Starts attaching worker `name` to the group `group` (created by its first worker):
+    /// each message reaches exactly one worker of the group.
+    pub fn worker(&self, group: &str, name: &str) -> ConsumerBuilder<'_> {
+        ConsumerBuilder::new(self, name, Some(group))
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> u64 {
+        self.shared.capacity()
+    }
+
+    /// Bytes per slot, header included.
+    pub fn slot_size(&self) -> usize {
+        self.shared.layout.params.slot_size
+    }
+
+    /// The largest message, in bytes.
+    pub fn max_message_len(&self) -> usize {
+        self.shared.layout.payload_capacity()
+    }
+
+    /// Single or multi producer.
+    pub fn producer_mode(&self) -> ProducerMode {
+        self.shared.layout.params.mode
+    }
+
+    /// The sequence of the first message.
+    pub fn initial_sequence(&self) -> u64 {
+        self.shared.layout.params.initial_sequence
+    }
+
+    /// Whether the ring runs the futex wake-up protocol.
+    pub fn wakeups(&self) -> bool {
+        self.shared.wakeups
+    }
+
+    /// The next sequence to be published: in single-producer mode every sequence below it
+    /// is published; in multi-producer mode every sequence below it is claimed (some may
+    /// still be being written).
+    pub fn cursor(&self) -> u64 {
+        self.shared.next_sequence()
+    }
+
+    /// A snapshot of the attached consumers, groups and workers.
+    pub fn consumers(&self) -> Vec<ConsumerInfo> {
+        table::snapshot(&self.shared)
+    }
+}

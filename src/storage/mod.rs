@@ -1,0 +1,197 @@
+//! Where a ring's bytes live, and the typed view of them the rest of the crate uses.
+//!
+//! A [`Storage`] backend owns a zeroed, 128-byte aligned block of memory: the heap today,
+//! /dev/shm and files later. [`Region`] wraps one and hands out the atomic words of the
+//! layout by offset, so the ring code never touches a raw pointer except for payload copies.
+//!
+//! Under loom the words come from arrays of loom atomics (loom cannot model atomics laid over
+//! raw memory) and every slot has a loom `UnsafeCell` that tracks payload reads and writes, so
+//! a missing happens-before between a producer's write and a consumer's read is a loom error.
+
+mod heap;
+
+pub(crate) use heap::HeapStorage;
+
+use crate::sequence::{Sequence, Word, Word32};
+use std::fmt;
+use std::ptr::NonNull;
+
+/// A block of memory that holds one ring.
+///
+/// # Safety
+///
+/// - `base()` returns a pointer valid for reads and writes of `len()` bytes for as long as
+///   the storage lives, aligned to [`crate::layout::LINE`], and never changes.
+/// - The bytes were zero when the storage was handed to [`Region::new`], or hold a ring laid
+///   out by this crate.
+pub(crate) unsafe trait Storage: Send + Sync + fmt::Debug {
+    /// The first byte of the block.
+    fn base(&self) -> NonNull<u8>;
+    /// The length of the block in bytes.
+    fn len(&self) -> usize;
+}
+
+/// The typed view of a ring's memory.
+pub(crate) struct Region {
+    base: NonNull<u8>,
+    len: usize,
+    // Kept for its Drop: `base` points into it.
+    _storage: Box<dyn Storage>,
+    #[cfg(loom)]
+    words: Box<[Word]>,
+    #[cfg(loom)]
+    words32: Box<[Word32]>,
+    #[cfg(loom)]
+    slots: Box<[loom::cell::UnsafeCell<()>]>,
+}
+
+// SAFETY: the region is a block of shared memory whose every concurrently accessed word is
+// an atomic; payload bytes are handed out only under the ring's sequencing protocol (a slot is
+// written by the one producer that claimed it, and read only after its publish and before the
+// reader's release). The storage itself is `Send + Sync` by the trait bound.
+unsafe impl Send for Region {}
+// SAFETY: as for `Send`: shared access goes through atomics or the sequencing protocol.
+unsafe impl Sync for Region {}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Region")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Region {
+    /// Wraps `storage`; `slot_count` sizes loom's per-slot trackers.
+    pub(crate) fn new(storage: Box<dyn Storage>, slot_count: usize) -> Self {
+        let base = storage.base();
+        let len = storage.len();
+        debug_assert_eq!(base.as_ptr() as usize % crate::layout::LINE, 0);
+        #[cfg(not(loom))]
+        let _ = slot_count;
+        Region {
+            base,
+            len,
+            _storage: storage,
+            #[cfg(loom)]
+            words: (0..len / 8).map(|_| Word::new(0)).collect(),
+            #[cfg(loom)]
+            words32: (0..len / 8).map(|_| Word32::new(0)).collect(),
+            #[cfg(loom)]
+            slots: (0..slot_count).map(|_| loom::cell::UnsafeCell::new(())).collect(),
+        }
+    }
+
+    /// The region's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Checks an offset of an 8-byte word. Offsets come from `Layout`, which validated them
+    /// against the region's length, so this never fires on any input; it guards the crate's
+    /// own arithmetic.
+    #[inline]
+    fn check_word(&self, offset: usize) {
+        assert!(
+            offset % 8 == 0 && offset <= self.len.saturating_sub(8),
+            "ringmq bug: word offset {offset} outside a region of {} bytes",
+            self.len
+        );
+    }
+
+    /// The 64-bit word at `offset`.
+    #[inline]
+    pub(crate) fn word(&self, offset: usize) -> &Word {
+        self.check_word(offset);
+        #[cfg(loom)]
+        return &self.words[offset / 8];
+        #[cfg(not(loom))]
+        // SAFETY: `offset` is 8-aligned and `offset + 8 <= len` (checked above); `base` is
+        // 128-aligned and valid for `len` bytes while `self` lives (Storage contract). `Word`
+        // is `repr(transparent)` over `AtomicU64`, which has the size and alignment of u64, and
+        // every access to these bytes in the crate is atomic.
+        unsafe {
+            &*(self.base.as_ptr().add(offset) as *const Word)
+        }
+    }
+
+    /// The sequence word at `offset`.
+    #[inline]
+    pub(crate) fn sequence(&self, offset: usize) -> &Sequence {
+        let word: &Word = self.word(offset);
+        // SAFETY: `Sequence` and `Word` are both `repr(transparent)` over the same atomic
+        // type, so one may be viewed as the other.
+        unsafe { &*(word as *const Word as *const Sequence) }
+    }
+
+    /// The futex word at `offset` (8-aligned; the word occupies its first 4 bytes).
+    #[inline]
+    pub(crate) fn word32(&self, offset: usize) -> &Word32 {
+        self.check_word(offset);
+        #[cfg(loom)]
+        return &self.words32[offset / 8];
+        #[cfg(not(loom))]
+        // SAFETY: as in `word`: in bounds, aligned, valid while `self` lives, and `Word32` is
+        // `repr(transparent)` over `AtomicU32`; these bytes are only ever accessed atomically.
+        unsafe {
+            &*(self.base.as_ptr().add(offset) as *const Word32)
+        }
+    }
+
+    /// A pointer to `len` bytes at `offset`, for payload copies.
+    ///
+    /// Dereferencing it is up to the caller, under the ring's sequencing protocol.
+    #[inline]
+    pub(crate) fn bytes(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "ringmq bug: bytes {offset}+{len} outside a region of {} bytes",
+            self.len
+        );
+        // SAFETY: `offset + len <= self.len` (checked above), so the result stays inside the
+        // block that `base` points to.
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    /// Marks the start of a payload read of slot `index` (a no-op outside loom).
+    #[inline]
+    pub(crate) fn track_read(&self, index: usize) -> ReadTrack {
+        #[cfg(loom)]
+        return ReadTrack(self.slots[index].get());
+        #[cfg(not(loom))]
+        {
+            let _ = index;
+            ReadTrack
+        }
+    }
+
+    /// Marks the start of a payload write of slot `index` (a no-op outside loom).
+    #[inline]
+    pub(crate) fn track_write(&self, index: usize) -> WriteTrack {
+        #[cfg(loom)]
+        return WriteTrack(self.slots[index].get_mut());
+        #[cfg(not(loom))]
+        {
+            let _ = index;
+            WriteTrack
+        }
+    }
+}
+
+/// While alive, loom counts a read of one slot's payload.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct ReadTrack(#[allow(dead_code)] loom::cell::ConstPtr<()>);
+/// While alive, loom counts a read of one slot's payload (no-op outside loom).
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct ReadTrack;
+
+/// While alive, loom counts a write of one slot's payload.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct WriteTrack(#[allow(dead_code)] loom::cell::MutPtr<()>);
+/// While alive, loom counts a write of one slot's payload (no-op outside loom).
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct WriteTrack;
