@@ -37,8 +37,11 @@ pub(crate) fn try_claim(
         if available <= claimed {
             if announced {
                 // [released] Release: pairs with the Acquire of positions in
-                // `gating_minimum` and `group_position`.
+                // `gating_minimum` and `group_position`. A producer or dependent may have
+                // seen the announced position and gone to sleep on it: wake it (loom found
+                // this one).
                 own.store_release(IDLE);
+                shared.notify(shared.released_event());
             }
             return None;
         }

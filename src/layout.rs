@@ -214,6 +214,32 @@ impl Layout {
         self.slots_offset + ((sequence & self.index_mask) as usize) * self.params.slot_size
     }
 
+    /// Whether `offset` is one of the layout's 64-bit atomic words (loom builds one loom
+    /// atomic per such word and no others).
+    #[cfg(loom)]
+    pub(crate) fn is_word(&self, offset: usize) -> bool {
+        if offset < LINE {
+            return true;
+        }
+        if offset < TABLE_OFFSET {
+            return offset % LINE < 24;
+        }
+        let table_end = self.entry(self.params.max_consumers);
+        if offset < table_end {
+            let within = (offset - TABLE_OFFSET) % ENTRY_SIZE;
+            return within < 16
+                || (E_KIND..E_DEPS + 8 * MAX_DEPENDENCIES).contains(&within)
+                || (E_NAME_LEN..E_NAME + MAX_NAME_LEN).contains(&within);
+        }
+        offset >= self.slots_offset && (offset - self.slots_offset) % self.params.slot_size == 0
+    }
+
+    /// Whether `offset` is one of the layout's futex words.
+    #[cfg(loom)]
+    pub(crate) fn is_futex_word(&self, offset: usize) -> bool {
+        offset == PUBLISHED_EVENT || offset == RELEASED_EVENT
+    }
+
     /// Bytes of payload a slot can hold.
     #[inline]
     pub(crate) const fn payload_capacity(&self) -> usize {

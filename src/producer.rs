@@ -408,7 +408,8 @@ pub struct Claim<'a> {
     producer: &'a mut Producer,
     sequence: u64,
     len: usize,
-    _track: WriteTrack,
+    /// Loom's write tracking; ended before the publish in `drop`.
+    track: Option<WriteTrack>,
 }
 
 impl fmt::Debug for Claim<'_> {
@@ -429,7 +430,7 @@ impl<'a> Claim<'a> {
             producer,
             sequence,
             len,
-            _track: track,
+            track: Some(track),
         }
     }
 
@@ -498,6 +499,8 @@ impl<'a> Claim<'a> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
+        // The write ends before the publish lets consumers read the slot.
+        self.track = None;
         let (len, flags) = if std::thread::panicking() {
             (0, SLOT_SKIPPED)
         } else {

@@ -31,7 +31,7 @@ impl Shared {
     /// last.
     pub(crate) fn create(layout: Layout, storage: Box<dyn crate::storage::Storage>) -> Self {
         let params = layout.params;
-        let region = Region::new(storage, params.capacity as usize);
+        let region = Region::new(storage, &layout);
         debug_assert!(region.len() >= layout.total_len);
         let shared = Shared {
             region,

@@ -97,6 +97,7 @@ impl Event<'_> {
 pub(crate) struct StopFlag(AtomicBool);
 
 impl StopFlag {
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn stop(&self) {
         // Release: pairs with the Acquire in `is_stopped`; the stopper then bumps the event
         // words (Release), so a sleeper that sees the bump sees the flag.

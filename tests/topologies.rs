@@ -17,7 +17,12 @@ fn ring(capacity: u64) -> Ring {
 }
 
 fn multi_ring(capacity: u64) -> Ring {
-    Ring::builder().capacity(capacity).slot_size(64).multi_producer().build().unwrap()
+    Ring::builder()
+        .capacity(capacity)
+        .slot_size(64)
+        .multi_producer()
+        .build()
+        .unwrap()
 }
 
 /// Reads `n` messages from one producer, checking order and content.
@@ -47,7 +52,11 @@ fn one_producer_one_consumer() {
 fn one_producer_one_consumer_with_batches_both_sides() {
     let ring = ring(128);
     let max = ring.max_message_len();
-    let mut consumer = ring.subscriber("c").wait_strategy(WaitStrategy::Block).attach().unwrap();
+    let mut consumer = ring
+        .subscriber("c")
+        .wait_strategy(WaitStrategy::Block)
+        .attach()
+        .unwrap();
     let mut producer = ring.producer().unwrap();
     let t = thread::spawn(move || {
         let mut expected = 0;
@@ -126,7 +135,10 @@ fn three_producers_one_consumer() {
         }
         last_sequence = Some(m.sequence());
         let (id, n) = check(&m, max);
-        assert_eq!(n, next[id as usize], "producer {id} out of order, lost or duplicated");
+        assert_eq!(
+            n, next[id as usize],
+            "producer {id} out of order, lost or duplicated"
+        );
         next[id as usize] += 1;
     }
     for p in producers {
@@ -166,7 +178,10 @@ fn stage(
             let m = consumer.recv().unwrap();
             assert_eq!(check(&m, max), (0, expected));
             for &b in before {
-                assert!(marks.is_done(b, expected), "stage {me} saw {expected} before stage {b} released it");
+                assert!(
+                    marks.is_done(b, expected),
+                    "stage {me} saw {expected} before stage {b} released it"
+                );
             }
             marks.done(me, expected);
         }
@@ -201,7 +216,12 @@ fn diamond() {
     let max = ring.max_message_len();
     let a = ring.subscriber("a").attach().unwrap();
     let b = ring.subscriber("b").after(["a"]).attach().unwrap();
-    let c = ring.subscriber("c").after(["a"]).wait_strategy(WaitStrategy::Block).attach().unwrap();
+    let c = ring
+        .subscriber("c")
+        .after(["a"])
+        .wait_strategy(WaitStrategy::Block)
+        .attach()
+        .unwrap();
     let d = ring.subscriber("d").after(["b", "c"]).attach().unwrap();
     let marks = Marks::new(N);
     let threads = vec![
@@ -263,7 +283,10 @@ fn run_group(
 fn assert_exactly_once(parts: Vec<Vec<u64>>, n: u64) {
     let mut all: Vec<u64> = parts.iter().flatten().copied().collect();
     for part in &parts {
-        assert!(part.windows(2).all(|w| w[0] < w[1]), "a worker got its messages out of order");
+        assert!(
+            part.windows(2).all(|w| w[0] < w[1]),
+            "a worker got its messages out of order"
+        );
     }
     all.sort_unstable();
     let unique: HashSet<_> = all.iter().collect();
@@ -308,7 +331,12 @@ fn subscriber_behind_a_group() {
     let marks = Marks::new(N);
     // Workers mark what they finish, in stage 0.
     let workers: Vec<_> = (0..2)
-        .map(|w| ring.worker("g", &format!("w{w}")).claim_batch(4).attach().unwrap())
+        .map(|w| {
+            ring.worker("g", &format!("w{w}"))
+                .claim_batch(4)
+                .attach()
+                .unwrap()
+        })
         .collect();
     let after = ring.subscriber("after").after(["g"]).attach().unwrap();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -379,7 +407,10 @@ fn full_ring_multi_producer() {
     assert_eq!(b.try_publish(b"b0").unwrap(), 1);
     assert_eq!(a.try_publish_batch(&[b"a1", b"a2"]).unwrap(), 2);
     assert_eq!(b.try_publish(b"b1"), Err(PublishError::Full));
-    assert_eq!(a.publish_timeout(b"a3", Duration::from_millis(5)), Err(PublishError::Timeout));
+    assert_eq!(
+        a.publish_timeout(b"a3", Duration::from_millis(5)),
+        Err(PublishError::Timeout)
+    );
     let batch = consumer.try_poll(2);
     let got: Vec<Vec<u8>> = batch.iter().map(|m| m.to_vec()).collect();
     assert_eq!(got, vec![b"a0".to_vec(), b"b0".to_vec()]);
@@ -387,7 +418,10 @@ fn full_ring_multi_producer() {
     assert_eq!(b.try_publish(b"b1").unwrap(), 4);
     let t = thread::spawn(move || b.publish(b"b2").unwrap());
     let order: Vec<Vec<u8>> = (0..4).map(|_| consumer.recv().unwrap().to_vec()).collect();
-    assert_eq!(order, vec![b"a1".to_vec(), b"a2".to_vec(), b"b1".to_vec(), b"b2".to_vec()]);
+    assert_eq!(
+        order,
+        vec![b"a1".to_vec(), b"a2".to_vec(), b"b1".to_vec(), b"b2".to_vec()]
+    );
     assert_eq!(t.join().unwrap(), 5);
 }
 
@@ -435,15 +469,35 @@ fn consumers_attach_and_detach_while_producing() {
 #[test]
 fn recv_timeout_expires() {
     let ring = ring(8);
-    let mut c = ring.subscriber("c").wait_strategy(WaitStrategy::Block).attach().unwrap();
-    let mut y = ring.subscriber("y").wait_strategy(WaitStrategy::Yield).attach().unwrap();
+    let mut c = ring
+        .subscriber("c")
+        .wait_strategy(WaitStrategy::Block)
+        .attach()
+        .unwrap();
+    let mut y = ring
+        .subscriber("y")
+        .wait_strategy(WaitStrategy::Yield)
+        .attach()
+        .unwrap();
     let mut w = ring.worker("g", "w").attach().unwrap();
     let started = std::time::Instant::now();
-    assert_eq!(c.recv_timeout(Duration::from_millis(30)).unwrap_err(), RecvError::Timeout);
+    assert_eq!(
+        c.recv_timeout(Duration::from_millis(30)).unwrap_err(),
+        RecvError::Timeout
+    );
     assert!(started.elapsed() >= Duration::from_millis(30));
-    assert_eq!(y.recv_timeout(Duration::from_millis(5)).unwrap_err(), RecvError::Timeout);
-    assert_eq!(w.recv_timeout(Duration::from_millis(5)).unwrap_err(), RecvError::Timeout);
-    assert_eq!(c.poll_timeout(8, Duration::from_millis(5)).unwrap_err(), RecvError::Timeout);
+    assert_eq!(
+        y.recv_timeout(Duration::from_millis(5)).unwrap_err(),
+        RecvError::Timeout
+    );
+    assert_eq!(
+        w.recv_timeout(Duration::from_millis(5)).unwrap_err(),
+        RecvError::Timeout
+    );
+    assert_eq!(
+        c.poll_timeout(8, Duration::from_millis(5)).unwrap_err(),
+        RecvError::Timeout
+    );
     assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
     assert!(c.try_poll(8).is_empty());
 }

@@ -419,7 +419,7 @@ impl Consumer {
             data,
             len: header.len,
             flags: header.flags,
-            _track: track,
+            track: Some(track),
         }
     }
 
@@ -554,7 +554,8 @@ pub struct Message<'a> {
     data: *const u8,
     len: usize,
     flags: u8,
-    _track: ReadTrack,
+    /// Loom's read tracking; ended before the release in `drop`.
+    track: Option<ReadTrack>,
 }
 
 impl fmt::Debug for Message<'_> {
@@ -596,6 +597,8 @@ impl Deref for Message<'_> {
 
 impl Drop for Message<'_> {
     fn drop(&mut self) {
+        // The read ends before the release lets a producer reuse the slot.
+        self.track = None;
         let upto = self.sequence + 1;
         self.consumer.release_to(upto);
     }

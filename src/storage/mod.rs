@@ -37,10 +37,12 @@ pub(crate) struct Region {
     len: usize,
     // Kept for its Drop: `base` points into it.
     _storage: Box<dyn Storage>,
+    /// Loom atomics for the words the layout uses (`None` elsewhere: fewer loom objects make
+    /// every modelled fence cheaper).
     #[cfg(loom)]
-    words: Box<[Word]>,
+    words: Box<[Option<Word>]>,
     #[cfg(loom)]
-    words32: Box<[Word32]>,
+    words32: Box<[Option<Word32>]>,
     #[cfg(loom)]
     slots: Box<[loom::cell::UnsafeCell<()>]>,
 }
@@ -62,23 +64,29 @@ impl fmt::Debug for Region {
 }
 
 impl Region {
-    /// Wraps `storage`; `slot_count` sizes loom's per-slot trackers.
-    pub(crate) fn new(storage: Box<dyn Storage>, slot_count: usize) -> Self {
+    /// Wraps `storage`, which holds (or will hold) a ring laid out by `layout`.
+    pub(crate) fn new(storage: Box<dyn Storage>, layout: &crate::layout::Layout) -> Self {
         let base = storage.base();
         let len = storage.len();
         debug_assert_eq!(base.as_ptr() as usize % crate::layout::LINE, 0);
         #[cfg(not(loom))]
-        let _ = slot_count;
+        let _ = layout;
         Region {
             base,
             len,
             _storage: storage,
             #[cfg(loom)]
-            words: (0..len / 8).map(|_| Word::new(0)).collect(),
+            words: (0..len / 8)
+                .map(|i| layout.is_word(8 * i).then(|| Word::new(0)))
+                .collect(),
             #[cfg(loom)]
-            words32: (0..len / 8).map(|_| Word32::new(0)).collect(),
+            words32: (0..len / 8)
+                .map(|i| layout.is_futex_word(8 * i).then(|| Word32::new(0)))
+                .collect(),
             #[cfg(loom)]
-            slots: (0..slot_count).map(|_| loom::cell::UnsafeCell::new(())).collect(),
+            slots: (0..layout.params.capacity)
+                .map(|_| loom::cell::UnsafeCell::new(()))
+                .collect(),
         }
     }
 
@@ -104,7 +112,9 @@ impl Region {
     pub(crate) fn word(&self, offset: usize) -> &Word {
         self.check_word(offset);
         #[cfg(loom)]
-        return &self.words[offset / 8];
+        return self.words[offset / 8]
+            .as_ref()
+            .expect("ringmq bug: the layout does not list this word");
         #[cfg(not(loom))]
         // SAFETY: `offset` is 8-aligned and `offset + 8 <= len` (checked above); `base` is
         // 128-aligned and valid for `len` bytes while `self` lives (Storage contract). `Word`
@@ -129,7 +139,9 @@ impl Region {
     pub(crate) fn word32(&self, offset: usize) -> &Word32 {
         self.check_word(offset);
         #[cfg(loom)]
-        return &self.words32[offset / 8];
+        return self.words32[offset / 8]
+            .as_ref()
+            .expect("ringmq bug: the layout does not list this futex word");
         #[cfg(not(loom))]
         // SAFETY: as in `word`: in bounds, aligned, valid while `self` lives, and `Word32` is
         // `repr(transparent)` over `AtomicU32`; these bytes are only ever accessed atomically.

@@ -22,6 +22,10 @@ pub fn check(bytes: &[u8], max_len: usize) -> (u32, u64) {
     assert!(bytes.len() >= 12, "message too short: {} bytes", bytes.len());
     let producer = u32::from_le_bytes(bytes[..4].try_into().unwrap());
     let n = u64::from_le_bytes(bytes[4..12].try_into().unwrap());
-    assert_eq!(bytes, &payload(producer, n, max_len)[..], "corrupt message {producer}/{n}");
+    assert_eq!(
+        bytes,
+        &payload(producer, n, max_len)[..],
+        "corrupt message {producer}/{n}"
+    );
     (producer, n)
 }

@@ -1,0 +1,474 @@
+//! The API's contracts: bad input gives typed errors, start positions, claims in place,
+//! typed payloads, handlers, and sequence arithmetic far from zero.
+
+mod common;
+
+use bytemuck::{Pod, Zeroable};
+use ringmq::{
+    ConsumerKind, Error, HandlerOptions, PublishError, RecvError, Ring, Start, TypedConsumer, TypedProducer,
+    WaitStrategy, MAX_SEQUENCE,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[test]
+fn bad_ring_parameters_are_typed_errors() {
+    let err = |b: ringmq::RingBuilder| b.build().unwrap_err();
+    assert!(matches!(
+        err(Ring::builder().capacity(0)),
+        Error::InvalidCapacity { capacity: 0 }
+    ));
+    assert!(matches!(
+        err(Ring::builder().capacity(100)),
+        Error::InvalidCapacity { .. }
+    ));
+    assert!(matches!(
+        err(Ring::builder().slot_size(8)),
+        Error::InvalidSlotSize { slot_size: 8 }
+    ));
+    assert!(matches!(
+        err(Ring::builder().slot_size(60)),
+        Error::InvalidSlotSize { .. }
+    ));
+    assert!(matches!(
+        err(Ring::builder().max_consumers(0)),
+        Error::InvalidMaxConsumers { .. }
+    ));
+    assert!(matches!(
+        err(Ring::builder().initial_sequence(MAX_SEQUENCE + 1)),
+        Error::InvalidInitialSequence { .. }
+    ));
+}
+
+#[test]
+fn bad_attachments_are_typed_errors() {
+    let ring = Ring::builder().capacity(8).max_consumers(3).build().unwrap();
+    let _a = ring.subscriber("a").attach().unwrap();
+    assert_eq!(
+        ring.subscriber("a").attach().unwrap_err(),
+        Error::NameTaken { name: "a".into() }
+    );
+    assert!(matches!(
+        ring.subscriber("").attach().unwrap_err(),
+        Error::InvalidName { .. }
+    ));
+    assert!(matches!(
+        ring.subscriber(&"x".repeat(65)).attach().unwrap_err(),
+        Error::InvalidName { .. }
+    ));
+    assert_eq!(
+        ring.subscriber("b").after(["nope"]).attach().unwrap_err(),
+        Error::UnknownDependency { name: "nope".into() }
+    );
+    let many: Vec<String> = (0..9).map(|i| i.to_string()).collect();
+    assert_eq!(
+        ring.subscriber("b").after(&many).attach().unwrap_err(),
+        Error::TooManyDependencies { count: 9 }
+    );
+    let _b = ring.subscriber("b").attach().unwrap();
+    let _c = ring.subscriber("c").attach().unwrap();
+    assert_eq!(
+        ring.subscriber("d").attach().unwrap_err(),
+        Error::TableFull { max_consumers: 3 }
+    );
+    // A worker's group name collides with a subscriber.
+    assert!(matches!(
+        ring.worker("a", "w").attach().unwrap_err(),
+        Error::NameTaken { .. }
+    ));
+    // Failed attaches leave nothing behind.
+    assert_eq!(ring.consumers().len(), 3);
+}
+
+#[test]
+fn names_are_free_again_after_detach() {
+    // A group takes an entry of its own beside its workers'.
+    let ring = Ring::builder().capacity(8).max_consumers(3).build().unwrap();
+    for _ in 0..5 {
+        let a = ring.subscriber("a").attach().unwrap();
+        let w = ring.worker("g", "w").attach().unwrap();
+        assert_eq!(
+            ring.subscriber("x").attach().unwrap_err(),
+            Error::TableFull { max_consumers: 3 }
+        );
+        drop(a);
+        w.detach();
+    }
+    assert!(ring.consumers().is_empty());
+}
+
+#[test]
+fn single_producer_is_exclusive() {
+    let ring = Ring::builder().build().unwrap();
+    let p = ring.producer().unwrap();
+    assert_eq!(ring.producer().unwrap_err(), Error::ProducerTaken);
+    drop(p);
+    let _again = ring.producer().unwrap();
+    let multi = Ring::builder().multi_producer().build().unwrap();
+    let _p1 = multi.producer().unwrap();
+    let _p2 = multi.producer().unwrap();
+}
+
+#[test]
+fn a_second_producer_continues_the_sequence() {
+    let ring = Ring::builder().capacity(8).build().unwrap();
+    let mut c = ring.subscriber("c").attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    p.try_publish(b"one").unwrap();
+    drop(p);
+    let mut p = ring.producer().unwrap();
+    assert_eq!(p.try_publish(b"two").unwrap(), 1);
+    assert_eq!(&*c.try_recv().unwrap(), b"one");
+    assert_eq!(&*c.try_recv().unwrap(), b"two");
+}
+
+#[test]
+fn blocking_strategies_need_wakeups() {
+    let ring = Ring::builder().wakeups(false).build().unwrap();
+    assert_eq!(
+        ring.producer_with(WaitStrategy::Block).unwrap_err(),
+        Error::WakeupsDisabled
+    );
+    assert_eq!(
+        ring.subscriber("c")
+            .wait_strategy(WaitStrategy::Backoff)
+            .attach()
+            .unwrap_err(),
+        Error::WakeupsDisabled
+    );
+    // The defaults adapt.
+    let mut c = ring.subscriber("c").attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    p.publish(b"spin").unwrap();
+    assert_eq!(&*c.recv().unwrap(), b"spin");
+}
+
+#[test]
+fn oversized_messages_are_refused_whole() {
+    let ring = Ring::builder().capacity(8).slot_size(32).build().unwrap();
+    let mut c = ring.subscriber("c").attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    assert_eq!(ring.max_message_len(), 24);
+    assert_eq!(
+        p.try_publish(&[0; 25]),
+        Err(PublishError::TooLarge { len: 25, max: 24 })
+    );
+    assert_eq!(
+        p.try_publish_batch(&[&[1u8; 3][..], &[0; 25]]),
+        Err(PublishError::TooLarge { len: 25, max: 24 })
+    );
+    assert_eq!(
+        p.try_claim_batch(9).unwrap_err(),
+        PublishError::BatchTooLarge { n: 9, capacity: 8 }
+    );
+    assert_eq!(
+        c.try_recv().unwrap_err(),
+        RecvError::Empty,
+        "nothing was published"
+    );
+    p.try_publish(&[7; 24]).unwrap();
+    assert_eq!(&*c.try_recv().unwrap(), &[7; 24]);
+}
+
+#[test]
+fn start_positions() {
+    let ring = Ring::builder().capacity(4).build().unwrap();
+    let mut p = ring.producer().unwrap();
+    for i in 0..10u64 {
+        p.try_publish(&i.to_le_bytes()).unwrap();
+    }
+    // No consumer gated, so the producer may already be writing up to a lap past its last
+    // refresh (sequence 11): Earliest is the oldest message it cannot be overwriting.
+    let mut earliest = ring.subscriber("e").start(Start::Earliest).attach().unwrap();
+    let mut latest = ring.subscriber("l").start(Start::Latest).attach().unwrap();
+    let mut exact = ring.subscriber("x").start(Start::Sequence(9)).attach().unwrap();
+    assert_eq!(
+        ring.subscriber("old")
+            .start(Start::Sequence(2))
+            .attach()
+            .unwrap_err(),
+        Error::SequenceUnavailable {
+            requested: 2,
+            earliest: 8
+        }
+    );
+    let mut future = ring.subscriber("f").start(Start::Sequence(11)).attach().unwrap();
+    assert_eq!(earliest.try_recv().unwrap().sequence(), 8);
+    assert_eq!(exact.try_recv().unwrap().value::<u64>().unwrap(), 9);
+    assert_eq!(latest.try_recv().unwrap_err(), RecvError::Empty);
+    drop(earliest);
+    drop(exact);
+    p.try_publish(&10u64.to_le_bytes()).unwrap();
+    p.try_publish(&11u64.to_le_bytes()).unwrap();
+    assert_eq!(latest.try_recv().unwrap().sequence(), 10);
+    assert_eq!(future.try_recv().unwrap().value::<u64>().unwrap(), 11);
+}
+
+#[test]
+fn claims_write_in_place() {
+    let ring = Ring::builder().capacity(8).slot_size(32).build().unwrap();
+    let mut c = ring.subscriber("c").attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    {
+        let mut claim = p.try_claim_slot().unwrap();
+        assert_eq!(claim.sequence(), 0);
+        claim.payload_mut()[..5].copy_from_slice(b"hello");
+        claim.set_len(5).unwrap();
+        assert_eq!(
+            claim.set_len(25),
+            Err(PublishError::TooLarge { len: 25, max: 24 })
+        );
+    }
+    {
+        let mut batch = p.try_claim_batch(3).unwrap();
+        assert_eq!((batch.first_sequence(), batch.len()), (1, 3));
+        for i in 0..3 {
+            batch.slot_mut(i).unwrap()[0] = b'a' + i as u8;
+            batch.set_len(i, 1).unwrap();
+        }
+        assert!(batch.slot_mut(3).is_none());
+        assert_eq!(
+            batch.set_len(3, 1),
+            Err(PublishError::NoSuchSlot { index: 3, len: 3 })
+        );
+        // Nothing is visible before the batch publishes.
+        assert_eq!(&*c.try_recv().unwrap(), b"hello");
+        assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
+        batch.publish();
+    }
+    let batch = c.try_poll(10);
+    let got: Vec<Vec<u8>> = batch.iter().map(|m| m.to_vec()).collect();
+    assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    assert_eq!(batch.sequences(), 1..4);
+}
+
+#[test]
+fn a_claim_dropped_by_a_panic_is_skipped() {
+    let ring = Ring::builder().capacity(8).multi_producer().build().unwrap();
+    let mut c = ring.subscriber("c").attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _claim = p.try_claim_slot().unwrap();
+        panic!("the writer failed");
+    }));
+    assert!(result.is_err());
+    p.try_publish(b"after").unwrap();
+    let m = c.try_recv().unwrap();
+    assert_eq!((m.sequence(), &*m), (1, &b"after"[..]));
+    drop(m);
+    assert_eq!(c.skipped(), 1);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Zeroable, Pod)]
+#[repr(C)]
+struct Order {
+    id: u64,
+    price: f64,
+    quantity: u32,
+    side: u32,
+}
+
+#[test]
+fn typed_payloads_round_trip() {
+    let ring = Ring::builder().capacity(16).slot_size(32).build().unwrap();
+    let mut c = TypedConsumer::<Order>::new(ring.subscriber("c").attach().unwrap()).unwrap();
+    let mut p = TypedProducer::<Order>::new(ring.producer().unwrap()).unwrap();
+    let order = |i: u64| Order {
+        id: i,
+        price: 100.0 + i as f64 / 4.0,
+        quantity: i as u32 * 3,
+        side: (i % 2) as u32,
+    };
+    for i in 0..10 {
+        if i % 2 == 0 {
+            p.try_publish(&order(i)).unwrap();
+        } else {
+            p.try_publish_with(|o| *o = order(i)).unwrap();
+        }
+    }
+    for i in 0..5 {
+        assert_eq!(c.try_recv().unwrap(), (i, order(i)));
+    }
+    let mut rest = Vec::new();
+    assert_eq!(c.try_poll(100, |s, o| rest.push((s, o))), 5);
+    assert_eq!(rest, (5..10).map(|i| (i, order(i))).collect::<Vec<_>>());
+    // A type that does not fit a slot is refused.
+    let small = Ring::builder().capacity(4).slot_size(16).build().unwrap();
+    assert!(matches!(
+        TypedProducer::<Order>::new(small.producer().unwrap()),
+        Err(Error::TypeMismatch { size: 24, .. })
+    ));
+}
+
+#[test]
+fn sequences_far_from_zero() {
+    for initial in [u32::MAX as u64 - 5, (1u64 << 32) - 1, MAX_SEQUENCE - 100] {
+        for multi in [false, true] {
+            let mut b = Ring::builder().capacity(8).initial_sequence(initial);
+            if multi {
+                b = b.multi_producer();
+            }
+            let ring = b.build().unwrap();
+            let mut c = ring.subscriber("c").start(Start::Earliest).attach().unwrap();
+            let mut w = ring
+                .worker("g", "w")
+                .start(Start::Earliest)
+                .claim_batch(3)
+                .attach()
+                .unwrap();
+            let mut p = ring.producer().unwrap();
+            for i in 0..50u64 {
+                assert_eq!(p.try_publish(&i.to_le_bytes()).unwrap(), initial + i);
+                let m = c.try_recv().unwrap();
+                assert_eq!((m.sequence(), m.value::<u64>().unwrap()), (initial + i, i));
+                drop(m);
+                let m = w.try_recv().unwrap();
+                assert_eq!(m.sequence(), initial + i);
+            }
+            assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
+            assert_eq!(ring.cursor(), initial + 50);
+        }
+    }
+}
+
+#[test]
+fn the_sequence_space_ends_with_an_error() {
+    let ring = Ring::builder()
+        .capacity(4)
+        .initial_sequence(MAX_SEQUENCE - 2)
+        .build()
+        .unwrap();
+    let mut p = ring.producer().unwrap();
+    p.try_publish(b"a").unwrap();
+    p.try_publish(b"b").unwrap();
+    assert_eq!(p.try_publish(b"c"), Err(PublishError::Exhausted));
+    let multi = Ring::builder()
+        .capacity(4)
+        .multi_producer()
+        .initial_sequence(MAX_SEQUENCE - 1)
+        .build()
+        .unwrap();
+    let mut p = multi.producer().unwrap();
+    p.try_publish(b"a").unwrap();
+    assert_eq!(p.try_publish(b"b"), Err(PublishError::Exhausted));
+}
+
+#[test]
+fn handler_thread_gets_every_message_and_stops_cleanly() {
+    let ring = Ring::builder().capacity(64).build().unwrap();
+    let consumer = ring
+        .subscriber("h")
+        .wait_strategy(WaitStrategy::Block)
+        .attach()
+        .unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let ends = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let (s, e, n) = (seen.clone(), ends.clone(), next.clone());
+    let core = core_affinity::get_core_ids().unwrap()[0].id;
+    let handler = consumer
+        .spawn(
+            HandlerOptions::new().pin_to_core(core).max_batch(16),
+            move |m, end_of_batch| {
+                assert_eq!(m.sequence() as usize, n.load(Ordering::Relaxed));
+                assert_eq!(m.value::<u64>().unwrap(), m.sequence());
+                n.fetch_add(1, Ordering::Relaxed);
+                s.fetch_add(1, Ordering::Release);
+                if end_of_batch {
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        )
+        .unwrap();
+    let mut p = ring.producer().unwrap();
+    for i in 0..5_000u64 {
+        p.publish(&i.to_le_bytes()).unwrap();
+    }
+    let consumer = handler.stop().unwrap();
+    // Stopping may leave a tail unhandled; the consumer picks up exactly where it left off.
+    let handled = seen.load(Ordering::Acquire) as u64;
+    assert_eq!(consumer.position(), handled);
+    assert!(ends.load(Ordering::Relaxed) >= 1);
+    let mut consumer = consumer;
+    for i in handled..5_000 {
+        assert_eq!(consumer.try_recv().unwrap().sequence(), i);
+    }
+    assert!(matches!(
+        ring.subscriber("x")
+            .attach()
+            .unwrap()
+            .spawn(HandlerOptions::new().pin_to_core(10_000), |_, _| {}),
+        Err(Error::InvalidCore { core: 10_000 })
+    ));
+}
+
+#[test]
+fn an_idle_handler_stops_promptly() {
+    for wait in [
+        WaitStrategy::Block,
+        WaitStrategy::Yield,
+        WaitStrategy::Backoff,
+        WaitStrategy::BusySpin,
+    ] {
+        let ring = Ring::builder().capacity(8).build().unwrap();
+        let handler = ring
+            .subscriber("idle")
+            .wait_strategy(wait)
+            .attach()
+            .unwrap()
+            .spawn(HandlerOptions::new(), |_, _| {})
+            .unwrap();
+        let consumer = handler.stop().unwrap();
+        assert_eq!(consumer.position(), 0);
+    }
+}
+
+#[test]
+fn consumers_snapshot() {
+    let ring = Ring::builder().capacity(8).build().unwrap();
+    let _a = ring.subscriber("a").attach().unwrap();
+    let _w = ring.worker("g", "w1").after(["a"]).attach().unwrap();
+    let mut info = ring.consumers();
+    info.sort_by(|x, y| x.name.cmp(&y.name));
+    let kinds: Vec<_> = info.iter().map(|i| (i.name.as_str(), i.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("a", ConsumerKind::Subscriber),
+            ("g", ConsumerKind::Group),
+            ("w1", ConsumerKind::Worker)
+        ]
+    );
+    assert_eq!(info[1].after, vec!["a".to_string()]);
+    assert_eq!(info[2].group.as_deref(), Some("g"));
+    assert_eq!(info[2].sequence, None, "an idle worker holds nothing");
+    assert_eq!(
+        ring.worker("g", "w2").after(["w1"]).attach().unwrap_err(),
+        Error::UnknownDependency { name: "w1".into() },
+        "a worker is not a dependency; its group is"
+    );
+    let _w2 = ring.worker("g", "w2").attach().unwrap();
+    assert_eq!(
+        ring.worker("g", "w3")
+            .after(Vec::<String>::new())
+            .attach()
+            .unwrap_err(),
+        Error::GroupMismatch { group: "g".into() }
+    );
+}
+
+#[test]
+fn timeouts_are_honoured() {
+    let ring = Ring::builder().capacity(2).build().unwrap();
+    let _c = ring.subscriber("c").attach().unwrap();
+    let mut p = ring.producer_with(WaitStrategy::Block).unwrap();
+    p.try_publish(b"1").unwrap();
+    p.try_publish(b"2").unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        p.publish_timeout(b"3", Duration::from_millis(20)),
+        Err(PublishError::Timeout)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(20));
+}
