@@ -15,9 +15,9 @@
 //!
 //! A slot is an 8-byte header word followed by the payload. The header packs, in one word
 //! written last: the stamp (the low 32 bits of `sequence + 1`), the payload length (24
-//! bits) and flags (8 bits). In multi-producer mode that one Release store is the publish;
-//! in single-producer mode the cursor is, and the stamp still lets a reader or a recovery
-//! scan tell which lap a slot holds.
+//! bits) and flags (8 bits). That one Release store is the publish, in both producer modes:
+//! consumers find published slots by their stamps, and the same word tells a recovery scan
+//! which lap a slot holds.
 
 use crate::error::Error;
 use crate::sequence::MAX_SEQUENCE;
@@ -106,6 +106,8 @@ pub const MAX_SLOT_SIZE: usize = SLOT_HEADER + (1 << 24) - 8;
 
 /// Slot flag: the slot holds no message (a producer gave it up); consumers pass it.
 pub(crate) const SLOT_SKIPPED: u8 = 1;
+/// Slot flag, only on a header that is not yet published: the length a batch claim set.
+pub(crate) const SLOT_PENDING_LEN: u8 = 0x80;
 
 /// Entry states.
 pub(crate) const STATE_FREE: u64 = 0;

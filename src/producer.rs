@@ -11,7 +11,7 @@
 //! the consumers' positions only when the cache says the ring may be full.
 
 use crate::error::{Error, PublishError};
-use crate::layout::{self, SLOT_SKIPPED};
+use crate::layout::{self, SLOT_PENDING_LEN, SLOT_SKIPPED};
 use crate::ring::Shared;
 use crate::sequence::MAX_SEQUENCE;
 use crate::storage::WriteTrack;
@@ -208,27 +208,24 @@ impl Producer {
         }
     }
 
-    /// Writes the header word that publishes one slot in multi-producer mode, or records it
-    /// for the cursor store in single-producer mode.
+    /// Writes the header word that publishes one slot: its stamp tells consumers the slot
+    /// holds `sequence` (both modes; see `Shared::published_until`).
     #[inline]
     fn commit(&self, sequence: u64, len: usize, flags: u8) {
         let header = layout::slot_header(sequence, len, flags);
-        if self.multi {
-            // [stamp] Release: pairs with the Acquire in `Shared::published_until`.
-            self.shared.slot_header(sequence).store_release(header);
-        } else {
-            // Relaxed: the [cursor] Release store publishes it.
-            self.shared.slot_header(sequence).store_relaxed(header);
-        }
+        // [stamp] Release: pairs with the Acquire in `Shared::published_until`.
+        self.shared.slot_header(sequence).store_release(header);
     }
 
-    /// After the slots `[start, end)` are committed: publishes them (single-producer cursor)
-    /// and wakes sleeping consumers.
+    /// After the slots below `end` are committed: advances the single-producer cursor and
+    /// wakes sleeping consumers.
     #[inline]
     fn publish_range(&mut self, end: u64) {
         if !self.multi {
             self.next = end;
-            // [cursor] Release: pairs with the Acquire in `Shared::published_until`.
+            // [cursor] Release: pairs with the Acquire in `Shared::next_sequence` (attaching at
+            // Latest) and in a later producer's `new`. Consumers do not poll it, so its line
+            // stays in this core's cache.
             self.shared.cursor().store_release(end);
         }
         self.shared.notify(self.shared.published_event());
@@ -533,20 +530,21 @@ impl fmt::Debug for BatchClaim<'_> {
 
 impl<'a> BatchClaim<'a> {
     fn new(producer: &'a mut Producer, start: u64, count: u64) -> Self {
-        let full = producer.max_message_len();
         for sequence in start..start + count {
             producer.await_slot(sequence);
-            // Until the publish, each header keeps the previous lap's stamp and carries the
-            // pending length.
-            let pending = layout::slot_header(sequence.wrapping_sub(producer.shared.capacity()), full, 0);
-            // Relaxed: not a publish (the stamp is the old lap's); read back by this thread.
-            producer.shared.slot_header(sequence).store_relaxed(pending);
         }
         BatchClaim {
             producer,
             start,
             count,
         }
+    }
+
+    /// The header that records slot `sequence`'s pending length until the publish: it keeps
+    /// the previous lap's stamp (so it publishes nothing) and carries `SLOT_PENDING_LEN`.
+    fn pending_header(&self, sequence: u64, len: usize) -> u64 {
+        let previous = sequence.wrapping_sub(self.producer.shared.capacity());
+        layout::slot_header(previous, len, SLOT_PENDING_LEN)
     }
 
     /// The sequence of slot 0.
@@ -592,8 +590,8 @@ impl<'a> BatchClaim<'a> {
             });
         }
         let sequence = self.start + i as u64;
-        let pending = layout::slot_header(sequence.wrapping_sub(self.producer.shared.capacity()), len, 0);
-        // Relaxed: as in `new`.
+        let pending = self.pending_header(sequence, len);
+        // Relaxed: not a publish (the stamp is the old lap's); read back by this thread.
         self.producer.shared.slot_header(sequence).store_relaxed(pending);
         Ok(())
     }

@@ -180,20 +180,20 @@ impl Shared {
 
     /// The first sequence at or after `from` that is not yet published, looking at most
     /// `max` slots ahead.
+    ///
+    /// Consumers find published slots by their stamps in both producer modes, never by
+    /// polling the cursor: the slot's line has to come over to the consumer anyway, so this
+    /// costs no extra cache-line transfer, while a polled cursor would bounce its line
+    /// between the cores on every publish.
     #[inline]
     pub(crate) fn published_until(&self, from: u64, max: u64) -> u64 {
-        if !self.multi_producer() {
-            // Acquire: pairs with the producer's Release store of the cursor in
-            // `Producer::publish_range` ([cursor]): the slots below it are written.
-            return self.cursor().load_acquire().min(from.saturating_add(max));
-        }
         let mut s = from;
         let end = from.saturating_add(max.min(self.capacity()));
         while s < end {
-            // Acquire: pairs with the producer's Release header store in `Producer::commit`
-            // ([stamp]): the payload written before it is visible.
-            let header = layout::SlotHeader::decode(self.slot_header(s).load_acquire());
-            if header.stamp != layout::stamp(s) {
+            // [stamp] Acquire: pairs with the producer's Release header store in
+            // `Producer::commit`: the payload written before it is visible.
+            let header = self.slot_header(s).load_acquire();
+            if layout::SlotHeader::decode(header).stamp != layout::stamp(s) {
                 break;
             }
             s += 1;

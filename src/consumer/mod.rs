@@ -25,8 +25,8 @@ use std::ops::{Deref, Range};
 use std::time::{Duration, Instant};
 use table::EntryRef;
 
-/// How far a multi-producer consumer scans slot stamps ahead in one look.
-const STAMP_SCAN: u64 = 4096;
+/// How far a consumer scans slot stamps ahead in one look.
+const STAMP_SCAN: u64 = 256;
 
 /// Where a new consumer (or a new group) starts reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -299,7 +299,8 @@ impl Consumer {
         self.next
     }
 
-    /// How many skipped slots (given up by a producer) this consumer has passed over.
+    /// How many skipped slots (given up by a producer) this consumer has passed over (in a
+    /// batch, those its iterators went past).
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
@@ -315,21 +316,23 @@ impl Consumer {
 
     // ---- finding messages ---------------------------------------------------------------
 
-    /// Makes `[next, end)` non-empty if anything is available; `max` bounds a worker's claim.
+    /// Makes `[next, end)` non-empty if anything is available. A subscriber also looks for
+    /// more when it knows of fewer than `max`; `max` bounds a worker's claim.
     #[inline]
     fn fill(&mut self, max: u64) -> bool {
-        self.next < self.end || self.fill_slow(max)
+        let known = self.end.saturating_sub(self.next);
+        if known >= max || (known > 0 && self.group.is_some()) {
+            return true;
+        }
+        self.fill_slow(max) || known > 0
     }
 
     fn fill_slow(&mut self, max: u64) -> bool {
         match self.group {
             None => {
-                let look = if self.shared.multi_producer() {
-                    STAMP_SCAN
-                } else {
-                    self.shared.capacity()
-                };
-                self.end = self.barrier.available(&self.shared, self.next, look);
+                // Only the slots past what is already known need their stamps read.
+                let from = self.end.max(self.next);
+                self.end = self.barrier.available(&self.shared, from, max.min(STAMP_SCAN));
                 self.next < self.end
             }
             Some(group) => {
@@ -368,9 +371,9 @@ impl Consumer {
     /// Reads the header of the slot holding `sequence`, which this consumer may read.
     #[inline]
     fn header(&self, sequence: u64) -> SlotHeader {
-        // Acquire: in multi-producer mode pairs with the [stamp] Release (already synchronised
-        // by `published_until`, free on x86); the length is clamped to the payload because the
-        // word is not trusted.
+        // Acquire: pairs with the [stamp] Release (already synchronised by `published_until`,
+        // and free on x86); the length is clamped to the payload because the word is not
+        // trusted.
         let mut header = SlotHeader::decode(self.shared.slot_header(sequence).load_acquire());
         header.len = header.len.min(self.shared.layout.payload_capacity());
         header
@@ -511,6 +514,7 @@ impl Consumer {
         Batch {
             consumer: self,
             range: start..end,
+            skipped: std::cell::Cell::new(0),
         }
     }
 
@@ -620,6 +624,9 @@ fn read_value<T: bytemuck::AnyBitPattern>(bytes: &[u8]) -> Result<T, Error> {
 pub struct Batch<'a> {
     consumer: &'a mut Consumer,
     range: Range<u64>,
+    /// Skipped slots the iterators passed over (the highest count: iterating twice does not
+    /// count twice).
+    skipped: std::cell::Cell<u64>,
 }
 
 impl fmt::Debug for Batch<'_> {
@@ -644,6 +651,8 @@ impl Batch<'_> {
         BatchIter {
             consumer: self.consumer,
             range: self.range.clone(),
+            skipped: 0,
+            total: &self.skipped,
         }
     }
 }
@@ -662,12 +671,7 @@ impl Drop for Batch<'_> {
         if self.range.is_empty() {
             return;
         }
-        let skipped = self
-            .range
-            .clone()
-            .filter(|&s| self.consumer.header(s).flags & SLOT_SKIPPED != 0)
-            .count() as u64;
-        self.consumer.skipped += skipped;
+        self.consumer.skipped += self.skipped.get();
         self.consumer.release_to(self.range.end);
     }
 }
@@ -676,6 +680,8 @@ impl Drop for Batch<'_> {
 pub struct BatchIter<'b> {
     consumer: &'b Consumer,
     range: Range<u64>,
+    skipped: u64,
+    total: &'b std::cell::Cell<u64>,
 }
 
 impl fmt::Debug for BatchIter<'_> {
@@ -691,6 +697,8 @@ impl<'b> Iterator for BatchIter<'b> {
         for sequence in self.range.by_ref() {
             let header = self.consumer.header(sequence);
             if header.flags & SLOT_SKIPPED != 0 {
+                self.skipped += 1;
+                self.total.set(self.total.get().max(self.skipped));
                 continue;
             }
             let track = self
