@@ -63,3 +63,8 @@ pub use ring::{Ring, RingBuilder};
 pub use sequence::MAX_SEQUENCE;
 pub use typed::{TypedConsumer, TypedProducer};
 pub use wait::WaitStrategy;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
