@@ -311,12 +311,7 @@ fn sequences_far_from_zero() {
             }
             let ring = b.build().unwrap();
             let mut c = ring.subscriber("c").start(Start::Earliest).attach().unwrap();
-            let mut w = ring
-                .worker("g", "w")
-                .start(Start::Earliest)
-                .claim_batch(3)
-                .attach()
-                .unwrap();
+            let mut w = ring.worker("g", "w").start(Start::Earliest).attach().unwrap();
             let mut p = ring.producer().unwrap();
             for i in 0..50u64 {
                 assert_eq!(p.try_publish(&i.to_le_bytes()).unwrap(), initial + i);
@@ -471,4 +466,26 @@ fn timeouts_are_honoured() {
         Err(PublishError::Timeout)
     );
     assert!(started.elapsed() >= Duration::from_millis(20));
+}
+
+#[test]
+fn detaching_a_stalled_consumer_frees_the_producer() {
+    for worker in [false, true] {
+        let ring = Ring::builder().capacity(4).build().unwrap();
+        let mut steady = ring.subscriber("steady").attach().unwrap();
+        let stalled = if worker {
+            ring.worker("g", "stalled").attach().unwrap()
+        } else {
+            ring.subscriber("stalled").attach().unwrap()
+        };
+        let mut p = ring.producer().unwrap();
+        for i in 0..4u64 {
+            p.try_publish(&i.to_le_bytes()).unwrap();
+        }
+        assert_eq!(steady.try_poll(4).sequences(), 0..4);
+        // The group has not taken a message; the subscriber has not read one.
+        assert_eq!(p.try_publish(b"x"), Err(PublishError::Full));
+        drop(stalled);
+        assert_eq!(p.try_publish(b"x").unwrap(), 4);
+    }
 }

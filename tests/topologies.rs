@@ -331,12 +331,7 @@ fn subscriber_behind_a_group() {
     let marks = Marks::new(N);
     // Workers mark what they finish, in stage 0.
     let workers: Vec<_> = (0..2)
-        .map(|w| {
-            ring.worker("g", &format!("w{w}"))
-                .claim_batch(4)
-                .attach()
-                .unwrap()
-        })
+        .map(|w| ring.worker("g", &format!("w{w}")).attach().unwrap())
         .collect();
     let after = ring.subscriber("after").after(["g"]).attach().unwrap();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));

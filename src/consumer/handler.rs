@@ -141,8 +141,11 @@ impl HandlerThread {
     /// The handler's panic payload, if it panicked (the consumer is then detached).
     pub fn stop(mut self) -> std::thread::Result<Consumer> {
         self.signal();
-        let thread = self.thread.take().expect("a HandlerThread is joined only once");
-        thread.join()
+        match self.thread.take() {
+            Some(thread) => thread.join(),
+            // `stop` takes `self`, and only `stop` and `drop` take the thread.
+            None => Err(Box::new("the handler thread was already joined")),
+        }
     }
 
     /// Whether the thread has finished (it only does when stopped or when the handler

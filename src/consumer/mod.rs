@@ -51,7 +51,6 @@ pub struct ConsumerBuilder<'r> {
     explicit_after: bool,
     start: Start,
     wait: Option<WaitStrategy>,
-    claim_batch: u64,
 }
 
 impl<'r> ConsumerBuilder<'r> {
@@ -64,7 +63,6 @@ impl<'r> ConsumerBuilder<'r> {
             explicit_after: false,
             start: Start::Latest,
             wait: None,
-            claim_batch: 1,
         }
     }
 
@@ -92,13 +90,6 @@ impl<'r> ConsumerBuilder<'r> {
     /// How `recv`/`poll` wait (default `Backoff`, or `Yield` on a ring without wake-ups).
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.wait = Some(wait);
-        self
-    }
-
-    /// For a worker: how many messages it claims at once when it asks for one (default 1,
-    /// the fairest; more trades fairness for throughput). `poll(max)` claims up to `max`.
-    pub fn claim_batch(mut self, n: usize) -> Self {
-        self.claim_batch = (n as u64).max(1);
         self
     }
 
@@ -150,7 +141,6 @@ impl<'r> ConsumerBuilder<'r> {
             Barrier::new(deps),
             start,
             wait,
-            self.claim_batch,
         ))
     }
 
@@ -164,7 +154,7 @@ impl<'r> ConsumerBuilder<'r> {
         let (group_entry, created) = table::join_group(shared, group, &deps, self.explicit_after)?;
         if created {
             if let Err(e) = start_position(shared, group_entry, self.start, 1) {
-                table::free(shared, group_entry);
+                table::leave_group(shared, group_entry);
                 return Err(e);
             }
         }
@@ -187,7 +177,6 @@ impl<'r> ConsumerBuilder<'r> {
             Barrier::new(group_deps),
             0,
             wait,
-            self.claim_batch,
         ))
     }
 }
@@ -245,7 +234,6 @@ pub struct Consumer {
     /// Subscriber: sequences below this are known readable. Worker: end of the claimed range.
     end: u64,
     wait: WaitStrategy,
-    claim_batch: u64,
     stop: Option<std::sync::Arc<StopFlag>>,
     skipped: u64,
 }
@@ -271,7 +259,6 @@ impl Consumer {
         barrier: Barrier,
         start: u64,
         wait: WaitStrategy,
-        claim_batch: u64,
     ) -> Self {
         Consumer {
             shared,
@@ -282,7 +269,6 @@ impl Consumer {
             next: start,
             end: start,
             wait,
-            claim_batch,
             stop: None,
             skipped: 0,
         }
@@ -440,7 +426,7 @@ impl Consumer {
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_>, RecvError> {
         loop {
-            if !self.fill(self.claim_batch) {
+            if !self.fill(1) {
                 return Err(RecvError::Empty);
             }
             if self.skip_to_message() {
@@ -469,7 +455,7 @@ impl Consumer {
 
     fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<Message<'_>, RecvError> {
         loop {
-            self.wait_fill(self.claim_batch, deadline)?;
+            self.wait_fill(1, deadline)?;
             if self.skip_to_message() {
                 return Ok(self.message());
             }
@@ -479,7 +465,8 @@ impl Consumer {
     // ---- pulling batches ----------------------------------------------------------------
 
     /// Every available message, up to `max`, without waiting (the batch may be empty). The
-    /// whole batch is released with one store when it drops.
+    /// whole batch is released with one store when it drops. A worker claims the batch's
+    /// messages for itself: they are delivered to it whether or not it iterates them.
     pub fn try_poll(&mut self, max: usize) -> Batch<'_> {
         let max = (max as u64).max(1);
         self.fill(max);
