@@ -1,7 +1,124 @@
-//! The ringmq perf harness. The scenarios, peers and reports arrive with the perf issue; until
-//! then this binary only says so, so that the workspace member builds.
+//! ringmq-perf: pinned, histogrammed, side-by-side runs of ringmq, its peers and the
+//! machine's own limits.
+//!
+//! ```text
+//! cargo run --release -p ringmq-perf -- [SCENARIO...] [--quick] [--out DIR]
+//! ```
+//!
+//! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
+//! (one producer, one consumer, u64 messages), `pingpong` (round trips). Default: all. Every
+//! case runs between two placement probes and is labelled near or far; systems run interleaved
+//! (A B C A B C ...) so they are compared inside one run and one placement. Every message is
+//! checked by its receiver: a system that loses one fails the run.
+
+mod calibrate;
+mod pin;
+mod pingpong;
+mod report;
+mod spsc;
+
+use pin::Cores;
+use report::{Sample, Value};
+use std::path::PathBuf;
+
+const SCENARIOS: &[&str] = &["calibrate", "spsc", "pingpong"];
+
+struct Args {
+    scenarios: Vec<String>,
+    quick: bool,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        scenarios: Vec::new(),
+        quick: false,
+        out: PathBuf::from("perf/out"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--out" => args.out = it.next().ok_or("--out needs a directory")?.into(),
+            "-h" | "--help" => {
+                return Err(format!(
+                    "usage: ringmq-perf [SCENARIO...] [--quick] [--out DIR]\nscenarios: {}",
+                    SCENARIOS.join(", ")
+                ))
+            }
+            s if SCENARIOS.contains(&s) => args.scenarios.push(s.to_owned()),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; scenarios are {}",
+                    SCENARIOS.join(", ")
+                ))
+            }
+        }
+    }
+    if args.scenarios.is_empty() {
+        args.scenarios = SCENARIOS.iter().map(|s| s.to_string()).collect();
+    }
+    Ok(args)
+}
+
+/// Runs `f` on a fresh thread, so the main thread is never pinned and every case starts from
+/// the process's whole affinity mask.
+fn isolated<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match std::thread::spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
 
 fn main() {
-    eprintln!("ringmq-perf: the side-by-side harness is not written yet (see the perf issue)");
-    std::process::exit(2);
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let cores = match Cores::detect() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringmq-perf: {e}");
+            std::process::exit(2);
+        }
+    };
+    let (rounds, spsc_n, pings, stream_n) = if args.quick {
+        (2, 2_000_000, 20_000, 20_000_000)
+    } else {
+        (5, 20_000_000, 200_000, 200_000_000)
+    };
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        for scenario in &args.scenarios {
+            let cases: Vec<&str> = match scenario.as_str() {
+                "calibrate" => vec!["streaming limit"],
+                "spsc" => spsc::SYSTEMS.to_vec(),
+                "pingpong" => pingpong::SYSTEMS.to_vec(),
+                _ => unreachable!("checked by parse_args"),
+            };
+            for system in cases {
+                let before = isolated(move || calibrate::probe(cores));
+                let scenario_name = scenario.clone();
+                let value = isolated(move || match scenario_name.as_str() {
+                    "calibrate" => Value::Rate(calibrate::streaming(cores, stream_n)),
+                    "spsc" => Value::Rate(spsc::run(system, cores, spsc_n)),
+                    _ => Value::Latency(pingpong::run(system, cores, pings)),
+                });
+                let after = isolated(move || calibrate::probe(cores));
+                let sample = Sample::new(scenario, system, round, before, after, value);
+                eprintln!("{}", sample.line());
+                samples.push(sample);
+            }
+        }
+    }
+    match report::write(&args.out, &samples, args.quick) {
+        Ok(path) => println!("report: {}", path.display()),
+        Err(e) => {
+            eprintln!("ringmq-perf: cannot write the report: {e}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -1,0 +1,101 @@
+//! The machine's own limits, measured in every run: the bare cache-line round trip between
+//! the two pinned cores, and a streaming limit (a producer filling a 64 KiB array of u64s with
+//! a release store of its index every 64 slots). Both also serve to label the placement.
+
+use crate::pin::{pin, Cores};
+use crossbeam_utils::CachePadded;
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Round trips at or below this are "near" cores, above "far" (LESSONS.md: ~140 ns vs
+/// 550-1000 ns on this machine).
+pub const NEAR_LIMIT_NS: u64 = 350;
+
+/// The placement label of a round-trip median.
+pub fn placement(rtt_ns: u64) -> &'static str {
+    if rtt_ns <= NEAR_LIMIT_NS {
+        "near"
+    } else {
+        "far"
+    }
+}
+
+/// Bare cache-line ping-pong: `n` round trips, each recorded.
+pub fn cache_line_rtt(cores: Cores, n: u64) -> Histogram<u64> {
+    let ping = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let pong = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let echo = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        std::thread::spawn(move || {
+            pin(cores.b);
+            for i in 1..=n {
+                while ping.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                pong.store(i, Ordering::Release);
+            }
+        })
+    };
+    pin(cores.a);
+    let mut h = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    for i in 1..=n {
+        let t = Instant::now();
+        ping.store(i, Ordering::Release);
+        while pong.load(Ordering::Acquire) != i {
+            std::hint::spin_loop();
+        }
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+    }
+    echo.join().expect("echo thread");
+    h
+}
+
+/// The placement probe: the median of a short cache-line ping-pong.
+pub fn probe(cores: Cores) -> u64 {
+    cache_line_rtt(cores, 2_000).value_at_quantile(0.5)
+}
+
+const SLOTS: usize = 8192; // 64 KiB of u64
+const STRIDE: u64 = 64;
+
+/// Streaming limit: u64s per second through a 64 KiB array, index published every 64 slots,
+/// every value checked by the reader.
+pub fn streaming(cores: Cores, n: u64) -> f64 {
+    let data: Arc<Vec<AtomicU64>> = Arc::new((0..SLOTS).map(|_| AtomicU64::new(0)).collect());
+    let head = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let tail = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let reader = {
+        let (data, head, tail) = (data.clone(), head.clone(), tail.clone());
+        std::thread::spawn(move || {
+            pin(cores.b);
+            let mut next = 0u64;
+            while next < n {
+                let available = head.load(Ordering::Acquire);
+                while next < available {
+                    let v = data[next as usize % SLOTS].load(Ordering::Relaxed);
+                    assert_eq!(v, next, "streaming limit lost a value");
+                    next += 1;
+                }
+                tail.store(next, Ordering::Release);
+            }
+        })
+    };
+    pin(cores.a);
+    let start = Instant::now();
+    let mut next = 0u64;
+    let mut cached_tail = 0u64;
+    while next < n {
+        while next + STRIDE > cached_tail + SLOTS as u64 {
+            cached_tail = tail.load(Ordering::Acquire);
+        }
+        for i in next..next + STRIDE {
+            data[i as usize % SLOTS].store(i, Ordering::Relaxed);
+        }
+        next += STRIDE;
+        head.store(next, Ordering::Release);
+    }
+    reader.join().expect("streaming reader");
+    n as f64 / start.elapsed().as_secs_f64()
+}

@@ -1,0 +1,259 @@
+//! The report: a Markdown table per scenario, the same as JSON, and `.hgrm` percentile files.
+
+use crate::calibrate::placement;
+use hdrhistogram::Histogram;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// What a case measured.
+pub enum Value {
+    /// Messages (or u64s) per second.
+    Rate(f64),
+    /// Round trips, in nanoseconds.
+    Latency(Histogram<u64>),
+}
+
+/// One case of one round.
+pub struct Sample {
+    pub scenario: String,
+    pub system: String,
+    pub round: usize,
+    pub probe_before: u64,
+    pub probe_after: u64,
+    pub value: Value,
+}
+
+impl Sample {
+    pub fn new(scenario: &str, system: &str, round: usize, before: u64, after: u64, value: Value) -> Self {
+        Sample {
+            scenario: scenario.to_owned(),
+            system: system.to_owned(),
+            round,
+            probe_before: before,
+            probe_after: after,
+            value,
+        }
+    }
+
+    /// near, far, or mixed when the placement changed during the case.
+    pub fn placement(&self) -> &'static str {
+        match (placement(self.probe_before), placement(self.probe_after)) {
+            ("near", "near") => "near",
+            ("far", "far") => "far",
+            _ => "mixed",
+        }
+    }
+
+    /// The figure compared across systems: a rate, or the median round trip.
+    pub fn figure(&self) -> f64 {
+        match &self.value {
+            Value::Rate(r) => *r,
+            Value::Latency(h) => h.value_at_quantile(0.5) as f64,
+        }
+    }
+
+    pub fn line(&self) -> String {
+        let figure = match &self.value {
+            Value::Rate(r) => format!("{:.1} M/s", r / 1e6),
+            Value::Latency(h) => format!(
+                "p50 {} ns p99 {} ns max {} ns",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.max()
+            ),
+        };
+        format!(
+            "[round {}] {:<9} {:<22} {:<5} (probe {}/{} ns) {}",
+            self.round,
+            self.scenario,
+            self.system,
+            self.placement(),
+            self.probe_before,
+            self.probe_after,
+            figure
+        )
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Writes report.md, report.json and one .hgrm per latency case; returns the report's path.
+pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let machine = crate::pin::machine();
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# ringmq perf report{}\n",
+        if quick { " (--quick)" } else { "" }
+    );
+    let _ = writeln!(
+        md,
+        "Machine: {} ({} cores), kernel {}, {}. Threads pinned to two cores, busy-spin waits. \
+         Placement: near if the bare cache-line round trip probed before and after the case is \
+         at most {} ns, far above; mixed if it changed. Figures are medians over rounds of one \
+         placement, with the range.\n",
+        machine["cpu"].as_str().unwrap_or("?"),
+        machine["cores"],
+        machine["kernel"].as_str().unwrap_or("?"),
+        machine["rustc"].as_str().unwrap_or("?"),
+        crate::calibrate::NEAR_LIMIT_NS
+    );
+    let mut json_rows = Vec::new();
+    let scenarios: Vec<&str> = dedup(samples.iter().map(|s| s.scenario.as_str()));
+    for scenario in scenarios {
+        let of_scenario: Vec<&Sample> = samples.iter().filter(|s| s.scenario == scenario).collect();
+        let latency = matches!(of_scenario[0].value, Value::Latency(_));
+        let _ = writeln!(md, "## {scenario}\n");
+        if latency {
+            let _ = writeln!(
+                md,
+                "| system | placement | rounds | p50 ns (median, range) | p90 | p99 | p99.9 | p99.99 | max | p50 / bare cache line |\n|---|---|---|---|---|---|---|---|---|---|"
+            );
+        } else {
+            let _ = writeln!(
+                md,
+                "| system | placement | rounds | M msgs/s (median) | range | / ringmq (batch 64) | / streaming limit |\n|---|---|---|---|---|---|---|"
+            );
+        }
+        for place in ["near", "far", "mixed"] {
+            let here: Vec<&&Sample> = of_scenario.iter().filter(|s| s.placement() == place).collect();
+            if here.is_empty() {
+                continue;
+            }
+            let figure_of = |system: &str, from: &[&Sample]| {
+                median(
+                    from.iter()
+                        .filter(|s| s.system == system && s.placement() == place)
+                        .map(|s| s.figure())
+                        .collect(),
+                )
+            };
+            let streaming = figure_of("streaming limit", &samples.iter().collect::<Vec<_>>());
+            let bare = figure_of("bare cache line", &of_scenario);
+            let ringmq = figure_of("ringmq (batch 64)", &of_scenario);
+            for system in dedup(here.iter().map(|s| s.system.as_str())) {
+                let runs: Vec<&&&Sample> = here.iter().filter(|s| s.system == system).collect();
+                let figures: Vec<f64> = runs.iter().map(|s| s.figure()).collect();
+                let (lo, hi) = figures
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(l, h), &f| (l.min(f), h.max(f)));
+                let mid = median(figures.clone());
+                if latency {
+                    let mut merged = Histogram::<u64>::new(3).expect("valid");
+                    for s in &runs {
+                        if let Value::Latency(h) = &s.value {
+                            let _ = merged.add(h);
+                        }
+                    }
+                    let q = |x| merged.value_at_quantile(x);
+                    let _ = writeln!(
+                        md,
+                        "| {system} | {place} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {} | {} | {:.2} |",
+                        runs.len(),
+                        q(0.9),
+                        q(0.99),
+                        q(0.999),
+                        q(0.9999),
+                        merged.max(),
+                        mid / bare
+                    );
+                    let file = dir.join(format!("{scenario}-{}-{place}.hgrm", slug(system)));
+                    std::fs::write(&file, hgrm(&merged))?;
+                    json_rows.push(serde_json::json!({
+                        "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
+                        "p50_ns": mid, "p50_range_ns": [lo, hi], "p90_ns": q(0.9), "p99_ns": q(0.99),
+                        "p99_9_ns": q(0.999), "p99_99_ns": q(0.9999), "max_ns": merged.max(),
+                        "ratio_to_bare_cache_line": mid / bare, "hgrm": file.file_name().map(|f| f.to_string_lossy().into_owned()),
+                    }));
+                } else {
+                    let _ = writeln!(
+                        md,
+                        "| {system} | {place} | {} | {:.1} | {:.1}-{:.1} | {:.2} | {:.2} |",
+                        runs.len(),
+                        mid / 1e6,
+                        lo / 1e6,
+                        hi / 1e6,
+                        mid / ringmq,
+                        mid / streaming
+                    );
+                    json_rows.push(serde_json::json!({
+                        "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
+                        "msgs_per_s": mid, "range": [lo, hi], "ratio_to_ringmq_batch": mid / ringmq,
+                        "ratio_to_streaming_limit": mid / streaming,
+                    }));
+                }
+            }
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "Not yet in this harness: 64-byte messages, 1P3C, 3P1C, pipeline, diamond, groups, the \
+         fixed-rate latency run, the blocking strategy, the cross-process cases, the disruptor \
+         crate in ping-pong, and plots."
+    );
+    let report = dir.join("report.md");
+    std::fs::write(&report, md)?;
+    let json = serde_json::json!({ "machine": machine, "quick": quick, "results": json_rows });
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )?;
+    Ok(report)
+}
+
+fn dedup<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = Vec::new();
+    for s in it {
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// HdrHistogram's percentile-distribution text format, in microseconds.
+fn hgrm(h: &Histogram<u64>) -> String {
+    let mut out = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    for v in h.iter_quantiles(5) {
+        let p = v.quantile_iterated_to();
+        let inverse = if p < 1.0 { 1.0 / (1.0 - p) } else { f64::INFINITY };
+        let _ = writeln!(
+            out,
+            "{:12.3} {:14.12} {:10} {:14.2}",
+            v.value_iterated_to() as f64 / 1000.0,
+            p,
+            v.count_since_last_iteration(),
+            inverse
+        );
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]\n#[Max     = {:12.3}, Total count    = {:12}]",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0,
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+    out
+}
