@@ -49,10 +49,16 @@ impl Barrier {
             }
         }
         if lost {
-            self.deps.retain(|d| table::is_live(shared, d.entry));
-            return self.available(shared, from, max);
+            return self.drop_lost(shared, from, max);
         }
         min.max(from)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_lost(&mut self, shared: &Shared, from: u64, max: u64) -> u64 {
+        self.deps.retain(|d| table::is_live(shared, d.entry));
+        self.available(shared, from, max)
     }
 }
 

@@ -41,7 +41,7 @@ pub(crate) fn try_claim(
                 // seen the announced position and gone to sleep on it: wake it (loom found
                 // this one).
                 own.store_release(IDLE);
-                shared.notify(shared.released_event());
+                shared.notify_released();
             }
             return None;
         }

@@ -120,6 +120,7 @@ impl Producer {
         }
     }
 
+    #[inline]
     fn try_claim_multi(&mut self, n: u64) -> Result<u64, PublishError> {
         let claim = self.shared.claim();
         // Relaxed: only a guess for the CAS below, which re-checks.
@@ -143,11 +144,17 @@ impl Producer {
     }
 
     /// Claims `n` sequences, waiting by the wait strategy until `deadline`.
+    #[inline]
     fn claim_until(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64, PublishError> {
         match self.try_claim(n) {
-            Err(PublishError::Full) => {}
-            other => return other,
+            Err(PublishError::Full) => self.claim_slow(n, deadline),
+            other => other,
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_slow(&mut self, n: u64, deadline: Option<Instant>) -> Result<u64, PublishError> {
         if self.multi && deadline.is_none() {
             return self.claim_multi_blocking(n);
         }
@@ -196,10 +203,14 @@ impl Producer {
     /// Multi-producer: waits until the previous lap of `sequence`'s slot is published, so two
     /// producers a lap apart never write one slot at once (it is, unless one stalled a whole
     /// lap while consumers detached).
+    #[inline]
     fn await_slot(&self, sequence: u64) {
-        if !self.multi {
-            return;
+        if self.multi {
+            self.await_slot_multi(sequence);
         }
+    }
+
+    fn await_slot_multi(&self, sequence: u64) {
         let previous = layout::stamp(sequence.wrapping_sub(self.shared.capacity()));
         let header = self.shared.slot_header(sequence);
         // Acquire: pairs with the [stamp] Release of the previous lap's producer.
@@ -228,7 +239,7 @@ impl Producer {
             // stays in this core's cache.
             self.shared.cursor().store_release(end);
         }
-        self.shared.notify(self.shared.published_event());
+        self.shared.notify_published();
     }
 
     #[inline]
@@ -248,6 +259,7 @@ impl Producer {
         crate::sequence::slot_index(sequence, self.shared.capacity())
     }
 
+    #[inline]
     fn write_one(&mut self, start: u64, data: &[u8]) -> u64 {
         self.await_slot(start);
         self.copy_in(start, data);
@@ -277,6 +289,7 @@ impl Producer {
     /// # Errors
     ///
     /// [`PublishError::TooLarge`], [`PublishError::Exhausted`].
+    #[inline]
     pub fn publish(&mut self, data: &[u8]) -> Result<u64, PublishError> {
         self.check_len(data.len())?;
         let start = self.claim_until(1, None)?;
@@ -372,6 +385,7 @@ impl Producer {
     /// # Errors
     ///
     /// As [`Producer::try_publish`].
+    #[inline]
     pub fn try_publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
         self.try_publish(bytemuck::bytes_of(value))
     }
@@ -381,6 +395,7 @@ impl Producer {
     /// # Errors
     ///
     /// As [`Producer::publish`].
+    #[inline]
     pub fn publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
         self.publish(bytemuck::bytes_of(value))
     }
@@ -406,7 +421,7 @@ pub struct Claim<'a> {
     sequence: u64,
     len: usize,
     /// Loom's write tracking; ended before the publish in `drop`.
-    track: Option<WriteTrack>,
+    track: WriteTrack,
 }
 
 impl fmt::Debug for Claim<'_> {
@@ -427,7 +442,7 @@ impl<'a> Claim<'a> {
             producer,
             sequence,
             len,
-            track: Some(track),
+            track,
         }
     }
 
@@ -497,7 +512,7 @@ impl<'a> Claim<'a> {
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         // The write ends before the publish lets consumers read the slot.
-        self.track = None;
+        self.track.end();
         let (len, flags) = if std::thread::panicking() {
             (0, SLOT_SKIPPED)
         } else {

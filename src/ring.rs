@@ -133,11 +133,20 @@ impl Shared {
         self.event(layout::RELEASED_EVENT)
     }
 
-    /// Runs the notifier's side of `[wakeup]` on `event` if the ring has wake-ups.
+    /// After a publish: the notifier's side of `[wakeup]` on the "published" event, if the
+    /// ring has wake-ups (checked first, so a ring without them pays one predictable branch).
     #[inline]
-    pub(crate) fn notify(&self, event: Event<'_>) {
+    pub(crate) fn notify_published(&self) {
         if self.wakeups {
-            event.notify();
+            self.published_event().notify();
+        }
+    }
+
+    /// After a release: the same on the "released" event.
+    #[inline]
+    pub(crate) fn notify_released(&self) {
+        if self.wakeups {
+            self.released_event().notify();
         }
     }
 

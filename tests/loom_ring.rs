@@ -6,7 +6,7 @@
 //! publish happens-before the read, is reported by loom as a data race.
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use ringmq::{PublishError, Ring, RingBuilder, WaitStrategy};

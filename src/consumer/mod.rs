@@ -313,6 +313,7 @@ impl Consumer {
         self.fill_slow(max) || known > 0
     }
 
+    #[inline]
     fn fill_slow(&mut self, max: u64) -> bool {
         match self.group {
             None => {
@@ -380,7 +381,7 @@ impl Consumer {
         self.shared
             .entry_sequence(self.entry.index)
             .store_release(position);
-        self.shared.notify(self.shared.released_event());
+        self.shared.notify_released();
     }
 
     /// Passes over skipped slots at the front; true if a real message is at `next`.
@@ -397,6 +398,7 @@ impl Consumer {
         false
     }
 
+    #[inline]
     fn message(&mut self) -> Message<'_> {
         let sequence = self.next;
         let header = self.header(sequence);
@@ -407,11 +409,11 @@ impl Consumer {
             sequence,
             data,
             len: header.len,
-            flags: header.flags,
-            track: Some(track),
+            track,
         }
     }
 
+    #[inline]
     fn slot_index(&self, sequence: u64) -> usize {
         crate::sequence::slot_index(sequence, self.shared.capacity())
     }
@@ -440,7 +442,11 @@ impl Consumer {
     /// # Errors
     ///
     /// [`RecvError::Stopped`] only inside a handler that is being stopped; otherwise none.
+    #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
+        if self.fill(1) && self.skip_to_message() {
+            return Ok(self.message());
+        }
         self.recv_deadline(None)
     }
 
@@ -544,9 +550,8 @@ pub struct Message<'a> {
     sequence: u64,
     data: *const u8,
     len: usize,
-    flags: u8,
     /// Loom's read tracking; ended before the release in `drop`.
-    track: Option<ReadTrack>,
+    track: ReadTrack,
 }
 
 impl fmt::Debug for Message<'_> {
@@ -554,7 +559,6 @@ impl fmt::Debug for Message<'_> {
         f.debug_struct("Message")
             .field("sequence", &self.sequence)
             .field("len", &self.len)
-            .field("flags", &self.flags)
             .finish()
     }
 }
@@ -570,6 +574,7 @@ impl Message<'_> {
     /// # Errors
     ///
     /// [`Error::TypeMismatch`] if the message is shorter than `T`.
+    #[inline]
     pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<T, Error> {
         read_value(self)
     }
@@ -587,14 +592,16 @@ impl Deref for Message<'_> {
 }
 
 impl Drop for Message<'_> {
+    #[inline]
     fn drop(&mut self) {
         // The read ends before the release lets a producer reuse the slot.
-        self.track = None;
+        self.track.end();
         let upto = self.sequence + 1;
         self.consumer.release_to(upto);
     }
 }
 
+#[inline]
 fn read_value<T: bytemuck::AnyBitPattern>(bytes: &[u8]) -> Result<T, Error> {
     let size = std::mem::size_of::<T>();
     if bytes.len() < size {

@@ -299,7 +299,7 @@ pub(crate) fn free(shared: &Shared, entry: EntryRef) {
         .entry_word(entry.index, E_STATE)
         .store_release(state_word(STATE_FREE, 0, entry.generation));
     // A dependent consumer or a producer may be waiting on this entry's position.
-    shared.notify(shared.released_event());
+    shared.notify_released();
 }
 
 /// Joins (or creates, as its first worker) the group `name`; returns the group entry and

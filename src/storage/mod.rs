@@ -169,7 +169,7 @@ impl Region {
     #[inline]
     pub(crate) fn track_read(&self, index: usize) -> ReadTrack {
         #[cfg(loom)]
-        return ReadTrack(self.slots[index].get());
+        return ReadTrack(Some(self.slots[index].get()));
         #[cfg(not(loom))]
         {
             let _ = index;
@@ -181,7 +181,7 @@ impl Region {
     #[inline]
     pub(crate) fn track_write(&self, index: usize) -> WriteTrack {
         #[cfg(loom)]
-        return WriteTrack(self.slots[index].get_mut());
+        return WriteTrack(Some(self.slots[index].get_mut()));
         #[cfg(not(loom))]
         {
             let _ = index;
@@ -190,20 +190,42 @@ impl Region {
     }
 }
 
-/// While alive, loom counts a read of one slot's payload.
+/// While alive (until [`ReadTrack::end`]), loom counts a read of one slot's payload.
 #[cfg(loom)]
 #[derive(Debug)]
-pub(crate) struct ReadTrack(#[allow(dead_code)] loom::cell::ConstPtr<()>);
-/// While alive, loom counts a read of one slot's payload (no-op outside loom).
+pub(crate) struct ReadTrack(Option<loom::cell::ConstPtr<()>>);
+/// Loom's read tracking; a zero-sized no-op outside loom.
 #[cfg(not(loom))]
 #[derive(Debug)]
 pub(crate) struct ReadTrack;
 
-/// While alive, loom counts a write of one slot's payload.
+impl ReadTrack {
+    /// Ends the tracked read (before the slot is released).
+    #[inline]
+    pub(crate) fn end(&mut self) {
+        #[cfg(loom)]
+        {
+            self.0 = None;
+        }
+    }
+}
+
+/// While alive (until [`WriteTrack::end`]), loom counts a write of one slot's payload.
 #[cfg(loom)]
 #[derive(Debug)]
-pub(crate) struct WriteTrack(#[allow(dead_code)] loom::cell::MutPtr<()>);
-/// While alive, loom counts a write of one slot's payload (no-op outside loom).
+pub(crate) struct WriteTrack(Option<loom::cell::MutPtr<()>>);
+/// Loom's write tracking; a zero-sized no-op outside loom.
 #[cfg(not(loom))]
 #[derive(Debug)]
 pub(crate) struct WriteTrack;
+
+impl WriteTrack {
+    /// Ends the tracked write (before the slot is published).
+    #[inline]
+    pub(crate) fn end(&mut self) {
+        #[cfg(loom)]
+        {
+            self.0 = None;
+        }
+    }
+}
