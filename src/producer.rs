@@ -95,52 +95,10 @@ impl Producer {
     /// Claims `n` sequences without waiting, or says `Full`.
     #[inline]
     fn try_claim(&mut self, n: u64) -> Result<u64, PublishError> {
-        if !self.multi {
-            let start = self.next;
-            if start + n <= self.limit {
-                return Ok(start);
-            }
-            return self.try_claim_single_slow(n);
+        if !self.multi && self.next + n <= self.limit {
+            return Ok(self.next);
         }
-        self.try_claim_multi(n)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn try_claim_single_slow(&mut self, n: u64) -> Result<u64, PublishError> {
-        let start = self.next;
-        if start + n > MAX_SEQUENCE {
-            return Err(PublishError::Exhausted);
-        }
-        self.limit = self.shared.refresh_limit(start);
-        if start + n <= self.limit {
-            Ok(start)
-        } else {
-            Err(PublishError::Full)
-        }
-    }
-
-    #[inline]
-    fn try_claim_multi(&mut self, n: u64) -> Result<u64, PublishError> {
-        let claim = self.shared.claim();
-        // Relaxed: only a guess for the CAS below, which re-checks.
-        let mut start = claim.load_relaxed();
-        loop {
-            if start + n > MAX_SEQUENCE {
-                return Err(PublishError::Exhausted);
-            }
-            if start + n > self.limit {
-                self.limit = self.shared.refresh_limit(start);
-                if start + n > self.limit {
-                    return Err(PublishError::Full);
-                }
-            }
-            // AcqRel: claims are totally ordered by this counter; nothing else hangs on it.
-            match claim.compare_exchange_acqrel(start, start + n) {
-                Ok(_) => return Ok(start),
-                Err(actual) => start = actual,
-            }
-        }
+        try_claim_in(&self.shared, self.multi, self.next, &mut self.limit, n)
     }
 
     /// Claims `n` sequences, waiting by the wait strategy until `deadline`.
@@ -158,17 +116,23 @@ impl Producer {
         if self.multi && deadline.is_none() {
             return self.claim_multi_blocking(n);
         }
-        let shared = Arc::clone(&self.shared);
+        // Borrow the fields apart rather than clone the `Arc`: a clone would write the
+        // reference count, whose line every handle of the ring reads.
+        let (shared, multi, next, limit) = (&*self.shared, self.multi, self.next, &mut self.limit);
         let mut outcome = Ok(0);
-        let waited = wait::wait_for(self.wait, shared.released_event(), deadline, None, || match self
-            .try_claim(n)
-        {
-            Err(PublishError::Full) => None,
-            other => {
-                outcome = other;
-                Some(())
-            }
-        });
+        let waited = wait::wait_for(
+            self.wait,
+            shared.released_event(),
+            deadline,
+            None,
+            || match try_claim_in(shared, multi, next, limit, n) {
+                Err(PublishError::Full) => None,
+                other => {
+                    outcome = other;
+                    Some(())
+                }
+            },
+        );
         match waited {
             Ok(()) => outcome,
             Err(WaitError::Timeout | WaitError::Stopped) => Err(PublishError::Timeout),
@@ -177,15 +141,15 @@ impl Producer {
 
     /// Multi-producer blocking claim: one `fetch_add`, then wait for room.
     fn claim_multi_blocking(&mut self, n: u64) -> Result<u64, PublishError> {
-        // AcqRel: as in `try_claim_multi`.
-        let start = self.shared.claim().fetch_add_acqrel(n);
+        let shared = &*self.shared;
+        // AcqRel: claims are totally ordered by this counter; nothing else hangs on it.
+        let start = shared.claim().fetch_add_acqrel(n);
         if start.saturating_add(n) > MAX_SEQUENCE {
             return Err(PublishError::Exhausted);
         }
         if start + n > self.limit {
-            self.limit = self.shared.refresh_limit(start);
+            self.limit = shared.refresh_limit(start);
             if start + n > self.limit {
-                let shared = Arc::clone(&self.shared);
                 let limit = &mut self.limit;
                 let waited = wait::wait_for(self.wait, shared.released_event(), None, None, || {
                     *limit = shared.refresh_limit(start);
@@ -219,13 +183,19 @@ impl Producer {
         }
     }
 
-    /// Writes the header word that publishes one slot: its stamp tells consumers the slot
-    /// holds `sequence` (both modes; see `Shared::published_until`).
+    /// Writes a slot's header word. In multi-producer mode this Release store is the publish
+    /// (`[stamp]`); in single-producer mode the cursor store in `publish_range` is, and the
+    /// stamp still tells a reader or a recovery scan which lap the slot holds.
     #[inline]
     fn commit(&self, sequence: u64, len: usize, flags: u8) {
         let header = layout::slot_header(sequence, len, flags);
-        // [stamp] Release: pairs with the Acquire in `Shared::published_until`.
-        self.shared.slot_header(sequence).store_release(header);
+        if self.multi {
+            // [stamp] Release: pairs with the Acquire in `Shared::published_until`.
+            self.shared.slot_header(sequence).store_release(header);
+        } else {
+            // Relaxed: the [cursor] Release store in `publish_range` publishes it.
+            self.shared.slot_header(sequence).store_relaxed(header);
+        }
     }
 
     /// After the slots below `end` are committed: advances the single-producer cursor and
@@ -234,9 +204,8 @@ impl Producer {
     fn publish_range(&mut self, end: u64) {
         if !self.multi {
             self.next = end;
-            // [cursor] Release: pairs with the Acquire in `Shared::next_sequence` (attaching at
-            // Latest) and in a later producer's `new`. Consumers do not poll it, so its line
-            // stays in this core's cache.
+            // [cursor] Release: pairs with the Acquire in `Shared::published_until` (and in
+            // `Shared::next_sequence` and a later producer's `new`).
             self.shared.cursor().store_release(end);
         }
         self.shared.notify_published();
@@ -398,6 +367,48 @@ impl Producer {
     #[inline]
     pub fn publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
         self.publish(bytemuck::bytes_of(value))
+    }
+}
+
+/// The claim slow path: refreshes the cached `limit`, then claims `n` sequences at `next`
+/// (single producer) or by compare-exchange of the claim counter (multi producer).
+#[inline(never)]
+fn try_claim_in(
+    shared: &Shared,
+    multi: bool,
+    next: u64,
+    limit: &mut u64,
+    n: u64,
+) -> Result<u64, PublishError> {
+    if !multi {
+        if next + n > MAX_SEQUENCE {
+            return Err(PublishError::Exhausted);
+        }
+        *limit = shared.refresh_limit(next);
+        return if next + n <= *limit {
+            Ok(next)
+        } else {
+            Err(PublishError::Full)
+        };
+    }
+    let claim = shared.claim();
+    // Relaxed: only a guess for the CAS below, which re-checks.
+    let mut start = claim.load_relaxed();
+    loop {
+        if start + n > MAX_SEQUENCE {
+            return Err(PublishError::Exhausted);
+        }
+        if start + n > *limit {
+            *limit = shared.refresh_limit(start);
+            if start + n > *limit {
+                return Err(PublishError::Full);
+            }
+        }
+        // AcqRel: claims are totally ordered by this counter; nothing else hangs on it.
+        match claim.compare_exchange_acqrel(start, start + n) {
+            Ok(_) => return Ok(start),
+            Err(actual) => start = actual,
+        }
     }
 }
 

@@ -217,6 +217,36 @@ fn start_position(shared: &Shared, entry: EntryRef, start: Start, members: u64) 
     Ok(settled)
 }
 
+/// Extends `[next, end)`: a subscriber by what its barrier makes available, a worker by a new
+/// claim of up to `max` from its group. True if the range is non-empty.
+#[inline]
+fn fill_range(
+    shared: &Shared,
+    group: Option<EntryRef>,
+    entry: usize,
+    barrier: &mut Barrier,
+    next: &mut u64,
+    end: &mut u64,
+    max: u64,
+) -> bool {
+    match group {
+        None => {
+            // Only the slots past what is already known need looking at.
+            let from = (*end).max(*next);
+            *end = barrier.available(shared, from, max.min(STAMP_SCAN));
+            *next < *end
+        }
+        Some(group) => match crate::group::try_claim(shared, group.index, entry, max, barrier) {
+            Some((start, stop)) => {
+                *next = start;
+                *end = stop;
+                true
+            }
+            None => false,
+        },
+    }
+}
+
 /// An attached consumer: a subscriber or a group worker; see [`ConsumerBuilder::attach`].
 ///
 /// Pull messages with [`Consumer::try_recv`], [`Consumer::recv`], [`Consumer::recv_timeout`]
@@ -315,30 +345,16 @@ impl Consumer {
 
     #[inline]
     fn fill_slow(&mut self, max: u64) -> bool {
-        match self.group {
-            None => {
-                // Only the slots past what is already known need their stamps read.
-                let from = self.end.max(self.next);
-                self.end = self.barrier.available(&self.shared, from, max.min(STAMP_SCAN));
-                self.next < self.end
-            }
-            Some(group) => {
-                match crate::group::try_claim(
-                    &self.shared,
-                    group.index,
-                    self.entry.index,
-                    max,
-                    &mut self.barrier,
-                ) {
-                    Some((start, end)) => {
-                        self.next = start;
-                        self.end = end;
-                        true
-                    }
-                    None => false,
-                }
-            }
-        }
+        let entry = self.entry.index;
+        fill_range(
+            &self.shared,
+            self.group,
+            entry,
+            &mut self.barrier,
+            &mut self.next,
+            &mut self.end,
+            max,
+        )
     }
 
     /// Waits by the wait strategy until `fill` succeeds.
@@ -346,11 +362,23 @@ impl Consumer {
         if self.fill(max) {
             return Ok(());
         }
-        let shared = Arc::clone(&self.shared);
-        let event = self.barrier.event(&shared);
-        let stop = self.stop.clone();
-        wait::wait_for(self.wait, event, deadline, stop.as_deref(), || {
-            self.fill_slow(max).then_some(())
+        // Borrow the fields apart rather than clone the `Arc`: a clone would write the
+        // reference count, whose line every handle of the ring reads.
+        let Consumer {
+            shared,
+            entry,
+            group,
+            barrier,
+            next,
+            end,
+            wait,
+            stop,
+            ..
+        } = self;
+        let shared: &Shared = shared;
+        let event = barrier.event(shared);
+        wait::wait_for(*wait, event, deadline, stop.as_deref(), || {
+            fill_range(shared, *group, entry.index, barrier, next, end, max).then_some(())
         })
         .map_err(RecvError::from)
     }
