@@ -132,6 +132,7 @@ pub enum ProducerMode {
 }
 
 impl ProducerMode {
+    #[inline]
     pub(crate) fn to_word(self) -> u64 {
         match self {
             ProducerMode::Single => 1,
@@ -219,6 +220,7 @@ impl Layout {
     /// Whether `offset` is one of the layout's 64-bit atomic words (loom builds one loom
     /// atomic per such word and no others).
     #[cfg(loom)]
+    #[inline]
     pub(crate) fn is_word(&self, offset: usize) -> bool {
         if offset < LINE {
             return true;
@@ -238,6 +240,7 @@ impl Layout {
 
     /// Whether `offset` is one of the layout's futex words.
     #[cfg(loom)]
+    #[inline]
     pub(crate) fn is_futex_word(&self, offset: usize) -> bool {
         offset == PUBLISHED_EVENT || offset == RELEASED_EVENT
     }
@@ -316,6 +319,7 @@ const _: () = {
 mod tests {
     use super::*;
 
+    #[inline]
     fn params(capacity: u64, slot_size: usize) -> Params {
         Params {
             capacity,

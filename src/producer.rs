@@ -70,10 +70,12 @@ impl Producer {
     }
 
     /// The largest message this producer can publish, in bytes.
+    #[inline]
     pub fn max_message_len(&self) -> usize {
         self.shared.layout.payload_capacity()
     }
 
+    #[inline]
     fn check_len(&self, len: usize) -> Result<(), PublishError> {
         let max = self.max_message_len();
         if len > max {
@@ -82,6 +84,7 @@ impl Producer {
         Ok(())
     }
 
+    #[inline]
     fn check_batch(&self, n: usize) -> Result<u64, PublishError> {
         let capacity = self.shared.capacity();
         match u64::try_from(n) {
@@ -270,6 +273,7 @@ impl Producer {
     /// # Errors
     ///
     /// [`PublishError::Timeout`] if the ring stayed full; otherwise as [`Producer::publish`].
+    #[inline]
     pub fn publish_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<u64, PublishError> {
         self.check_len(data.len())?;
         let start = self.claim_until(1, Some(Instant::now() + timeout))?;
@@ -282,6 +286,7 @@ impl Producer {
     /// # Errors
     ///
     /// [`PublishError::Full`], [`PublishError::Exhausted`].
+    #[inline]
     pub fn try_claim_slot(&mut self) -> Result<Claim<'_>, PublishError> {
         let start = self.try_claim(1)?;
         Ok(Claim::new(self, start))
@@ -292,6 +297,7 @@ impl Producer {
     /// # Errors
     ///
     /// [`PublishError::Exhausted`].
+    #[inline]
     pub fn claim_slot(&mut self) -> Result<Claim<'_>, PublishError> {
         let start = self.claim_until(1, None)?;
         Ok(Claim::new(self, start))
@@ -304,6 +310,7 @@ impl Producer {
     ///
     /// [`PublishError::Full`], [`PublishError::BatchTooLarge`] if `n` exceeds the capacity,
     /// [`PublishError::Exhausted`].
+    #[inline]
     pub fn try_claim_batch(&mut self, n: usize) -> Result<BatchClaim<'_>, PublishError> {
         let count = self.check_batch(n)?;
         let start = self.try_claim(count)?;
@@ -315,6 +322,7 @@ impl Producer {
     /// # Errors
     ///
     /// [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    #[inline]
     pub fn claim_batch(&mut self, n: usize) -> Result<BatchClaim<'_>, PublishError> {
         let count = self.check_batch(n)?;
         let start = self.claim_until(count, None)?;
@@ -328,6 +336,7 @@ impl Producer {
     ///
     /// [`PublishError::TooLarge`] if any message is too long (nothing is published),
     /// [`PublishError::Full`], [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    #[inline]
     pub fn try_publish_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<u64, PublishError> {
         for m in messages {
             self.check_len(m.as_ref().len())?;
@@ -341,6 +350,7 @@ impl Producer {
     /// # Errors
     ///
     /// [`PublishError::TooLarge`], [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    #[inline]
     pub fn publish_batch<M: AsRef<[u8]>>(&mut self, messages: &[M]) -> Result<u64, PublishError> {
         for m in messages {
             self.check_len(m.as_ref().len())?;
@@ -413,6 +423,7 @@ fn try_claim_in(
 }
 
 impl Drop for Producer {
+    #[inline]
     fn drop(&mut self) {
         if !self.multi {
             // Release: pairs with the AcqRel claim of ownership in `Producer::new`.
@@ -458,11 +469,13 @@ impl<'a> Claim<'a> {
     }
 
     /// The sequence this slot will be published as.
+    #[inline]
     pub fn sequence(&self) -> u64 {
         self.sequence
     }
 
     /// The whole payload of the slot, to write in place.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let cap = self.producer.max_message_len();
         // SAFETY: this guard holds the only claim on the slot until it publishes (claim
@@ -476,6 +489,7 @@ impl<'a> Claim<'a> {
     /// # Errors
     ///
     /// [`PublishError::TooLarge`] if `len` exceeds the payload.
+    #[inline]
     pub fn set_len(&mut self, len: usize) -> Result<(), PublishError> {
         self.producer.check_len(len)?;
         self.len = len;
@@ -487,6 +501,7 @@ impl<'a> Claim<'a> {
     /// # Errors
     ///
     /// [`PublishError::TooLarge`] if `data` exceeds the payload.
+    #[inline]
     pub fn write(&mut self, data: &[u8]) -> Result<(), PublishError> {
         self.set_len(data.len())?;
         self.payload_mut()[..data.len()].copy_from_slice(data);
@@ -498,6 +513,7 @@ impl<'a> Claim<'a> {
     /// # Errors
     ///
     /// [`Error::TypeMismatch`] if `T` is larger than the payload or needs alignment above 8.
+    #[inline]
     pub fn value_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut T, Error> {
         let size = std::mem::size_of::<T>();
         let capacity = self.producer.max_message_len();
@@ -517,10 +533,12 @@ impl<'a> Claim<'a> {
     }
 
     /// Publishes the slot now (dropping the guard does the same).
+    #[inline]
     pub fn publish(self) {}
 }
 
 impl Drop for Claim<'_> {
+    #[inline]
     fn drop(&mut self) {
         // The write ends before the publish lets consumers read the slot.
         self.track.end();
@@ -568,27 +586,32 @@ impl<'a> BatchClaim<'a> {
 
     /// The header that records slot `sequence`'s pending length until the publish: it keeps
     /// the previous lap's stamp (so it publishes nothing) and carries `SLOT_PENDING_LEN`.
+    #[inline]
     fn pending_header(&self, sequence: u64, len: usize) -> u64 {
         let previous = sequence.wrapping_sub(self.producer.shared.capacity());
         layout::slot_header(previous, len, SLOT_PENDING_LEN)
     }
 
     /// The sequence of slot 0.
+    #[inline]
     pub fn first_sequence(&self) -> u64 {
         self.start
     }
 
     /// Number of slots.
+    #[inline]
     pub fn len(&self) -> usize {
         self.count as usize
     }
 
     /// Whether the batch has no slots.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// The payload of slot `i`, or `None` if `i >= len()`.
+    #[inline]
     pub fn slot_mut(&mut self, i: usize) -> Option<&mut [u8]> {
         if i as u64 >= self.count {
             return None;
@@ -607,6 +630,7 @@ impl<'a> BatchClaim<'a> {
     ///
     /// [`PublishError::TooLarge`] if `len` exceeds the payload, [`PublishError::NoSuchSlot`]
     /// if `i >= len()`.
+    #[inline]
     pub fn set_len(&mut self, i: usize, len: usize) -> Result<(), PublishError> {
         self.producer.check_len(len)?;
         if i as u64 >= self.count {
@@ -622,6 +646,7 @@ impl<'a> BatchClaim<'a> {
         Ok(())
     }
 
+    #[inline]
     fn fill_from<M: AsRef<[u8]>>(mut self, messages: &[M]) -> u64 {
         for (i, m) in messages.iter().enumerate() {
             let data = m.as_ref();
@@ -634,10 +659,12 @@ impl<'a> BatchClaim<'a> {
     }
 
     /// Publishes every slot now (dropping the guard does the same).
+    #[inline]
     pub fn publish(self) {}
 }
 
 impl Drop for BatchClaim<'_> {
+    #[inline]
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
         let end = self.start + self.count;

@@ -139,6 +139,7 @@ impl Word32 {
 
     /// Sleeps while the word equals `expected`, at most `timeout`; may return spuriously.
     #[cfg(not(loom))]
+    #[inline]
     pub(crate) fn wait(&self, expected: u32, timeout: Option<std::time::Duration>) {
         crate::sync::futex::wait(&self.0, expected, timeout);
     }
@@ -146,6 +147,7 @@ impl Word32 {
     /// Sleeps while the word equals `expected`. Loom has no time: the timeout is not modelled,
     /// so a lost wake-up shows as a deadlock instead of being papered over.
     #[cfg(loom)]
+    #[inline]
     pub(crate) fn wait(&self, expected: u32, _timeout: Option<std::time::Duration>) {
         let guard = self.lock.lock().unwrap();
         if self.word.load(Ordering::Acquire) == expected {
@@ -155,12 +157,14 @@ impl Word32 {
 
     /// Wakes every sleeper on this word.
     #[cfg(not(loom))]
+    #[inline]
     pub(crate) fn wake_all(&self) {
         crate::sync::futex::wake_all(&self.0);
     }
 
     /// Wakes every sleeper on this word.
     #[cfg(loom)]
+    #[inline]
     pub(crate) fn wake_all(&self) {
         let _guard = self.lock.lock().unwrap();
         self.cond.notify_all();

@@ -99,6 +99,7 @@ impl<T: Pod> TypedProducer<T> {
     /// # Errors
     ///
     /// As [`Producer::try_publish`].
+    #[inline]
     pub fn try_publish(&mut self, value: &T) -> Result<u64, PublishError> {
         self.inner.try_publish(bytemuck::bytes_of(value))
     }
@@ -108,6 +109,7 @@ impl<T: Pod> TypedProducer<T> {
     /// # Errors
     ///
     /// As [`Producer::publish`].
+    #[inline]
     pub fn publish(&mut self, value: &T) -> Result<u64, PublishError> {
         self.inner.publish(bytemuck::bytes_of(value))
     }
@@ -117,6 +119,7 @@ impl<T: Pod> TypedProducer<T> {
     /// # Errors
     ///
     /// As [`Producer::publish_timeout`].
+    #[inline]
     pub fn publish_timeout(&mut self, value: &T, timeout: Duration) -> Result<u64, PublishError> {
         self.inner.publish_timeout(bytemuck::bytes_of(value), timeout)
     }
@@ -138,6 +141,7 @@ impl<T: Pod> TypedProducer<T> {
     }
 
     /// The underlying byte producer.
+    #[inline]
     pub fn into_inner(self) -> Producer {
         self.inner
     }
@@ -177,6 +181,7 @@ impl<T: Pod> TypedConsumer<T> {
     /// # Errors
     ///
     /// [`RecvError::Empty`].
+    #[inline]
     pub fn try_recv(&mut self) -> Result<(u64, T), RecvError> {
         let message = self.inner.try_recv()?;
         Ok((message.sequence(), decode(&message)))
@@ -187,6 +192,7 @@ impl<T: Pod> TypedConsumer<T> {
     /// # Errors
     ///
     /// As [`Consumer::recv`].
+    #[inline]
     pub fn recv(&mut self) -> Result<(u64, T), RecvError> {
         let message = self.inner.recv()?;
         Ok((message.sequence(), decode(&message)))
@@ -197,6 +203,7 @@ impl<T: Pod> TypedConsumer<T> {
     /// # Errors
     ///
     /// [`RecvError::Timeout`].
+    #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<(u64, T), RecvError> {
         let message = self.inner.recv_timeout(timeout)?;
         Ok((message.sequence(), decode(&message)))
@@ -204,6 +211,7 @@ impl<T: Pod> TypedConsumer<T> {
 
     /// Calls `f` on every value available now (up to `max`), releasing them with one store.
     /// Returns how many there were.
+    #[inline]
     pub fn try_poll(&mut self, max: usize, mut f: impl FnMut(u64, T)) -> usize {
         let batch = self.inner.try_poll(max);
         let mut n = 0;
@@ -215,6 +223,7 @@ impl<T: Pod> TypedConsumer<T> {
     }
 
     /// The underlying byte consumer.
+    #[inline]
     pub fn into_inner(self) -> Consumer {
         self.inner
     }

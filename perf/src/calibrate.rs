@@ -39,7 +39,7 @@ pub fn cache_line_rtt(cores: Cores, n: u64) -> Histogram<u64> {
         })
     };
     pin(cores.a);
-    let mut h = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
     for i in 1..=n {
         let t = Instant::now();
         ping.store(i, Ordering::Release);

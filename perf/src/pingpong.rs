@@ -28,7 +28,7 @@ pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
 }
 
 fn histogram() -> Histogram<u64> {
-    Histogram::<u64>::new(3).expect("3 significant figures is valid")
+    Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds")
 }
 
 fn ringmq(cores: Cores, n: u64) -> Histogram<u64> {

@@ -147,7 +147,8 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     .fold((f64::MAX, f64::MIN), |(l, h), &f| (l.min(f), h.max(f)));
                 let mid = median(figures.clone());
                 if latency {
-                    let mut merged = Histogram::<u64>::new(3).expect("valid");
+                    let mut merged =
+                        Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
                     for s in &runs {
                         if let Value::Latency(h) = &s.value {
                             let _ = merged.add(h);
@@ -174,15 +175,22 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                         "ratio_to_bare_cache_line": mid / bare, "hgrm": file.file_name().map(|f| f.to_string_lossy().into_owned()),
                     }));
                 } else {
+                    let ratio = |x: f64| {
+                        if x.is_finite() {
+                            format!("{x:.2}")
+                        } else {
+                            "-".to_owned()
+                        }
+                    };
                     let _ = writeln!(
                         md,
-                        "| {system} | {place} | {} | {:.1} | {:.1}-{:.1} | {:.2} | {:.2} |",
+                        "| {system} | {place} | {} | {:.1} | {:.1}-{:.1} | {} | {} |",
                         runs.len(),
                         mid / 1e6,
                         lo / 1e6,
                         hi / 1e6,
-                        mid / ringmq,
-                        mid / streaming
+                        ratio(mid / ringmq),
+                        ratio(mid / streaming)
                     );
                     json_rows.push(serde_json::json!({
                         "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),

@@ -70,6 +70,7 @@ impl<'r> ConsumerBuilder<'r> {
     /// them has released `s` (pipelines, diamonds). At most 8. For a worker, these are its
     /// group's dependencies: the first worker sets them, and a later worker that names any
     /// must name the same.
+    #[inline]
     pub fn after<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -82,12 +83,14 @@ impl<'r> ConsumerBuilder<'r> {
 
     /// Where to start (default [`Start::Latest`]). For a worker this is the group's start,
     /// used only by the worker that creates the group.
+    #[inline]
     pub fn start(mut self, start: Start) -> Self {
         self.start = start;
         self
     }
 
     /// How `recv`/`poll` wait (default `Backoff`, or `Yield` on a ring without wake-ups).
+    #[inline]
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.wait = Some(wait);
         self
@@ -305,27 +308,32 @@ impl Consumer {
     }
 
     /// The consumer's name.
+    #[inline]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// For a subscriber, the next sequence it will read. For a worker, the next sequence of
     /// its current claim (meaningless between claims).
+    #[inline]
     pub fn position(&self) -> u64 {
         self.next
     }
 
     /// How many skipped slots (given up by a producer) this consumer has passed over (in a
     /// batch, those its iterators went past).
+    #[inline]
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
 
+    #[inline]
     pub(crate) fn shared_payload_capacity(&self) -> usize {
         self.shared.layout.payload_capacity()
     }
 
     /// Whether this is a worker of a group.
+    #[inline]
     pub fn is_worker(&self) -> bool {
         self.group.is_some()
     }
@@ -358,6 +366,7 @@ impl Consumer {
     }
 
     /// Waits by the wait strategy until `fill` succeeds.
+    #[inline]
     fn wait_fill(&mut self, max: u64, deadline: Option<Instant>) -> Result<(), RecvError> {
         if self.fill(max) {
             return Ok(());
@@ -483,10 +492,12 @@ impl Consumer {
     /// # Errors
     ///
     /// [`RecvError::Timeout`] if nothing arrived in time.
+    #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
         self.recv_deadline(Some(Instant::now() + timeout))
     }
 
+    #[inline]
     fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<Message<'_>, RecvError> {
         loop {
             self.wait_fill(1, deadline)?;
@@ -501,6 +512,7 @@ impl Consumer {
     /// Every available message, up to `max`, without waiting (the batch may be empty). The
     /// whole batch is released with one store when it drops. A worker claims the batch's
     /// messages for itself: they are delivered to it whether or not it iterates them.
+    #[inline]
     pub fn try_poll(&mut self, max: usize) -> Batch<'_> {
         let max = (max as u64).max(1);
         self.fill(max);
@@ -512,6 +524,7 @@ impl Consumer {
     /// # Errors
     ///
     /// [`RecvError::Stopped`] only inside a handler that is being stopped.
+    #[inline]
     pub fn poll(&mut self, max: usize) -> Result<Batch<'_>, RecvError> {
         let max = (max as u64).max(1);
         self.wait_fill(max, None)?;
@@ -523,12 +536,14 @@ impl Consumer {
     /// # Errors
     ///
     /// [`RecvError::Timeout`] if nothing arrived in time.
+    #[inline]
     pub fn poll_timeout(&mut self, max: usize, timeout: Duration) -> Result<Batch<'_>, RecvError> {
         let max = (max as u64).max(1);
         self.wait_fill(max, Some(Instant::now() + timeout))?;
         Ok(self.batch(max))
     }
 
+    #[inline]
     fn batch(&mut self, max: u64) -> Batch<'_> {
         let end = self.end.min(self.next.saturating_add(max));
         let start = self.next;
@@ -541,20 +556,24 @@ impl Consumer {
 
     /// Detaches now: the consumer stops gating producers and its name is free again.
     /// (Dropping it does the same.)
+    #[inline]
     pub fn detach(self) {}
 
     #[cfg(not(loom))]
+    #[inline]
     pub(crate) fn set_stop(&mut self, stop: std::sync::Arc<StopFlag>) {
         self.stop = Some(stop);
     }
 
     #[cfg(not(loom))]
+    #[inline]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
 }
 
 impl Drop for Consumer {
+    #[inline]
     fn drop(&mut self) {
         let shared = &self.shared;
         match self.group {
@@ -593,6 +612,7 @@ impl fmt::Debug for Message<'_> {
 
 impl Message<'_> {
     /// The message's sequence.
+    #[inline]
     pub fn sequence(&self) -> u64 {
         self.sequence
     }
@@ -611,6 +631,7 @@ impl Message<'_> {
 impl Deref for Message<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: the slot holding `sequence` is published (the consumer's barrier said so)
         // and cannot be reused before this guard releases it on drop (the consumer's position
@@ -659,16 +680,19 @@ impl fmt::Debug for Batch<'_> {
 
 impl Batch<'_> {
     /// The sequences this batch covers (skipped slots included).
+    #[inline]
     pub fn sequences(&self) -> Range<u64> {
         self.range.clone()
     }
 
     /// Whether the batch covers no sequence.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.range.is_empty()
     }
 
     /// The messages, in sequence order, skipped slots left out.
+    #[inline]
     pub fn iter(&self) -> BatchIter<'_> {
         BatchIter {
             consumer: self.consumer,
@@ -689,6 +713,7 @@ impl<'b> IntoIterator for &'b Batch<'_> {
 }
 
 impl Drop for Batch<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.range.is_empty() {
             return;
@@ -715,6 +740,7 @@ impl fmt::Debug for BatchIter<'_> {
 impl<'b> Iterator for BatchIter<'b> {
     type Item = Msg<'b>;
 
+    #[inline]
     fn next(&mut self) -> Option<Msg<'b>> {
         for sequence in self.range.by_ref() {
             let header = self.consumer.header(sequence);
@@ -760,11 +786,13 @@ impl fmt::Debug for Msg<'_> {
 
 impl<'a> Msg<'a> {
     /// The message's sequence.
+    #[inline]
     pub fn sequence(&self) -> u64 {
         self.sequence
     }
 
     /// The payload bytes, for the batch's lifetime.
+    #[inline]
     pub fn bytes(&self) -> &'a [u8] {
         self.data
     }
@@ -774,6 +802,7 @@ impl<'a> Msg<'a> {
     /// # Errors
     ///
     /// [`Error::TypeMismatch`] if the message is shorter than `T`.
+    #[inline]
     pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<T, Error> {
         read_value(self.data)
     }
@@ -782,6 +811,7 @@ impl<'a> Msg<'a> {
 impl Deref for Msg<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.data
     }
