@@ -359,6 +359,89 @@ impl Producer {
         Ok(batch.fill_from(messages))
     }
 
+    /// Claims `n` consecutive slots if there is room now, lets `fill(i, payload)` write slot
+    /// `i` in place and return its message length, and publishes all `n` with one publish.
+    /// Returns the first sequence. The fastest way to publish many small messages.
+    ///
+    /// `payload` is the whole slot payload; a returned length above it is clamped to it. If
+    /// `fill` panics, the slots it did not finish are published as skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Full`] (nothing is claimed and `fill` is not called),
+    /// [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    #[inline]
+    pub fn try_publish_batch_with<F>(&mut self, n: usize, fill: F) -> Result<u64, PublishError>
+    where
+        F: FnMut(usize, &mut [u8]) -> usize,
+    {
+        let count = self.check_batch(n)?;
+        let start = self.try_claim(count)?;
+        self.fill_batch(start, count, fill);
+        Ok(start)
+    }
+
+    /// Like [`Producer::try_publish_batch_with`], waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    #[inline]
+    pub fn publish_batch_with<F>(&mut self, n: usize, fill: F) -> Result<u64, PublishError>
+    where
+        F: FnMut(usize, &mut [u8]) -> usize,
+    {
+        let count = self.check_batch(n)?;
+        let start = self.claim_until(count, None)?;
+        self.fill_batch(start, count, fill);
+        Ok(start)
+    }
+
+    /// Writes and publishes the claimed slots `start..start + count` through `fill`.
+    #[inline]
+    fn fill_batch<F>(&mut self, start: u64, count: u64, mut fill: F)
+    where
+        F: FnMut(usize, &mut [u8]) -> usize,
+    {
+        /// Publishes what a panicking `fill` left unwritten as skipped.
+        struct Unwind<'p> {
+            producer: &'p mut Producer,
+            done: u64,
+            end: u64,
+        }
+        impl Drop for Unwind<'_> {
+            fn drop(&mut self) {
+                for sequence in self.done..self.end {
+                    self.producer.commit(sequence, 0, SLOT_SKIPPED);
+                }
+                self.producer.publish_range(self.end);
+            }
+        }
+        let end = start + count;
+        let capacity = self.max_message_len();
+        let mut guard = Unwind {
+            producer: self,
+            done: start,
+            end,
+        };
+        while guard.done < end {
+            let sequence = guard.done;
+            let producer = &mut *guard.producer;
+            producer.await_slot(sequence);
+            let track = producer.shared.region.track_write(producer.slot_index(sequence));
+            // SAFETY: the slot is claimed by this producer alone and no consumer reads it
+            // before the publish (as in `Claim::payload_mut`); the payload is `capacity` bytes.
+            let payload =
+                unsafe { std::slice::from_raw_parts_mut(producer.shared.payload(sequence), capacity) };
+            let len = fill((sequence - start) as usize, payload).min(capacity);
+            let mut track = track;
+            track.end();
+            producer.commit(sequence, len, 0);
+            guard.done += 1;
+        }
+        // The guard's drop publishes the whole range (nothing is left to skip).
+    }
+
     /// Publishes a plain-old-data value as the message bytes.
     ///
     /// # Errors

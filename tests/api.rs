@@ -489,3 +489,65 @@ fn detaching_a_stalled_consumer_frees_the_producer() {
         assert_eq!(p.try_publish(b"x").unwrap(), 4);
     }
 }
+
+#[test]
+fn batches_written_by_a_closure() {
+    for multi in [false, true] {
+        let mut b = Ring::builder().capacity(8).slot_size(24);
+        if multi {
+            b = b.multi_producer();
+        }
+        let ring = b.build().unwrap();
+        let mut c = ring.subscriber("c").attach().unwrap();
+        let mut p = ring.producer().unwrap();
+        let first = p
+            .try_publish_batch_with(5, |i, slot| {
+                assert_eq!(slot.len(), 16);
+                slot[..3].copy_from_slice(&[i as u8; 3]);
+                if i == 4 {
+                    99 // clamped to the payload
+                } else {
+                    3
+                }
+            })
+            .unwrap();
+        assert_eq!(first, 0);
+        assert_eq!(
+            p.try_publish_batch_with(4, |_, _| unreachable!("not called when full")),
+            Err(PublishError::Full)
+        );
+        let got: Vec<(u64, Vec<u8>)> = c
+            .try_poll(10)
+            .iter()
+            .map(|m| (m.sequence(), m.to_vec()))
+            .collect();
+        assert_eq!(got.len(), 5);
+        for (i, (seq, bytes)) in got.iter().enumerate() {
+            assert_eq!(*seq, i as u64);
+            if i == 4 {
+                assert_eq!(bytes.len(), 16);
+            } else {
+                assert_eq!(bytes, &vec![i as u8; 3]);
+            }
+        }
+        // A panicking closure leaves the rest of its batch skipped, never unpublished.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = p.publish_batch_with(3, |i, slot| {
+                if i == 1 {
+                    panic!("writer failed");
+                }
+                slot[0] = 7;
+                1
+            });
+        }));
+        assert!(r.is_err());
+        p.try_publish(b"next").unwrap();
+        let got: Vec<(u64, Vec<u8>)> = c
+            .try_poll(10)
+            .iter()
+            .map(|m| (m.sequence(), m.to_vec()))
+            .collect();
+        assert_eq!(got, vec![(5, vec![7]), (8, b"next".to_vec())]);
+        assert_eq!(c.skipped(), 2);
+    }
+}

@@ -75,14 +75,11 @@ fn ringmq(cores: Cores, n: u64, batch: usize) -> f64 {
     } else {
         while next < n {
             let k = batch.min((n - next) as usize);
-            if let Ok(mut claim) = producer.try_claim_batch(k) {
-                for i in 0..k {
-                    if let Some(slot) = claim.slot_mut(i) {
-                        slot[..8].copy_from_slice(&(next + i as u64).to_le_bytes());
-                    }
-                    let _ = claim.set_len(i, 8);
-                }
-                claim.publish();
+            let written = producer.try_publish_batch_with(k, |i, slot| {
+                slot[..8].copy_from_slice(&(next + i as u64).to_le_bytes());
+                8
+            });
+            if written.is_ok() {
                 next += k as u64;
             }
         }
