@@ -33,17 +33,47 @@ pub(crate) const VERSION: u64 = 1;
 /// The init word's value once the creator has written everything else.
 pub(crate) const INIT_DONE: u64 = u64::from_le_bytes(*b"ringINIT");
 
-// Header fields (line 0).
-pub(crate) const H_MAGIC: usize = 0;
-pub(crate) const H_VERSION: usize = 8;
-pub(crate) const H_CAPACITY: usize = 16;
-pub(crate) const H_SLOT_SIZE: usize = 24;
-pub(crate) const H_MODE: usize = 32;
-pub(crate) const H_MAX_CONSUMERS: usize = 40;
-pub(crate) const H_FLAGS: usize = 48;
-pub(crate) const H_INITIAL_SEQUENCE: usize = 56;
-pub(crate) const H_TOTAL_LEN: usize = 64;
-pub(crate) const H_INIT: usize = 120;
+/// The header, line 0 of every ring. Never referenced in place (every field is read and
+/// written as an atomic word through `Region`); it fixes the field offsets below, which
+/// `offset_of!` derives from it, and documents the format. All fields are little-endian.
+#[repr(C)]
+#[allow(dead_code)]
+pub(crate) struct Header {
+    /// [`MAGIC`].
+    magic: u64,
+    /// [`VERSION`].
+    version: u64,
+    /// Number of slots, a power of two.
+    capacity: u64,
+    /// Bytes per slot, header included.
+    slot_size: u64,
+    /// 1 single producer, 2 multi producer.
+    mode: u64,
+    /// Entries in the consumer table.
+    max_consumers: u64,
+    /// [`FLAG_WAKEUPS`].
+    flags: u64,
+    /// Sequence of the first message.
+    initial_sequence: u64,
+    /// Bytes of the whole ring.
+    total_len: u64,
+    reserved: [u64; 6],
+    /// [`INIT_DONE`] once the creator has written everything else (Release).
+    init: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() == LINE);
+
+pub(crate) const H_MAGIC: usize = std::mem::offset_of!(Header, magic);
+pub(crate) const H_VERSION: usize = std::mem::offset_of!(Header, version);
+pub(crate) const H_CAPACITY: usize = std::mem::offset_of!(Header, capacity);
+pub(crate) const H_SLOT_SIZE: usize = std::mem::offset_of!(Header, slot_size);
+pub(crate) const H_MODE: usize = std::mem::offset_of!(Header, mode);
+pub(crate) const H_MAX_CONSUMERS: usize = std::mem::offset_of!(Header, max_consumers);
+pub(crate) const H_FLAGS: usize = std::mem::offset_of!(Header, flags);
+pub(crate) const H_INITIAL_SEQUENCE: usize = std::mem::offset_of!(Header, initial_sequence);
+pub(crate) const H_TOTAL_LEN: usize = std::mem::offset_of!(Header, total_len);
+pub(crate) const H_INIT: usize = std::mem::offset_of!(Header, init);
 
 /// Header flag: producers and consumers notify futex waiters (blocking waits are allowed).
 pub(crate) const FLAG_WAKEUPS: u64 = 1;
@@ -382,6 +412,22 @@ mod tests {
         p.initial_sequence = MAX_SEQUENCE + 1;
         assert!(matches!(p.validate(), Err(Error::InvalidInitialSequence { .. })));
         assert!(params(1, 16).validate().is_ok());
+    }
+
+    #[test]
+    fn header_fields_keep_their_offsets() {
+        // The on-disk and shared-memory format: changing one is a new layout VERSION.
+        let fields = [
+            H_MAGIC,
+            H_VERSION,
+            H_CAPACITY,
+            H_SLOT_SIZE,
+            H_MODE,
+            H_MAX_CONSUMERS,
+            H_FLAGS,
+        ];
+        assert_eq!(fields, [0, 8, 16, 24, 32, 40, 48]);
+        assert_eq!((H_INITIAL_SEQUENCE, H_TOTAL_LEN, H_INIT), (56, 64, 120));
     }
 
     #[test]
