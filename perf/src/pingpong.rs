@@ -74,35 +74,60 @@ fn ringmq(cores: Cores, n: u64) -> Histogram<u64> {
     h
 }
 
-fn rtrb(cores: Cores, n: u64) -> Histogram<u64> {
-    let (mut ping_tx, mut ping_rx) = rtrb::RingBuffer::<u64>::new(64);
-    let (mut pong_tx, mut pong_rx) = rtrb::RingBuffer::<u64>::new(64);
+/// Ping-pong over two spinning queues: (push, pop) for the ping direction and the pong one.
+fn spin_pingpong<PushA, PopA, PushB, PopB>(
+    cores: Cores,
+    n: u64,
+    name: &str,
+    ping: (PushA, PopA),
+    pong: (PushB, PopB),
+) -> Histogram<u64>
+where
+    PushA: FnMut(u64) -> bool,
+    PopA: FnMut() -> Option<u64> + Send + 'static,
+    PushB: FnMut(u64) -> bool + Send + 'static,
+    PopB: FnMut() -> Option<u64>,
+{
+    let (mut ping_push, mut ping_pop) = ping;
+    let (mut pong_push, mut pong_pop) = pong;
     let echo = std::thread::spawn(move || {
         pin(cores.b);
         for _ in 0..n {
             let v = loop {
-                if let Ok(v) = ping_rx.pop() {
+                if let Some(v) = ping_pop() {
                     break v;
                 }
             };
-            while pong_tx.push(v).is_err() {}
+            while !pong_push(v) {}
         }
     });
     pin(cores.a);
     let mut h = histogram();
     for i in 0..n {
         let t = Instant::now();
-        while ping_tx.push(i).is_err() {}
+        while !ping_push(i) {}
         let v = loop {
-            if let Ok(v) = pong_rx.pop() {
+            if let Some(v) = pong_pop() {
                 break v;
             }
         };
         h.saturating_record(t.elapsed().as_nanos() as u64);
-        assert_eq!(v, i, "rtrb ping-pong answer");
+        assert_eq!(v, i, "{name} ping-pong answer");
     }
     echo.join().expect("echo");
     h
+}
+
+fn rtrb(cores: Cores, n: u64) -> Histogram<u64> {
+    let (mut ping_tx, mut ping_rx) = rtrb::RingBuffer::<u64>::new(64);
+    let (mut pong_tx, mut pong_rx) = rtrb::RingBuffer::<u64>::new(64);
+    spin_pingpong(
+        cores,
+        n,
+        "rtrb",
+        (move |v| ping_tx.push(v).is_ok(), move || ping_rx.pop().ok()),
+        (move |v| pong_tx.push(v).is_ok(), move || pong_rx.pop().ok()),
+    )
 }
 
 fn array_queue(cores: Cores, n: u64) -> Histogram<u64> {
@@ -111,32 +136,13 @@ fn array_queue(cores: Cores, n: u64) -> Histogram<u64> {
     let ping = Arc::new(ArrayQueue::<u64>::new(64));
     let pong = Arc::new(ArrayQueue::<u64>::new(64));
     let (p, q) = (ping.clone(), pong.clone());
-    let echo = std::thread::spawn(move || {
-        pin(cores.b);
-        for _ in 0..n {
-            let v = loop {
-                if let Some(v) = p.pop() {
-                    break v;
-                }
-            };
-            while q.push(v).is_err() {}
-        }
-    });
-    pin(cores.a);
-    let mut h = histogram();
-    for i in 0..n {
-        let t = Instant::now();
-        while ping.push(i).is_err() {}
-        let v = loop {
-            if let Some(v) = pong.pop() {
-                break v;
-            }
-        };
-        h.saturating_record(t.elapsed().as_nanos() as u64);
-        assert_eq!(v, i, "ArrayQueue ping-pong answer");
-    }
-    echo.join().expect("echo");
-    h
+    spin_pingpong(
+        cores,
+        n,
+        "ArrayQueue",
+        (move |v| ping.push(v).is_ok(), move || p.pop()),
+        (move |v| q.push(v).is_ok(), move || pong.pop()),
+    )
 }
 
 fn channel(cores: Cores, n: u64) -> Histogram<u64> {

@@ -88,14 +88,21 @@ fn ringmq(cores: Cores, n: u64, batch: usize) -> f64 {
     rate(n, start)
 }
 
-fn rtrb(cores: Cores, n: u64) -> f64 {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+/// A spinning queue between the two cores: `push` until it takes each value, `pop` until
+/// it yields one, every value checked in order.
+fn spin_queue(
+    cores: Cores,
+    n: u64,
+    name: &'static str,
+    mut push: impl FnMut(u64) -> bool,
+    mut pop: impl FnMut() -> Option<u64> + Send + 'static,
+) -> f64 {
     let reader = std::thread::spawn(move || {
         pin(cores.b);
         let mut expected = 0;
         while expected < n {
-            if let Ok(v) = rx.pop() {
-                assert_eq!(v, expected, "rtrb lost or reordered a message");
+            if let Some(v) = pop() {
+                assert_eq!(v, expected, "{name} lost or reordered a message");
                 expected += 1;
             }
         }
@@ -104,12 +111,23 @@ fn rtrb(cores: Cores, n: u64) -> f64 {
     let start = Instant::now();
     let mut next = 0;
     while next < n {
-        if tx.push(next).is_ok() {
+        if push(next) {
             next += 1;
         }
     }
-    reader.join().expect("rtrb reader");
+    reader.join().expect("reader thread");
     rate(n, start)
+}
+
+fn rtrb(cores: Cores, n: u64) -> f64 {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+    spin_queue(
+        cores,
+        n,
+        "rtrb",
+        move |v| tx.push(v).is_ok(),
+        move || rx.pop().ok(),
+    )
 }
 
 fn disruptor(cores: Cores, n: u64) -> f64 {
@@ -155,26 +173,13 @@ fn disruptor(cores: Cores, n: u64) -> f64 {
 fn array_queue(cores: Cores, n: u64) -> f64 {
     let q = std::sync::Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY));
     let rq = q.clone();
-    let reader = std::thread::spawn(move || {
-        pin(cores.b);
-        let mut expected = 0;
-        while expected < n {
-            if let Some(v) = rq.pop() {
-                assert_eq!(v, expected, "ArrayQueue lost or reordered a message");
-                expected += 1;
-            }
-        }
-    });
-    pin(cores.a);
-    let start = Instant::now();
-    let mut next = 0;
-    while next < n {
-        if q.push(next).is_ok() {
-            next += 1;
-        }
-    }
-    reader.join().expect("ArrayQueue reader");
-    rate(n, start)
+    spin_queue(
+        cores,
+        n,
+        "ArrayQueue",
+        move |v| q.push(v).is_ok(),
+        move || rq.pop(),
+    )
 }
 
 fn channel(cores: Cores, n: u64) -> f64 {
