@@ -258,3 +258,46 @@ fn attaching_while_the_producer_runs() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn subscriber_behind_a_group() {
+    // `[group]`: a dependent reads the group's claim counter before its workers' positions,
+    // so it never passes a message a worker still holds (loom also checks the slot is not
+    // overwritten while the worker reads it: the group gates the producer the same way).
+    model(2, || {
+        let ring = tiny(1).wakeups(true).build().unwrap();
+        let mut worker = ring
+            .worker("g", "w")
+            .wait_strategy(WaitStrategy::Block)
+            .attach()
+            .unwrap();
+        let mut after = ring
+            .subscriber("after")
+            .after(["g"])
+            .wait_strategy(WaitStrategy::Block)
+            .attach()
+            .unwrap();
+        let mut producer = ring.producer_with(WaitStrategy::Block).unwrap();
+        let done: Arc<Vec<AtomicBool>> = Arc::new((0..2).map(|_| AtomicBool::new(false)).collect());
+        let marks = done.clone();
+        let t_worker = thread::spawn(move || {
+            for i in 0..2 {
+                let m = worker.recv().unwrap();
+                assert_eq!(m.sequence(), i);
+                marks[i as usize].store(true, Ordering::Relaxed);
+            }
+        });
+        let t_producer = thread::spawn(move || {
+            for v in 0..2u64 {
+                producer.publish(&v.to_le_bytes()).unwrap();
+            }
+        });
+        for i in 0..2 {
+            let m = after.recv().unwrap();
+            assert_eq!((m.sequence(), m.value::<u64>().unwrap()), (i, i));
+            assert!(done[i as usize].load(Ordering::Relaxed), "ran ahead of the group");
+        }
+        t_worker.join().unwrap();
+        t_producer.join().unwrap();
+    });
+}
