@@ -83,13 +83,15 @@ impl Model {
     }
 }
 
-fn run(ops: Vec<Op>) {
-    let ring = Ring::builder()
+fn run(ops: Vec<Op>, multi: bool) {
+    let mut builder = Ring::builder()
         .capacity(CAPACITY)
         .slot_size(SLOT)
-        .max_consumers(8)
-        .build()
-        .unwrap();
+        .max_consumers(8);
+    if multi {
+        builder = builder.multi_producer();
+    }
+    let ring = builder.build().unwrap();
     let mut producer = ring.producer().unwrap();
     let mut handles: Vec<Option<Consumer>> = (0..4).map(|_| None).collect();
     let mut model = Model {
@@ -220,6 +222,11 @@ proptest! {
 
     #[test]
     fn ring_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
-        run(ops);
+        run(ops, false);
+    }
+
+    #[test]
+    fn multi_producer_ring_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
+        run(ops, true);
     }
 }
