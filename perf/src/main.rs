@@ -6,11 +6,13 @@
 //! ```
 //!
 //! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
-//! (one producer, one consumer, u64 messages), `pingpong` (round trips). Default: all. Every
+//! (one producer, one consumer, u64 messages), `pingpong` (round trips), `blocking` (wake-up
+//! latency of a sleeping consumer and its CPU while idle). Default: all. Every
 //! case runs between two placement probes and is labelled near or far; systems run interleaved
 //! (A B C A B C ...) so they are compared inside one run and one placement. Every message is
 //! checked by its receiver: a system that loses one fails the run.
 
+mod blocking;
 mod calibrate;
 mod pin;
 mod pingpong;
@@ -20,8 +22,9 @@ mod spsc;
 use pin::Cores;
 use report::{Sample, Value};
 use std::path::PathBuf;
+use std::time::Duration;
 
-const SCENARIOS: &[&str] = &["calibrate", "spsc", "pingpong"];
+const SCENARIOS: &[&str] = &["calibrate", "spsc", "pingpong", "blocking"];
 
 struct Args {
     scenarios: Vec<String>,
@@ -85,10 +88,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let (rounds, spsc_n, pings, stream_n) = if args.quick {
-        (2, 2_000_000, 20_000, 20_000_000)
+    let (rounds, spsc_n, pings, stream_n, wakes, idle) = if args.quick {
+        (2, 2_000_000, 20_000, 20_000_000, 200, Duration::from_millis(50))
     } else {
-        (5, 20_000_000, 200_000, 200_000_000)
+        (
+            5,
+            20_000_000,
+            200_000,
+            200_000_000,
+            2_000,
+            Duration::from_millis(500),
+        )
     };
     let mut samples = Vec::new();
     for round in 0..rounds {
@@ -97,6 +107,7 @@ fn main() {
                 "calibrate" => vec!["streaming limit"],
                 "spsc" => spsc::SYSTEMS.to_vec(),
                 "pingpong" => pingpong::SYSTEMS.to_vec(),
+                "blocking" => blocking::SYSTEMS.to_vec(),
                 _ => unreachable!("checked by parse_args"),
             };
             for system in cases {
@@ -105,6 +116,10 @@ fn main() {
                 let value = isolated(move || match scenario_name.as_str() {
                     "calibrate" => Value::Rate(calibrate::streaming(cores, stream_n)),
                     "spsc" => Value::Rate(spsc::run(system, cores, spsc_n)),
+                    "blocking" => {
+                        let outcome = blocking::run(system, cores, wakes, idle);
+                        Value::Blocking(outcome.wake, outcome.idle_cpu)
+                    }
                     _ => Value::Latency(pingpong::run(system, cores, pings)),
                 });
                 let after = isolated(move || calibrate::probe(cores));

@@ -11,6 +11,8 @@ pub enum Value {
     Rate(f64),
     /// Round trips, in nanoseconds.
     Latency(Histogram<u64>),
+    /// Wake-up latencies in nanoseconds, and the idle consumer's CPU share (0 to 1).
+    Blocking(Histogram<u64>, f64),
 }
 
 /// One case of one round.
@@ -48,7 +50,7 @@ impl Sample {
     pub fn figure(&self) -> f64 {
         match &self.value {
             Value::Rate(r) => *r,
-            Value::Latency(h) => h.value_at_quantile(0.5) as f64,
+            Value::Latency(h) | Value::Blocking(h, _) => h.value_at_quantile(0.5) as f64,
         }
     }
 
@@ -60,6 +62,13 @@ impl Sample {
                 h.value_at_quantile(0.5),
                 h.value_at_quantile(0.99),
                 h.max()
+            ),
+            Value::Blocking(h, cpu) => format!(
+                "wake p50 {} ns p99 {} ns max {} ns, idle CPU {:.2}%",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.max(),
+                cpu * 100.0
             ),
         };
         format!(
@@ -111,8 +120,14 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
     for scenario in scenarios {
         let of_scenario: Vec<&Sample> = samples.iter().filter(|s| s.scenario == scenario).collect();
         let latency = matches!(of_scenario[0].value, Value::Latency(_));
+        let blocking = matches!(of_scenario[0].value, Value::Blocking(..));
         let _ = writeln!(md, "## {scenario}\n");
-        if latency {
+        if blocking {
+            let _ = writeln!(
+                md,
+                "| system | placement | rounds | wake-up p50 ns (median, range) | p90 | p99 | max | idle CPU % (median) |\n|---|---|---|---|---|---|---|---|"
+            );
+        } else if latency {
             let _ = writeln!(
                 md,
                 "| system | placement | rounds | p50 ns (median, range) | p90 | p99 | p99.9 | p99.99 | max | p50 / bare cache line |\n|---|---|---|---|---|---|---|---|---|---|"
@@ -146,7 +161,32 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     .iter()
                     .fold((f64::MAX, f64::MIN), |(l, h), &f| (l.min(f), h.max(f)));
                 let mid = median(figures.clone());
-                if latency {
+                if blocking {
+                    let mut merged =
+                        Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+                    let mut cpus = Vec::new();
+                    for s in &runs {
+                        if let Value::Blocking(h, cpu) = &s.value {
+                            let _ = merged.add(h);
+                            cpus.push(cpu * 100.0);
+                        }
+                    }
+                    let cpu = median(cpus);
+                    let q = |x| merged.value_at_quantile(x);
+                    let _ = writeln!(
+                        md,
+                        "| {system} | {place} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {cpu:.2} |",
+                        runs.len(),
+                        q(0.9),
+                        q(0.99),
+                        merged.max()
+                    );
+                    json_rows.push(serde_json::json!({
+                        "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
+                        "wake_p50_ns": mid, "wake_p50_range_ns": [lo, hi], "wake_p90_ns": q(0.9),
+                        "wake_p99_ns": q(0.99), "wake_max_ns": merged.max(), "idle_cpu_percent": cpu,
+                    }));
+                } else if latency {
                     let mut merged =
                         Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
                     for s in &runs {
@@ -205,7 +245,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
     let _ = writeln!(
         md,
         "Not yet in this harness: 64-byte messages, 1P3C, 3P1C, pipeline, diamond, groups, the \
-         fixed-rate latency run, the blocking strategy, the cross-process cases, the disruptor \
+         fixed-rate latency run, the cross-process cases, the disruptor \
          crate in ping-pong, and plots."
     );
     let report = dir.join("report.md");
