@@ -167,38 +167,18 @@ impl Producer {
 
     // ---- writing and publishing --------------------------------------------------------
 
-    /// Multi-producer: waits until the previous lap of `sequence`'s slot is published, so two
-    /// producers a lap apart never write one slot at once (it is, unless one stalled a whole
-    /// lap while consumers detached).
+    /// Multi-producer: waits for the previous lap of the slot; see [`await_previous_lap`].
     #[inline]
     fn await_slot(&self, sequence: u64) {
         if self.multi {
-            self.await_slot_multi(sequence);
+            await_previous_lap(&self.shared, sequence);
         }
     }
 
-    fn await_slot_multi(&self, sequence: u64) {
-        let previous = layout::stamp(sequence.wrapping_sub(self.shared.capacity()));
-        let header = self.shared.slot_header(sequence);
-        // Acquire: pairs with the [stamp] Release of the previous lap's producer.
-        while layout::SlotHeader::decode(header.load_acquire()).stamp != previous {
-            crate::sync::yield_now();
-        }
-    }
-
-    /// Writes a slot's header word. In multi-producer mode this Release store is the publish
-    /// (`[stamp]`); in single-producer mode the cursor store in `publish_range` is, and the
-    /// stamp still tells a reader or a recovery scan which lap the slot holds.
+    /// Writes a slot's header word; see [`commit_header`].
     #[inline]
     fn commit(&self, sequence: u64, len: usize, flags: u8) {
-        let header = layout::slot_header(sequence, len, flags);
-        if self.multi {
-            // [stamp] Release: pairs with the Acquire in `Shared::published_until`.
-            self.shared.slot_header(sequence).store_release(header);
-        } else {
-            // Relaxed: the [cursor] Release store in `publish_range` publishes it.
-            self.shared.slot_header(sequence).store_relaxed(header);
-        }
+        commit_header(&self.shared, self.multi, sequence, len, flags);
     }
 
     /// After the slots below `end` are committed: advances the single-producer cursor and
@@ -424,21 +404,16 @@ impl Producer {
             done: start,
             end,
         };
-        while guard.done < end {
-            let sequence = guard.done;
-            let producer = &mut *guard.producer;
-            producer.await_slot(sequence);
-            let track = producer.shared.region.track_write(producer.slot_index(sequence));
-            // SAFETY: the slot is claimed by this producer alone and no consumer reads it
-            // before the publish (as in `Claim::payload_mut`); the payload is `capacity` bytes.
-            let payload =
-                unsafe { std::slice::from_raw_parts_mut(producer.shared.payload(sequence), capacity) };
-            let len = fill((sequence - start) as usize, payload).min(capacity);
-            let mut track = track;
-            track.end();
-            producer.commit(sequence, len, 0);
-            guard.done += 1;
-        }
+        let producer: &Producer = guard.producer;
+        write_slots(
+            &producer.shared,
+            producer.multi,
+            start,
+            end,
+            &mut guard.done,
+            capacity,
+            &mut fill,
+        );
         // The guard's drop publishes the whole range (nothing is left to skip).
     }
 
@@ -460,6 +435,68 @@ impl Producer {
     #[inline]
     pub fn publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
         self.publish(bytemuck::bytes_of(value))
+    }
+}
+
+/// Writes a slot's header word. In multi-producer mode this Release store is the publish
+/// (`[stamp]`); in single-producer mode the cursor store in `publish_range` is, and the stamp
+/// still tells a reader or a recovery scan which lap the slot holds.
+#[inline]
+fn commit_header(shared: &Shared, multi: bool, sequence: u64, len: usize, flags: u8) {
+    let header = layout::slot_header(sequence, len, flags);
+    if multi {
+        // [stamp] Release: pairs with the Acquire in `Shared::published_until`.
+        shared.slot_header(sequence).store_release(header);
+    } else {
+        // Relaxed: the [cursor] Release store in `publish_range` publishes it.
+        shared.slot_header(sequence).store_relaxed(header);
+    }
+}
+
+/// Multi-producer: waits until the previous lap of `sequence`'s slot is published, so two
+/// producers a lap apart never write one slot at once (they are, only if one stalled a whole
+/// lap while consumers detached).
+fn await_previous_lap(shared: &Shared, sequence: u64) {
+    let previous = layout::stamp(sequence.wrapping_sub(shared.capacity()));
+    let header = shared.slot_header(sequence);
+    // Acquire: pairs with the [stamp] Release of the previous lap's producer.
+    while layout::SlotHeader::decode(header.load_acquire()).stamp != previous {
+        crate::sync::yield_now();
+    }
+}
+
+/// The loop of `Producer::fill_batch`: writes slots `*done..end` through `fill` and commits
+/// each, advancing `*done` past every finished slot (so an unwinding caller knows where `fill`
+/// stopped). A free function so `shared` is a plain `&Shared` argument: the compiler may then
+/// keep its fields in registers across the payload stores.
+#[inline]
+fn write_slots<F>(
+    shared: &Shared,
+    multi: bool,
+    start: u64,
+    end: u64,
+    done: &mut u64,
+    capacity: usize,
+    fill: &mut F,
+) where
+    F: FnMut(usize, &mut [u8]) -> usize,
+{
+    let ring_capacity = shared.capacity();
+    while *done < end {
+        let sequence = *done;
+        if multi {
+            await_previous_lap(shared, sequence);
+        }
+        let mut track = shared
+            .region
+            .track_write(crate::sequence::slot_index(sequence, ring_capacity));
+        // SAFETY: the slot is claimed by this producer alone and no consumer reads it before
+        // the publish (as in `Claim::payload_mut`); the payload is `capacity` bytes.
+        let payload = unsafe { std::slice::from_raw_parts_mut(shared.payload(sequence), capacity) };
+        let len = fill((sequence - start) as usize, payload).min(capacity);
+        track.end();
+        commit_header(shared, multi, sequence, len, 0);
+        *done += 1;
     }
 }
 

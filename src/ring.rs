@@ -32,7 +32,14 @@ impl Shared {
     pub(crate) fn create(layout: Layout, storage: Box<dyn crate::storage::Storage>) -> Self {
         let params = layout.params;
         let region = Region::new(storage, &layout);
-        debug_assert!(region.len() >= layout.total_len);
+        // Every slot offset `Layout::slot` computes lies below `total_len`; `slot_header` and
+        // `payload` rely on this check instead of one per access.
+        assert!(
+            region.len() >= layout.total_len,
+            "ringmq bug: storage of {} bytes for a layout of {}",
+            region.len(),
+            layout.total_len
+        );
         let shared = Shared {
             region,
             layout,
@@ -161,19 +168,26 @@ impl Shared {
         self.region.word(self.layout.entry(index) + field)
     }
 
+    /// The header word of the slot that holds `sequence`.
     #[inline]
     pub(crate) fn slot_header(&self, sequence: u64) -> &Word {
-        self.region.word(self.layout.slot(sequence))
+        let offset = self.layout.slot(sequence);
+        // SAFETY: `Layout::slot` masks the sequence to an index below the capacity, so
+        // `offset + slot_size <= total_len <= region.len()` (asserted in `create`); slot offsets
+        // are multiples of 8 (validated slot size, 128-aligned slot area).
+        unsafe { self.region.word_unchecked(offset) }
     }
 
     /// Pointer to the payload of the slot holding `sequence`, valid for
     /// `payload_capacity()` bytes.
     #[inline]
     pub(crate) fn payload(&self, sequence: u64) -> *mut u8 {
-        self.region.bytes(
-            self.layout.slot(sequence) + layout::SLOT_HEADER,
-            self.layout.payload_capacity(),
-        )
+        let offset = self.layout.slot(sequence) + layout::SLOT_HEADER;
+        // SAFETY: as in `slot_header`: the payload ends where the slot ends, inside the region.
+        unsafe {
+            self.region
+                .bytes_unchecked(offset, self.layout.payload_capacity())
+        }
     }
 
     /// The next sequence to be published (single producer) or claimed (multi producer).

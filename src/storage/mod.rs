@@ -125,6 +125,36 @@ impl Region {
         }
     }
 
+    /// The 64-bit word at `offset`, without the bounds check.
+    ///
+    /// # Safety
+    ///
+    /// - `offset` is a multiple of 8 and `offset + 8 <= self.len()`.
+    #[inline]
+    pub(crate) unsafe fn word_unchecked(&self, offset: usize) -> &Word {
+        debug_assert!(offset % 8 == 0 && offset + 8 <= self.len);
+        #[cfg(loom)]
+        return self.word(offset);
+        #[cfg(not(loom))]
+        // SAFETY: the caller guarantees alignment and bounds; otherwise as in `word`.
+        unsafe {
+            &*(self.base.as_ptr().add(offset) as *const Word)
+        }
+    }
+
+    /// A pointer to `len` bytes at `offset`, without the bounds check.
+    ///
+    /// # Safety
+    ///
+    /// - `offset + len <= self.len()`.
+    #[inline]
+    pub(crate) unsafe fn bytes_unchecked(&self, offset: usize, len: usize) -> *mut u8 {
+        debug_assert!(offset + len <= self.len);
+        // SAFETY: the caller guarantees `offset + len <= len`, so the result stays inside the
+        // block `base` points to.
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+
     /// The sequence word at `offset`.
     #[inline]
     pub(crate) fn sequence(&self, offset: usize) -> &Sequence {
@@ -148,21 +178,6 @@ impl Region {
         unsafe {
             &*(self.base.as_ptr().add(offset) as *const Word32)
         }
-    }
-
-    /// A pointer to `len` bytes at `offset`, for payload copies.
-    ///
-    /// Dereferencing it is up to the caller, under the ring's sequencing protocol.
-    #[inline]
-    pub(crate) fn bytes(&self, offset: usize, len: usize) -> *mut u8 {
-        assert!(
-            offset.checked_add(len).is_some_and(|end| end <= self.len),
-            "ringmq bug: bytes {offset}+{len} outside a region of {} bytes",
-            self.len
-        );
-        // SAFETY: `offset + len <= self.len` (checked above), so the result stays inside the
-        // block that `base` points to.
-        unsafe { self.base.as_ptr().add(offset) }
     }
 
     /// Marks the start of a payload read of slot `index` (a no-op outside loom).
