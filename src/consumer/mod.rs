@@ -220,6 +220,16 @@ fn start_position(shared: &Shared, entry: EntryRef, start: Start, members: u64) 
     Ok(settled)
 }
 
+/// Reads the header of the slot holding `sequence`, which the caller may read.
+#[inline]
+fn read_header(shared: &Shared, sequence: u64) -> SlotHeader {
+    // Acquire: pairs with the [stamp] Release (already synchronised by `published_until`, and
+    // free on x86); the length is clamped to the payload because the word is not trusted.
+    let mut header = SlotHeader::decode(shared.slot_header(sequence).load_acquire());
+    header.len = header.len.min(shared.layout.payload_capacity());
+    header
+}
+
 /// Extends `[next, end)`: a subscriber by what its barrier makes available, a worker by a new
 /// claim of up to `max` from its group. True if the range is non-empty.
 #[inline]
@@ -395,12 +405,7 @@ impl Consumer {
     /// Reads the header of the slot holding `sequence`, which this consumer may read.
     #[inline]
     fn header(&self, sequence: u64) -> SlotHeader {
-        // Acquire: pairs with the [stamp] Release (already synchronised by `published_until`,
-        // and free on x86); the length is clamped to the payload because the word is not
-        // trusted.
-        let mut header = SlotHeader::decode(self.shared.slot_header(sequence).load_acquire());
-        header.len = header.len.min(self.shared.layout.payload_capacity());
-        header
+        read_header(&self.shared, sequence)
     }
 
     /// Publishes this consumer's position as `upto`. `[released]`
@@ -695,7 +700,7 @@ impl Batch<'_> {
     #[inline]
     pub fn iter(&self) -> BatchIter<'_> {
         BatchIter {
-            consumer: self.consumer,
+            shared: &self.consumer.shared,
             range: self.range.clone(),
             skipped: 0,
             total: &self.skipped,
@@ -725,7 +730,7 @@ impl Drop for Batch<'_> {
 
 /// Iterator over the messages of a [`Batch`].
 pub struct BatchIter<'b> {
-    consumer: &'b Consumer,
+    shared: &'b Shared,
     range: Range<u64>,
     skipped: u64,
     total: &'b std::cell::Cell<u64>,
@@ -742,22 +747,20 @@ impl<'b> Iterator for BatchIter<'b> {
 
     #[inline]
     fn next(&mut self) -> Option<Msg<'b>> {
+        let shared = self.shared;
         for sequence in self.range.by_ref() {
-            let header = self.consumer.header(sequence);
+            let header = read_header(shared, sequence);
             if header.flags & SLOT_SKIPPED != 0 {
                 self.skipped += 1;
                 self.total.set(self.total.get().max(self.skipped));
                 continue;
             }
-            let track = self
-                .consumer
-                .shared
+            let track = shared
                 .region
-                .track_read(self.consumer.slot_index(sequence));
+                .track_read(crate::sequence::slot_index(sequence, shared.capacity()));
             // SAFETY: as in `Message::deref`: published, not released until the batch that
             // `'b` borrows drops, and `len` is clamped to the payload.
-            let data =
-                unsafe { std::slice::from_raw_parts(self.consumer.shared.payload(sequence), header.len) };
+            let data = unsafe { std::slice::from_raw_parts(shared.payload(sequence), header.len) };
             return Some(Msg {
                 sequence,
                 data,
