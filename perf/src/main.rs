@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
-//! (one producer, one consumer, u64 messages), `pingpong` (round trips), `blocking` (wake-up
+//! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips), `blocking` (wake-up
 //! latency of a sleeping consumer and its CPU while idle). Default: all. Every
 //! case runs between two placement probes and is labelled near or far; systems run interleaved
 //! (A B C A B C ...) so they are compared inside one run and one placement. Every message is
@@ -24,7 +24,7 @@ use report::{Sample, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const SCENARIOS: &[&str] = &["calibrate", "spsc", "pingpong", "blocking"];
+const SCENARIOS: &[&str] = &["calibrate", "spsc", "spsc64", "pingpong", "blocking"];
 
 struct Args {
     scenarios: Vec<String>,
@@ -105,7 +105,7 @@ fn main() {
         for scenario in &args.scenarios {
             let cases: Vec<&str> = match scenario.as_str() {
                 "calibrate" => vec!["streaming limit"],
-                "spsc" => spsc::SYSTEMS.to_vec(),
+                "spsc" | "spsc64" => spsc::SYSTEMS.to_vec(),
                 "pingpong" => pingpong::SYSTEMS.to_vec(),
                 "blocking" => blocking::SYSTEMS.to_vec(),
                 _ => unreachable!("checked by parse_args"),
@@ -115,7 +115,8 @@ fn main() {
                 let scenario_name = scenario.clone();
                 let value = isolated(move || match scenario_name.as_str() {
                     "calibrate" => Value::Rate(calibrate::streaming(cores, stream_n)),
-                    "spsc" => Value::Rate(spsc::run(system, cores, spsc_n)),
+                    "spsc" => Value::Rate(spsc::run::<u64>(system, cores, spsc_n)),
+                    "spsc64" => Value::Rate(spsc::run::<[u64; 8]>(system, cores, spsc_n / 2)),
                     "blocking" => {
                         let outcome = blocking::run(system, cores, wakes, idle);
                         Value::Blocking(outcome.wake, outcome.idle_cpu)

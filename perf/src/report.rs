@@ -244,7 +244,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
     }
     let _ = writeln!(
         md,
-        "Not yet in this harness: 64-byte messages, 1P3C, 3P1C, pipeline, diamond, groups, the \
+        "Not yet in this harness: 1P3C, 3P1C, pipeline, diamond, groups, the \
          fixed-rate latency run, the cross-process cases, the disruptor \
          crate in ping-pong, and plots."
     );

@@ -1,4 +1,5 @@
-//! One producer, one consumer, u64 messages: throughput, every value checked.
+//! One producer, one consumer: throughput of 8-byte (`u64`) and 64-byte (`[u64; 8]`)
+//! messages, every message checked in order by the receiver.
 
 use crate::pin::{pin, Cores};
 use ringmq::{Ring, WaitStrategy};
@@ -20,16 +21,71 @@ pub const SYSTEMS: &[&str] = &[
     "std sync_channel",
 ];
 
-/// Runs `system` for `n` messages; messages per second.
-pub fn run(system: &str, cores: Cores, n: u64) -> f64 {
+/// A message type: made from its number, checked back to it.
+pub trait Payload: bytemuck::Pod + Default + Send + Sync + 'static {
+    /// Message number `i`.
+    fn make(i: u64) -> Self;
+    /// The number a message carries; panics (failing the run) if it is corrupt.
+    fn number(&self) -> u64;
+}
+
+impl Payload for u64 {
+    fn make(i: u64) -> Self {
+        i
+    }
+    fn number(&self) -> u64 {
+        *self
+    }
+}
+
+impl Payload for [u64; 8] {
+    fn make(i: u64) -> Self {
+        [i, !i, i, !i, i, !i, i, !i]
+    }
+    fn number(&self) -> u64 {
+        assert!(self
+            .iter()
+            .enumerate()
+            .all(|(k, &w)| w == if k % 2 == 0 { self[0] } else { !self[0] }));
+        self[0]
+    }
+}
+
+/// Runs `system` for `n` messages of type `T`; messages per second.
+pub fn run<T: Payload>(system: &str, cores: Cores, n: u64) -> f64 {
     match system {
-        "ringmq (batch 64)" => ringmq(cores, n, BATCH),
-        "ringmq (single)" => ringmq(cores, n, 1),
-        "rtrb" => rtrb(cores, n),
-        "disruptor (batch 64)" => disruptor(cores, n),
-        "crossbeam ArrayQueue" => array_queue(cores, n),
-        "crossbeam-channel" => channel(cores, n),
-        "std sync_channel" => sync_channel(cores, n),
+        "ringmq (batch 64)" => ringmq::<T>(cores, n, BATCH),
+        "ringmq (single)" => ringmq::<T>(cores, n, 1),
+        "rtrb" => {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
+            spin_queue(
+                cores,
+                n,
+                "rtrb",
+                move |v| tx.push(v).is_ok(),
+                move || rx.pop().ok(),
+            )
+        }
+        "disruptor (batch 64)" => disruptor::<T>(cores, n),
+        "crossbeam ArrayQueue" => {
+            let q = std::sync::Arc::new(crossbeam_queue::ArrayQueue::<T>::new(CAPACITY));
+            let rq = q.clone();
+            spin_queue(
+                cores,
+                n,
+                "ArrayQueue",
+                move |v| q.push(v).is_ok(),
+                move || rq.pop(),
+            )
+        }
+        "crossbeam-channel" => {
+            let (tx, rx) = crossbeam_channel::bounded::<T>(CAPACITY);
+            blocking_queue(cores, n, move |v| tx.send(v).is_ok(), move || rx.recv().ok())
+        }
+        "std sync_channel" => {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<T>(CAPACITY);
+            blocking_queue(cores, n, move |v| tx.send(v).is_ok(), move || rx.recv().ok())
+        }
         other => panic!("unknown system {other}"),
     }
 }
@@ -38,10 +94,11 @@ fn rate(n: u64, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn ringmq(cores: Cores, n: u64, batch: usize) -> f64 {
+fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize) -> f64 {
+    let size = std::mem::size_of::<T>();
     let ring = Ring::builder()
         .capacity(CAPACITY as u64)
-        .slot_size(16)
+        .slot_size(ringmq::SLOT_HEADER + size)
         .wakeups(false)
         .build()
         .expect("valid ring");
@@ -57,8 +114,8 @@ fn ringmq(cores: Cores, n: u64, batch: usize) -> f64 {
         while expected < n {
             let batch = consumer.try_poll(4096);
             for m in &batch {
-                let v = u64::from_le_bytes(m.bytes().try_into().expect("8-byte message"));
-                assert_eq!(v, expected, "ringmq lost or reordered a message");
+                let v: T = m.value().expect("a whole message");
+                assert_eq!(v.number(), expected, "ringmq lost or reordered a message");
                 expected += 1;
             }
         }
@@ -68,7 +125,7 @@ fn ringmq(cores: Cores, n: u64, batch: usize) -> f64 {
     let mut next = 0u64;
     if batch == 1 {
         while next < n {
-            if producer.try_publish(&next.to_le_bytes()).is_ok() {
+            if producer.try_publish_value(&T::make(next)).is_ok() {
                 next += 1;
             }
         }
@@ -76,8 +133,8 @@ fn ringmq(cores: Cores, n: u64, batch: usize) -> f64 {
         while next < n {
             let k = batch.min((n - next) as usize);
             let written = producer.try_publish_batch_with(k, |i, slot| {
-                slot[..8].copy_from_slice(&(next + i as u64).to_le_bytes());
-                8
+                slot[..size].copy_from_slice(bytemuck::bytes_of(&T::make(next + i as u64)));
+                size
             });
             if written.is_ok() {
                 next += k as u64;
@@ -90,19 +147,19 @@ fn ringmq(cores: Cores, n: u64, batch: usize) -> f64 {
 
 /// A spinning queue between the two cores: `push` until it takes each value, `pop` until
 /// it yields one, every value checked in order.
-fn spin_queue(
+fn spin_queue<T: Payload>(
     cores: Cores,
     n: u64,
     name: &'static str,
-    mut push: impl FnMut(u64) -> bool,
-    mut pop: impl FnMut() -> Option<u64> + Send + 'static,
+    mut push: impl FnMut(T) -> bool,
+    mut pop: impl FnMut() -> Option<T> + Send + 'static,
 ) -> f64 {
     let reader = std::thread::spawn(move || {
         pin(cores.b);
         let mut expected = 0;
         while expected < n {
             if let Some(v) = pop() {
-                assert_eq!(v, expected, "{name} lost or reordered a message");
+                assert_eq!(v.number(), expected, "{name} lost or reordered a message");
                 expected += 1;
             }
         }
@@ -111,7 +168,7 @@ fn spin_queue(
     let start = Instant::now();
     let mut next = 0;
     while next < n {
-        if push(next) {
+        if push(T::make(next)) {
             next += 1;
         }
     }
@@ -119,33 +176,45 @@ fn spin_queue(
     rate(n, start)
 }
 
-fn rtrb(cores: Cores, n: u64) -> f64 {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
-    spin_queue(
-        cores,
-        n,
-        "rtrb",
-        move |v| tx.push(v).is_ok(),
-        move || rx.pop().ok(),
-    )
+/// A channel whose `send` and `recv` block.
+fn blocking_queue<T: Payload>(
+    cores: Cores,
+    n: u64,
+    mut send: impl FnMut(T) -> bool,
+    mut recv: impl FnMut() -> Option<T> + Send + 'static,
+) -> f64 {
+    let reader = std::thread::spawn(move || {
+        pin(cores.b);
+        for expected in 0..n {
+            let v = recv().expect("sender alive");
+            assert_eq!(v.number(), expected, "channel lost or reordered a message");
+        }
+    });
+    pin(cores.a);
+    let start = Instant::now();
+    for i in 0..n {
+        assert!(send(T::make(i)), "receiver alive");
+    }
+    reader.join().expect("channel reader");
+    rate(n, start)
 }
 
-fn disruptor(cores: Cores, n: u64) -> f64 {
+fn disruptor<T: Payload>(cores: Cores, n: u64) -> f64 {
     use disruptor::{BusySpin, ProcessorSettings, Producer};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let errors = Arc::new(AtomicU64::new(0));
     let seen = errors.clone();
     let mut expected = 0u64;
-    let handler = move |e: &u64, _sequence: i64, _end_of_batch: bool| {
-        if *e != expected {
+    let handler = move |e: &T, _sequence: i64, _end_of_batch: bool| {
+        if e.number() != expected {
             seen.fetch_add(1, Ordering::Relaxed);
         }
         expected += 1;
     };
     // The disruptor checks the handler's core against the building thread's affinity: build
     // before pinning.
-    let mut producer = disruptor::build_single_producer(CAPACITY, || 0u64, BusySpin)
+    let mut producer = disruptor::build_single_producer(CAPACITY, T::default, BusySpin)
         .pin_at_core(cores.b.id)
         .handle_events_with(handler)
         .build();
@@ -156,7 +225,7 @@ fn disruptor(cores: Cores, n: u64) -> f64 {
         let k = BATCH.min((n - next) as usize);
         producer.batch_publish(k, |events| {
             for e in events {
-                *e = next;
+                *e = T::make(next);
                 next += 1;
             }
         });
@@ -167,59 +236,5 @@ fn disruptor(cores: Cores, n: u64) -> f64 {
         0,
         "disruptor lost or reordered a message"
     );
-    rate(n, start)
-}
-
-fn array_queue(cores: Cores, n: u64) -> f64 {
-    let q = std::sync::Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY));
-    let rq = q.clone();
-    spin_queue(
-        cores,
-        n,
-        "ArrayQueue",
-        move |v| q.push(v).is_ok(),
-        move || rq.pop(),
-    )
-}
-
-fn channel(cores: Cores, n: u64) -> f64 {
-    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
-    let reader = std::thread::spawn(move || {
-        pin(cores.b);
-        for expected in 0..n {
-            assert_eq!(
-                rx.recv().expect("sender alive"),
-                expected,
-                "crossbeam-channel lost a message"
-            );
-        }
-    });
-    pin(cores.a);
-    let start = Instant::now();
-    for i in 0..n {
-        tx.send(i).expect("receiver alive");
-    }
-    reader.join().expect("channel reader");
-    rate(n, start)
-}
-
-fn sync_channel(cores: Cores, n: u64) -> f64 {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(CAPACITY);
-    let reader = std::thread::spawn(move || {
-        pin(cores.b);
-        for expected in 0..n {
-            assert_eq!(
-                rx.recv().expect("sender alive"),
-                expected,
-                "sync_channel lost a message"
-            );
-        }
-    });
-    pin(cores.a);
-    let start = Instant::now();
-    for i in 0..n {
-        tx.send(i).expect("receiver alive");
-    }
-    reader.join().expect("sync_channel reader");
     rate(n, start)
 }
