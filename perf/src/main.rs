@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
-//! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips), `blocking` (wake-up
+//! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips),
+//! `fixedrate` (one message per microsecond, latency corrected for coordinated omission), `blocking` (wake-up
 //! latency of a sleeping consumer and its CPU while idle). Default: all. Every
 //! case runs between two placement probes and is labelled near or far; systems run interleaved
 //! (A B C A B C ...) so they are compared inside one run and one placement. Every message is
@@ -14,6 +15,7 @@
 
 mod blocking;
 mod calibrate;
+mod fixedrate;
 mod pin;
 mod pingpong;
 mod report;
@@ -24,7 +26,7 @@ use report::{Sample, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const SCENARIOS: &[&str] = &["calibrate", "spsc", "spsc64", "pingpong", "blocking"];
+const SCENARIOS: &[&str] = &["calibrate", "spsc", "spsc64", "pingpong", "fixedrate", "blocking"];
 
 struct Args {
     scenarios: Vec<String>,
@@ -88,8 +90,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let (rounds, spsc_n, pings, stream_n, wakes, idle) = if args.quick {
-        (2, 2_000_000, 20_000, 20_000_000, 200, Duration::from_millis(50))
+    let (rounds, spsc_n, pings, stream_n, wakes, idle, paced) = if args.quick {
+        (
+            2,
+            2_000_000,
+            20_000,
+            20_000_000,
+            200,
+            Duration::from_millis(50),
+            100_000,
+        )
     } else {
         (
             5,
@@ -98,6 +108,7 @@ fn main() {
             200_000_000,
             2_000,
             Duration::from_millis(500),
+            1_000_000,
         )
     };
     let mut samples = Vec::new();
@@ -108,6 +119,7 @@ fn main() {
                 "spsc" | "spsc64" => spsc::SYSTEMS.to_vec(),
                 "pingpong" => pingpong::SYSTEMS.to_vec(),
                 "blocking" => blocking::SYSTEMS.to_vec(),
+                "fixedrate" => fixedrate::SYSTEMS.to_vec(),
                 _ => unreachable!("checked by parse_args"),
             };
             for system in cases {
@@ -120,6 +132,9 @@ fn main() {
                     "blocking" => {
                         let outcome = blocking::run(system, cores, wakes, idle);
                         Value::Blocking(outcome.wake, outcome.idle_cpu)
+                    }
+                    "fixedrate" => {
+                        Value::Latency(fixedrate::run(system, cores, paced, Duration::from_micros(1)))
                     }
                     _ => Value::Latency(pingpong::run(system, cores, pings)),
                 });

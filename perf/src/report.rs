@@ -197,14 +197,14 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     let q = |x| merged.value_at_quantile(x);
                     let _ = writeln!(
                         md,
-                        "| {system} | {place} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {} | {} | {:.2} |",
+                        "| {system} | {place} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {} | {} | {} |",
                         runs.len(),
                         q(0.9),
                         q(0.99),
                         q(0.999),
                         q(0.9999),
                         merged.max(),
-                        mid / bare
+                        if (mid / bare).is_finite() { format!("{:.2}", mid / bare) } else { "-".to_owned() }
                     );
                     let file = dir.join(format!("{scenario}-{}-{place}.hgrm", slug(system)));
                     std::fs::write(&file, hgrm(&merged))?;
