@@ -27,10 +27,8 @@ pub(crate) fn try_claim(
 ) -> Option<(u64, u64)> {
     let counter = shared.entry_sequence(group);
     let own = shared.entry_sequence(worker);
-    // Acquire: pairs with the other workers' AcqRel CAS, so their positions are visible to
-    // whoever we hand our view on to (nothing reads through us, but the CAS below needs a
-    // current value to succeed).
-    let mut claimed = counter.load_acquire();
+    // Relaxed: only a guess for the compare-exchange below, which re-validates it.
+    let mut claimed = counter.load_relaxed();
     let mut announced = false;
     loop {
         let available = barrier.available(shared, claimed, max);

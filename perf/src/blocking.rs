@@ -6,7 +6,7 @@
 //! consumer's own thread CPU time over that quiet stretch, divided by its length, is the idle
 //! CPU share.
 
-use crate::pin::{pin, Cores};
+use crate::pin::{pair, Cores};
 use hdrhistogram::Histogram;
 use ringmq::{Ring, WaitStrategy};
 use std::time::{Duration, Instant};
@@ -39,11 +39,10 @@ fn thread_cpu() -> Duration {
 /// The consumer's side, whatever the queue: `recv` blocks for the next value.
 fn consume(n: u64, epoch: Instant, mut recv: impl FnMut() -> u64) -> Outcome {
     let mut wake = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
-    for i in 0..n {
+    for _ in 0..n {
         let sent = recv();
         let now = epoch.elapsed().as_nanos() as u64;
         wake.saturating_record(now.saturating_sub(sent));
-        let _ = i;
     }
     let (cpu0, wall0) = (thread_cpu(), Instant::now());
     let _last = recv();
@@ -85,41 +84,39 @@ pub fn run(system: &str, cores: Cores, n: u64, idle: Duration) -> Outcome {
                 .attach()
                 .expect("attach");
             let mut producer = ring.producer_with(wait).expect("producer");
-            let reader = std::thread::spawn(move || {
-                pin(cores.b);
-                consume(n, epoch, || {
-                    consumer
-                        .recv()
-                        .expect("no stop flag")
-                        .value::<u64>()
-                        .expect("u64")
-                })
-            });
-            pin(cores.a);
-            produce(n, idle, epoch, |v| {
-                producer.publish_value(&v).expect("room");
-            });
-            reader.join().expect("reader")
+            pair(
+                cores,
+                move || {
+                    consume(n, epoch, || {
+                        consumer
+                            .recv()
+                            .expect("no stop flag")
+                            .value::<u64>()
+                            .expect("u64")
+                    })
+                },
+                || {
+                    produce(n, idle, epoch, |v| {
+                        producer.publish_value(&v).expect("room");
+                    })
+                },
+            )
         }
         "crossbeam-channel" => {
             let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
-            let reader = std::thread::spawn(move || {
-                pin(cores.b);
-                consume(n, epoch, || rx.recv().expect("sender alive"))
-            });
-            pin(cores.a);
-            produce(n, idle, epoch, |v| tx.send(v).expect("receiver alive"));
-            reader.join().expect("reader")
+            pair(
+                cores,
+                move || consume(n, epoch, || rx.recv().expect("sender alive")),
+                || produce(n, idle, epoch, |v| tx.send(v).expect("receiver alive")),
+            )
         }
         "std sync_channel" => {
             let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(1024);
-            let reader = std::thread::spawn(move || {
-                pin(cores.b);
-                consume(n, epoch, || rx.recv().expect("sender alive"))
-            });
-            pin(cores.a);
-            produce(n, idle, epoch, |v| tx.send(v).expect("receiver alive"));
-            reader.join().expect("reader")
+            pair(
+                cores,
+                move || consume(n, epoch, || rx.recv().expect("sender alive")),
+                || produce(n, idle, epoch, |v| tx.send(v).expect("receiver alive")),
+            )
         }
         other => panic!("unknown system {other}"),
     }

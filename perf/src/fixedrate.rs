@@ -3,7 +3,7 @@
 //! sends shows in their latency (coordinated omission corrected, as wrk2 and HdrHistogram's
 //! `recordValueWithExpectedInterval` intend). The receiver records `received - due`.
 
-use crate::pin::{pin, Cores};
+use crate::pin::{pair, Cores};
 use hdrhistogram::Histogram;
 use ringmq::{Ring, WaitStrategy};
 use std::time::{Duration, Instant};
@@ -68,36 +68,32 @@ pub fn run(system: &str, cores: Cores, n: u64, interval: Duration) -> Histogram<
                 .attach()
                 .expect("attach");
             let mut producer = ring.producer_with(wait).expect("producer");
-            let reader = std::thread::spawn(move || {
-                pin(cores.b);
-                receive(n, epoch, || {
-                    consumer.try_recv().ok().and_then(|m| m.value::<u64>().ok())
-                })
-            });
-            pin(cores.a);
-            send_on_schedule(n, interval, epoch, |v| producer.try_publish_value(&v).is_ok());
-            reader.join().expect("reader")
+            pair(
+                cores,
+                move || {
+                    receive(n, epoch, || {
+                        consumer.try_recv().ok().and_then(|m| m.value::<u64>().ok())
+                    })
+                },
+                || send_on_schedule(n, interval, epoch, |v| producer.try_publish_value(&v).is_ok()),
+            )
         }
         "rtrb" => {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
-            let reader = std::thread::spawn(move || {
-                pin(cores.b);
-                receive(n, epoch, || rx.pop().ok())
-            });
-            pin(cores.a);
-            send_on_schedule(n, interval, epoch, |v| tx.push(v).is_ok());
-            reader.join().expect("reader")
+            pair(
+                cores,
+                move || receive(n, epoch, || rx.pop().ok()),
+                || send_on_schedule(n, interval, epoch, |v| tx.push(v).is_ok()),
+            )
         }
         "crossbeam ArrayQueue" => {
             let q = std::sync::Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(4096));
             let rq = q.clone();
-            let reader = std::thread::spawn(move || {
-                pin(cores.b);
-                receive(n, epoch, || rq.pop())
-            });
-            pin(cores.a);
-            send_on_schedule(n, interval, epoch, |v| q.push(v).is_ok());
-            reader.join().expect("reader")
+            pair(
+                cores,
+                move || receive(n, epoch, || rq.pop()),
+                || send_on_schedule(n, interval, epoch, |v| q.push(v).is_ok()),
+            )
         }
         other => panic!("unknown system {other}"),
     }

@@ -28,6 +28,25 @@ pub fn pin(core: CoreId) {
     }
 }
 
+/// Runs `reader` on a new thread pinned to core `b` and `writer` on this thread pinned to
+/// core `a`; returns what the reader returns.
+pub fn pair<T: Send + 'static>(
+    cores: Cores,
+    reader: impl FnOnce() -> T + Send + 'static,
+    writer: impl FnOnce(),
+) -> T {
+    let reader = std::thread::spawn(move || {
+        pin(cores.b);
+        reader()
+    });
+    pin(cores.a);
+    writer();
+    match reader.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// What the report says about the machine.
 pub fn machine() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

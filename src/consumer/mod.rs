@@ -25,8 +25,9 @@ use std::ops::{Deref, Range};
 use std::time::{Duration, Instant};
 use table::EntryRef;
 
-/// How far a consumer scans slot stamps ahead in one look.
-const STAMP_SCAN: u64 = 256;
+/// The most sequences a subscriber takes into view in one look: slots whose stamps it reads
+/// (multi producer), or the cap on a batch taken from the cursor (single producer).
+const MAX_LOOK: u64 = 256;
 
 /// Where a new consumer (or a new group) starts reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -246,7 +247,7 @@ fn fill_range(
         None => {
             // Only the slots past what is already known need looking at.
             let from = (*end).max(*next);
-            *end = barrier.available(shared, from, max.min(STAMP_SCAN));
+            *end = barrier.available(shared, from, max.min(MAX_LOOK));
             *next < *end
         }
         Some(group) => match crate::group::try_claim(shared, group.index, entry, max, barrier) {
