@@ -110,6 +110,108 @@ pub enum Error {
         /// The core id asked for.
         core: usize,
     },
+    /// A ring name that [`crate::shm_path`] does not accept.
+    #[error("{name:?} is not a ring name (1-200 of A-Z a-z 0-9 - _ ., not starting with '.')")]
+    InvalidRingName {
+        /// The name.
+        name: String,
+    },
+    /// A path that cannot name a ring file.
+    #[error("{path}: not a path to a ring file")]
+    InvalidPath {
+        /// The path.
+        path: String,
+    },
+    /// The file does not exist.
+    #[error("{path}: no such ring")]
+    NotFound {
+        /// The path.
+        path: String,
+    },
+    /// A ring (or another file) already has that name.
+    #[error("{path}: already exists")]
+    AlreadyExists {
+        /// The path.
+        path: String,
+    },
+    /// The process may not open or create the file (its mode or its directory's).
+    #[error("{path}: permission denied")]
+    PermissionDenied {
+        /// The path.
+        path: String,
+    },
+    /// The device is full: the file could not be allocated.
+    #[error("{path}: no space left for {len} bytes")]
+    NoSpace {
+        /// The path.
+        path: String,
+        /// Bytes asked for (0 if unknown).
+        len: usize,
+    },
+    /// Another I/O error.
+    #[error("{path}: {op} failed: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The operation (`open`, `mmap`, ...).
+        op: &'static str,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The file does not start with the ring magic: it is not a ring.
+    #[error("{path}: not a ringmq ring")]
+    NotARing {
+        /// The path.
+        path: String,
+    },
+    /// The ring was written by an incompatible version of ringmq.
+    #[error("{path}: ring layout version {found}, this build reads version {supported}")]
+    IncompatibleVersion {
+        /// The path.
+        path: String,
+        /// The version in the file.
+        found: u64,
+        /// The version this build reads and writes.
+        supported: u64,
+    },
+    /// The file is shorter than its header says the ring is.
+    #[error("{path}: truncated, {len} bytes where the ring needs {expected}")]
+    Truncated {
+        /// The path.
+        path: String,
+        /// The file's length.
+        len: u64,
+        /// The length the ring needs.
+        expected: u64,
+    },
+    /// The header holds values no ring can have.
+    #[error("{path}: corrupt ring: {reason}")]
+    Corrupt {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The ring exists with other parameters than those asked for.
+    #[error("{path}: the ring exists with {field} {found}, not {expected}")]
+    ParamsMismatch {
+        /// The path.
+        path: String,
+        /// The parameter that differs (`capacity`, `slot_size`, ...).
+        field: &'static str,
+        /// The value asked for.
+        expected: u64,
+        /// The value in the file.
+        found: u64,
+    },
+    /// The ring's creator had not finished initialising it before the timeout.
+    #[error("{path}: not initialised after {waited:?} (its creator may have died)")]
+    NotInitialised {
+        /// The path.
+        path: String,
+        /// How long the opener waited.
+        waited: std::time::Duration,
+    },
     /// Spawning a handler thread failed.
     #[error("could not spawn the handler thread: {0}")]
     Spawn(String),

@@ -12,21 +12,50 @@
 //! gets a lower bound of every unreleased sequence: a claim they did not see in the counter
 //! lies at or above the counter value they read; a claim they did see comes with its
 //! position. A worker that is not being polled holds nothing and gates nothing.
+//!
+//! A worker that stops while holding a claim (its process died, or it detached mid-claim)
+//! does not lose it: its entry stays, gating, with the claim recorded (position and
+//! `E_CLAIM_END`), and its bit is set in the group's orphan mask. The next worker to claim
+//! takes the orphaned range over first, announcing it as its own position before the orphan
+//! stops gating, and delivers it flagged as redelivered (at-least-once).
 
 use crate::barrier::Barrier;
-use crate::layout::IDLE;
+use crate::consumer::table;
+use crate::layout::{E_CLAIM_END, E_ORPHANS, IDLE};
 use crate::ring::Shared;
 
+/// A claim: `[start, end)`, and whether it was taken over from a worker that stopped
+/// holding it (so its messages may have been delivered before: redelivered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Claimed {
+    pub start: u64,
+    pub end: u64,
+    pub redelivered: bool,
+}
+
 /// Claims up to `max` sequences for `worker` of `group`; `None` if nothing is available.
+/// Orphaned claims (of workers that died or detached holding messages) come first.
 pub(crate) fn try_claim(
     shared: &Shared,
     group: usize,
     worker: usize,
     max: u64,
     barrier: &mut Barrier,
-) -> Option<(u64, u64)> {
+) -> Option<Claimed> {
+    // Relaxed: a hint on the line the counter CAS below touches anyway; `adopt_orphan`
+    // decides with an AcqRel RMW.
+    if shared.entry_word(group, E_ORPHANS).load_relaxed() != 0 {
+        if let Some((start, end)) = table::adopt_orphan(shared, group, worker) {
+            return Some(Claimed {
+                start,
+                end,
+                redelivered: true,
+            });
+        }
+    }
     let counter = shared.entry_sequence(group);
     let own = shared.entry_sequence(worker);
+    let own_end = shared.entry_word(worker, E_CLAIM_END);
     // Relaxed: only a guess for the compare-exchange below, which re-validates it.
     let mut claimed = counter.load_relaxed();
     let mut announced = false;
@@ -49,10 +78,21 @@ pub(crate) fn try_claim(
             announced = true;
         }
         let end = available.min(claimed.saturating_add(max));
+        // Relaxed: read only by whoever takes the claim over after this worker stops, which
+        // is ordered after it by the orphan mask (or the kernel, for a dead worker). Written
+        // before the claim, so a worker that dies right after the CAS has it recorded (if the
+        // CAS fails, a stale end can only cause a duplicate, never a loss).
+        own_end.store_relaxed(end);
         // [group] AcqRel: pairs with the Acquire of the counter in `gating_minimum` and
         // `group_position`, which then see the position stored above.
         match counter.compare_exchange_acqrel(claimed, end) {
-            Ok(_) => return Some((claimed, end)),
+            Ok(_) => {
+                return Some(Claimed {
+                    start: claimed,
+                    end,
+                    redelivered: false,
+                })
+            }
             Err(actual) => claimed = actual,
         }
     }

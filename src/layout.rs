@@ -88,6 +88,10 @@ pub(crate) const CURSOR: usize = 2 * LINE;
 pub(crate) const WRITE_LIMIT: usize = 3 * LINE;
 pub(crate) const ATTACH_EPOCH: usize = 3 * LINE + 8;
 pub(crate) const PRODUCER_OWNED: usize = 3 * LINE + 16;
+/// Statistics: slots skipped after a producer died holding them, and messages redelivered
+/// after a worker stopped holding them.
+pub(crate) const SKIPPED_COUNT: usize = 3 * LINE + 24;
+pub(crate) const REDELIVERED_COUNT: usize = 3 * LINE + 32;
 /// "Published" event: futex word and waiter count, for consumers waiting on producers.
 pub(crate) const PUBLISHED_EVENT: usize = 4 * LINE;
 /// "Released" event, for producers on a full ring and consumers waiting on dependencies.
@@ -108,6 +112,11 @@ pub(crate) const ENTRY_SIZE: usize = 3 * LINE;
 pub(crate) const E_SEQUENCE: usize = 0;
 /// State word: bits 0..8 state, 8..24 member count (groups), 32..64 generation.
 pub(crate) const E_STATE: usize = 8;
+/// Worker: the end of its current claim (written before the claim, for redelivery).
+pub(crate) const E_CLAIM_END: usize = 16;
+/// Group: mask of its orphaned workers (dead, or detached holding messages) whose claims
+/// wait for another worker to take them over.
+pub(crate) const E_ORPHANS: usize = 24;
 pub(crate) const E_KIND: usize = LINE;
 /// Worker: group entry index in bits 0..32, its generation in bits 32..64.
 pub(crate) const E_GROUP: usize = LINE + 8;
@@ -116,6 +125,12 @@ pub(crate) const E_MEMBERS: usize = LINE + 16;
 pub(crate) const E_DEP_COUNT: usize = LINE + 24;
 /// Dependencies: `MAX_DEPENDENCIES` words, each index (bits 0..32) and generation (32..64).
 pub(crate) const E_DEPS: usize = LINE + 32;
+/// Options: [`OPT_DURABLE`], [`OPT_ORPHAN`], and in bits 32..64 a durable subscriber's
+/// eviction delay in milliseconds (0: never evicted).
+pub(crate) const E_OPTIONS: usize = LINE + 96;
+/// When a durable subscriber was first seen dead: CLOCK_MONOTONIC milliseconds + 1 (0: not
+/// seen dead).
+pub(crate) const E_DEAD_SINCE: usize = LINE + 104;
 pub(crate) const E_NAME_LEN: usize = 2 * LINE;
 pub(crate) const E_NAME: usize = 2 * LINE + 8;
 
@@ -138,6 +153,11 @@ pub const MAX_SLOT_SIZE: usize = SLOT_HEADER + (1 << 24) - 8;
 pub(crate) const SLOT_SKIPPED: u8 = 1;
 /// Slot flag, only on a header that is not yet published: the length a batch claim set.
 pub(crate) const SLOT_PENDING_LEN: u8 = 0x80;
+
+/// Option: a subscriber that keeps its entry (and position) when its process dies.
+pub(crate) const OPT_DURABLE: u64 = 1;
+/// Option: a worker whose claim waits in its group's orphan mask for another worker.
+pub(crate) const OPT_ORPHAN: u64 = 2;
 
 /// Entry states.
 pub(crate) const STATE_FREE: u64 = 0;
@@ -234,6 +254,37 @@ impl Params {
     }
 }
 
+impl Params {
+    /// Checks that an existing ring's parameters (`self`) are the `expected` ones.
+    pub(crate) fn check_same(&self, expected: &Params, path: &std::path::Path) -> Result<(), Error> {
+        let fields = [
+            ("capacity", expected.capacity, self.capacity),
+            ("slot_size", expected.slot_size as u64, self.slot_size as u64),
+            ("producer_mode", expected.mode.to_word(), self.mode.to_word()),
+            (
+                "max_consumers",
+                expected.max_consumers as u64,
+                self.max_consumers as u64,
+            ),
+            (
+                "initial_sequence",
+                expected.initial_sequence,
+                self.initial_sequence,
+            ),
+            ("wakeups", expected.wakeups as u64, self.wakeups as u64),
+        ];
+        match fields.into_iter().find(|(_, want, have)| want != have) {
+            None => Ok(()),
+            Some((field, expected, found)) => Err(Error::ParamsMismatch {
+                path: path.display().to_string(),
+                field,
+                expected,
+                found,
+            }),
+        }
+    }
+}
+
 impl Layout {
     /// Byte offset of table entry `index`.
     #[inline]
@@ -256,13 +307,13 @@ impl Layout {
             return true;
         }
         if offset < TABLE_OFFSET {
-            return offset % LINE < 24;
+            return offset % LINE < 40;
         }
         let table_end = self.entry(self.params.max_consumers);
         if offset < table_end {
             let within = (offset - TABLE_OFFSET) % ENTRY_SIZE;
-            return within < 16
-                || (E_KIND..E_DEPS + 8 * MAX_DEPENDENCIES).contains(&within)
+            return within < 32
+                || (E_KIND..E_DEAD_SINCE + 8).contains(&within)
                 || (E_NAME_LEN..E_NAME + MAX_NAME_LEN).contains(&within);
         }
         offset >= self.slots_offset && (offset - self.slots_offset) % self.params.slot_size == 0
@@ -341,7 +392,8 @@ pub(crate) const fn decode_entry_ref(word: u64) -> (usize, u32) {
 const _: () = {
     assert!(H_INIT + 8 <= LINE);
     assert!(E_NAME + MAX_NAME_LEN <= ENTRY_SIZE);
-    assert!(E_DEPS + 8 * MAX_DEPENDENCIES <= E_NAME_LEN);
+    assert!(E_DEPS + 8 * MAX_DEPENDENCIES <= E_OPTIONS);
+    assert!(E_DEAD_SINCE + 8 <= E_NAME_LEN);
     assert!(E_STATE + 8 <= LINE);
 };
 

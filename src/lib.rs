@@ -40,6 +40,7 @@ mod consumer;
 mod error;
 mod group;
 mod layout;
+mod liveness;
 mod producer;
 mod ring;
 mod sequence;
@@ -61,6 +62,8 @@ pub use layout::{
 pub use producer::{BatchClaim, Claim, Producer};
 pub use ring::{Ring, RingBuilder};
 pub use sequence::MAX_SEQUENCE;
+#[cfg(not(loom))]
+pub use storage::{shm_path, MAX_RING_NAME_LEN, SHM_DIR};
 pub use typed::{TypedConsumer, TypedProducer};
 pub use wait::WaitStrategy;
 

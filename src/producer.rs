@@ -10,8 +10,10 @@
 //! Both modes cache the write limit (the slowest gating consumer plus the capacity) and read
 //! the consumers' positions only when the cache says the ring may be full.
 
+use crate::consumer::Reaper;
 use crate::error::{Error, PublishError};
 use crate::layout::{self, SLOT_PENDING_LEN, SLOT_SKIPPED};
+use crate::liveness::PRODUCER_LOCK;
 use crate::ring::Shared;
 use crate::sequence::MAX_SEQUENCE;
 use crate::storage::WriteTrack;
@@ -52,10 +54,8 @@ impl Producer {
             return Err(Error::WakeupsDisabled);
         }
         let multi = shared.multi_producer();
-        // AcqRel: pairs with the Release in `Drop`, so a new producer sees its predecessor's
-        // cursor.
-        if !multi && shared.producer_owned().compare_exchange_acqrel(0, 1).is_err() {
-            return Err(Error::ProducerTaken);
+        if !multi {
+            claim_single(&shared)?;
         }
         // Acquire: pairs with the previous producer's [cursor] Release.
         let next = shared.cursor().load_acquire();
@@ -123,19 +123,19 @@ impl Producer {
         // reference count, whose line every handle of the ring reads.
         let (shared, multi, next, limit) = (&*self.shared, self.multi, self.next, &mut self.limit);
         let mut outcome = Ok(0);
-        let waited = wait::wait_for(
-            self.wait,
-            shared.released_event(),
-            deadline,
-            None,
-            || match try_claim_in(shared, multi, next, limit, n) {
+        let mut reaper = Reaper::new(shared);
+        let waited = wait::wait_for(self.wait, shared.released_event(), deadline, None, || {
+            match {
+                reaper.tick(shared);
+                try_claim_in(shared, multi, next, limit, n)
+            } {
                 Err(PublishError::Full) => None,
                 other => {
                     outcome = other;
                     Some(())
                 }
-            },
-        );
+            }
+        });
         match waited {
             Ok(()) => outcome,
             Err(WaitError::Timeout | WaitError::Stopped) => Err(PublishError::Timeout),
@@ -154,7 +154,9 @@ impl Producer {
             self.limit = shared.refresh_limit(start);
             if start + n > self.limit {
                 let limit = &mut self.limit;
+                let mut reaper = Reaper::new(shared);
                 let waited = wait::wait_for(self.wait, shared.released_event(), None, None, || {
+                    reaper.tick(shared);
                     *limit = shared.refresh_limit(start);
                     (start + n <= *limit).then_some(())
                 });
@@ -542,12 +544,30 @@ fn try_claim_in(
     }
 }
 
+/// Takes a single-producer ring's producer role. The liveness token comes first (see
+/// `liveness.rs`): holding it, a set ownership word can only be a dead producer's, and the role
+/// passes on (the cursor it left is where this one continues; what it wrote past the cursor
+/// was never published).
+fn claim_single(shared: &Shared) -> Result<(), Error> {
+    if !shared.liveness.acquire(PRODUCER_LOCK) {
+        return Err(Error::ProducerTaken);
+    }
+    // AcqRel: pairs with the Release in `Drop`, so a new producer sees its predecessor's
+    // cursor.
+    if shared.producer_owned().compare_exchange_acqrel(0, 1).is_err() && !shared.liveness.is_shared() {
+        shared.liveness.release(PRODUCER_LOCK);
+        return Err(Error::ProducerTaken);
+    }
+    Ok(())
+}
+
 impl Drop for Producer {
     #[inline]
     fn drop(&mut self) {
         if !self.multi {
             // Release: pairs with the AcqRel claim of ownership in `Producer::new`.
             self.shared.producer_owned().store_release(0);
+            self.shared.liveness.release(PRODUCER_LOCK);
         }
     }
 }

@@ -3,12 +3,23 @@
 use crate::consumer::{table, ConsumerBuilder, ConsumerInfo};
 use crate::error::Error;
 use crate::layout::{self, Layout, Params, ProducerMode};
+#[cfg(not(loom))]
+use crate::liveness::FileLocks;
+use crate::liveness::Liveness;
 use crate::producer::Producer;
 use crate::sequence::{Sequence, Word, MAX_SEQUENCE};
+#[cfg(not(loom))]
+use crate::storage::FileStorage;
 use crate::storage::{HeapStorage, Region};
 use crate::sync::{fence, Arc, Ordering};
 use crate::wait::{Event, WaitStrategy};
 use std::fmt;
+#[cfg(not(loom))]
+use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
+#[cfg(not(loom))]
+use std::time::Instant;
 
 /// What every handle of one ring shares: its memory and its validated layout.
 pub(crate) struct Shared {
@@ -16,6 +27,10 @@ pub(crate) struct Shared {
     pub(crate) layout: Layout,
     /// Copied from the header at creation: whether notifiers run the `[wakeup]` protocol.
     pub(crate) wakeups: bool,
+    /// This process's liveness tokens (OFD locks for file-backed rings).
+    pub(crate) liveness: Liveness,
+    /// The ring file, for file-backed rings.
+    pub(crate) path: Option<PathBuf>,
 }
 
 impl fmt::Debug for Shared {
@@ -29,7 +44,12 @@ impl fmt::Debug for Shared {
 impl Shared {
     /// Lays a new ring out in zeroed storage: header fields, slot stamps, and the init word
     /// last.
-    pub(crate) fn create(layout: Layout, storage: Box<dyn crate::storage::Storage>) -> Self {
+    pub(crate) fn create(
+        layout: Layout,
+        storage: Box<dyn crate::storage::Storage>,
+        liveness: Liveness,
+        path: Option<PathBuf>,
+    ) -> Self {
         let params = layout.params;
         let region = Region::new(storage, &layout);
         // Every slot offset `Layout::slot` computes lies below `total_len`; `slot_header` and
@@ -44,6 +64,8 @@ impl Shared {
             region,
             layout,
             wakeups: params.wakeups,
+            liveness,
+            path,
         };
         let r = &shared.region;
         let initial = params.initial_sequence;
@@ -74,6 +96,104 @@ impl Shared {
         // backends): everything above is visible to whoever sees INIT_DONE.
         r.word(layout::H_INIT).store_release(layout::INIT_DONE);
         shared
+    }
+
+    /// Maps an existing ring: waits up to `timeout` for its init word, then validates every
+    /// header field against the others and the file's length (and against `expected`, if
+    /// given). Nothing else in the file is trusted either, but the header fixes the layout.
+    #[cfg(not(loom))]
+    pub(crate) fn open(
+        storage: FileStorage,
+        path: &Path,
+        expected: Option<&Params>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let shown = || path.display().to_string();
+        // `open` mapped at least one line, so every header word is readable.
+        let word = |offset| storage.header_word(offset).unwrap_or(0);
+        let started = Instant::now();
+        loop {
+            // Acquire (in `header_word`): pairs with the creator's Release of the init word,
+            // so every field read below is the creator's.
+            if word(layout::H_INIT) == layout::INIT_DONE {
+                break;
+            }
+            let magic = word(layout::H_MAGIC);
+            if magic != 0 && magic != layout::MAGIC {
+                return Err(Error::NotARing { path: shown() });
+            }
+            if started.elapsed() >= timeout {
+                return Err(Error::NotInitialised {
+                    path: shown(),
+                    waited: timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if word(layout::H_MAGIC) != layout::MAGIC {
+            return Err(Error::NotARing { path: shown() });
+        }
+        let version = word(layout::H_VERSION);
+        if version != layout::VERSION {
+            return Err(Error::IncompatibleVersion {
+                path: shown(),
+                found: version,
+                supported: layout::VERSION,
+            });
+        }
+        let corrupt = |reason: String| Error::Corrupt {
+            path: shown(),
+            reason,
+        };
+        let mode = match word(layout::H_MODE) {
+            1 => ProducerMode::Single,
+            2 => ProducerMode::Multi,
+            other => return Err(corrupt(format!("producer mode {other}"))),
+        };
+        let flags = word(layout::H_FLAGS);
+        if flags & !layout::FLAG_WAKEUPS != 0 {
+            return Err(corrupt(format!("unknown flags {flags:#x}")));
+        }
+        let params = Params {
+            capacity: word(layout::H_CAPACITY),
+            slot_size: usize::try_from(word(layout::H_SLOT_SIZE)).unwrap_or(usize::MAX),
+            mode,
+            max_consumers: usize::try_from(word(layout::H_MAX_CONSUMERS)).unwrap_or(usize::MAX),
+            initial_sequence: word(layout::H_INITIAL_SEQUENCE),
+            wakeups: flags & layout::FLAG_WAKEUPS != 0,
+        };
+        let ring_layout = params.validate().map_err(|e| corrupt(e.to_string()))?;
+        let total = word(layout::H_TOTAL_LEN);
+        if total != ring_layout.total_len as u64 {
+            return Err(corrupt(format!(
+                "header says {total} bytes, its parameters make {}",
+                ring_layout.total_len
+            )));
+        }
+        if (crate::storage::Storage::len(&storage) as u64) < total {
+            return Err(Error::Truncated {
+                path: shown(),
+                len: crate::storage::Storage::len(&storage) as u64,
+                expected: total,
+            });
+        }
+        if let Some(expected) = expected {
+            params.check_same(expected, path)?;
+        }
+        let liveness = FileLocks::new(
+            storage
+                .file()
+                .try_clone()
+                .map_err(|e| crate::storage::io_error(path, "dup", &e))?,
+        )
+        .map_err(|e| crate::storage::io_error(path, "reopen", &e))?;
+        Ok(Shared {
+            region: Region::new(Box::new(storage), &ring_layout),
+            layout: ring_layout,
+            wakeups: params.wakeups,
+            liveness: Liveness::File(liveness),
+            path: Some(path.to_owned()),
+        })
     }
 
     #[inline]
@@ -111,6 +231,16 @@ impl Shared {
         self.region.word(layout::PRODUCER_OWNED)
     }
 
+    /// Statistic: messages redelivered by groups.
+    pub(crate) fn redelivered(&self) -> &Word {
+        self.region.word(layout::REDELIVERED_COUNT)
+    }
+
+    /// Statistic: slots skipped after their producer died.
+    pub(crate) fn skipped_total(&self) -> &Word {
+        self.region.word(layout::SKIPPED_COUNT)
+    }
+
     #[inline]
     pub(crate) fn active_mask(&self) -> &Word {
         self.region.word(layout::ACTIVE_MASK)
@@ -125,6 +255,11 @@ impl Shared {
         Event {
             word: self.region.word32(line),
             waiters: self.region.word(line + layout::EVENT_WAITERS),
+            safety_net: if self.liveness.is_shared() {
+                crate::wait::SHARED_SAFETY_NET
+            } else {
+                crate::wait::SAFETY_NET
+            },
         }
     }
 
@@ -322,6 +457,8 @@ pub struct Ring {
 #[derive(Clone, Debug)]
 pub struct RingBuilder {
     params: Params,
+    mode: u32,
+    init_timeout: Duration,
 }
 
 impl Default for RingBuilder {
@@ -335,6 +472,8 @@ impl Default for RingBuilder {
                 initial_sequence: 0,
                 wakeups: true,
             },
+            mode: 0o600,
+            init_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -401,7 +540,89 @@ impl RingBuilder {
         let layout = self.params.validate()?;
         let storage = HeapStorage::new(layout.total_len)?;
         Ok(Ring {
-            shared: Arc::new(Shared::create(layout, Box::new(storage))),
+            shared: Arc::new(Shared::create(layout, Box::new(storage), Liveness::Process, None)),
+        })
+    }
+
+    /// Permission bits of a new ring file (default `0o600`: only the creating user). Applied
+    /// exactly, whatever the umask.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o7777;
+        self
+    }
+
+    /// How long [`RingBuilder::open_or_create`] waits for another creator to finish
+    /// initialising the ring (default 2 s).
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = timeout;
+        self
+    }
+
+    /// Creates the ring in a new file at `path` and maps it shared: every process that opens
+    /// the file ([`Ring::open`]) uses the same ring. For a ring in /dev/shm by name, pass
+    /// [`crate::shm_path`]`("name")?` (its directory is created when missing).
+    ///
+    /// The file is fully allocated (a full disk or tmpfs is [`Error::NoSpace`] now, never a
+    /// `SIGBUS` later) and initialised under a temporary name, then linked to `path`: no
+    /// process can open a half-made ring.
+    ///
+    /// # Errors
+    ///
+    /// The parameter errors of [`RingBuilder::build`]; [`Error::AlreadyExists`] if `path`
+    /// exists; [`Error::PermissionDenied`], [`Error::NotFound`] (no such directory),
+    /// [`Error::NoSpace`], [`Error::InvalidPath`], [`Error::Io`].
+    #[cfg(not(loom))]
+    pub fn create(self, path: impl AsRef<Path>) -> Result<Ring, Error> {
+        let path = path.as_ref();
+        let layout = self.params.validate()?;
+        crate::storage::ensure_shm_dir(path)?;
+        let (storage, temp) = crate::storage::create_temp(path, layout.total_len, self.mode)?;
+        let owner = storage
+            .file()
+            .try_clone()
+            .map_err(|e| crate::storage::io_error(path, "dup", &e))?;
+        let locks = FileLocks::new(
+            owner
+                .try_clone()
+                .map_err(|e| crate::storage::io_error(path, "dup", &e))?,
+        )
+        .map_err(|e| crate::storage::io_error(path, "reopen", &e))?;
+        let shared = Shared::create(
+            layout,
+            Box::new(storage),
+            Liveness::File(locks),
+            Some(path.to_owned()),
+        );
+        temp.publish(&owner, path)?;
+        Ok(Ring {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Opens the ring at `path` if it exists (checking that its parameters are this
+    /// builder's), or creates it. Safe when several processes race to do this for the same
+    /// path: exactly one creates, the others open its ring.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`RingBuilder::create`] and [`Ring::open`], and [`Error::ParamsMismatch`] if
+    /// the existing ring differs from this builder's parameters.
+    #[cfg(not(loom))]
+    pub fn open_or_create(self, path: impl AsRef<Path>) -> Result<Ring, Error> {
+        let path = path.as_ref();
+        for _ in 0..100 {
+            match Ring::open_inner(path, Some(&self.params), self.init_timeout) {
+                Err(Error::NotFound { .. }) => {}
+                other => return other,
+            }
+            match self.clone().create(path) {
+                Err(Error::AlreadyExists { .. }) => {}
+                other => return other,
+            }
+            // Created and removed again between our two attempts: try once more.
+        }
+        Err(Error::NotFound {
+            path: path.display().to_string(),
         })
     }
 }
@@ -484,6 +705,48 @@ impl Ring {
     /// still be being written).
     pub fn cursor(&self) -> u64 {
         self.shared.next_sequence()
+    }
+
+    /// Opens the ring in the file at `path` (a path, or [`crate::shm_path`]`("name")?`),
+    /// waiting up to 2 s for its creator to finish initialising it.
+    ///
+    /// Everything in the header is validated before use, and nothing read from the mapping
+    /// later is trusted: a peer writing garbage into it can make operations fail or stall
+    /// (until their timeouts), never read or write outside the ring or panic.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::NotARing`],
+    /// [`Error::IncompatibleVersion`], [`Error::Truncated`], [`Error::Corrupt`],
+    /// [`Error::NotInitialised`], [`Error::Io`].
+    #[cfg(not(loom))]
+    pub fn open(path: impl AsRef<Path>) -> Result<Ring, Error> {
+        Ring::open_inner(path.as_ref(), None, Duration::from_secs(2))
+    }
+
+    #[cfg(not(loom))]
+    fn open_inner(path: &Path, expected: Option<&Params>, timeout: Duration) -> Result<Ring, Error> {
+        let storage = crate::storage::open_file(path)?;
+        Ok(Ring {
+            shared: Arc::new(Shared::open(storage, path, expected, timeout)?),
+        })
+    }
+
+    /// Removes the ring file at `path`. Processes that have it open keep using it; new opens
+    /// fail with [`Error::NotFound`] (or find a new ring of that name).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::Io`].
+    #[cfg(not(loom))]
+    pub fn remove(path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        std::fs::remove_file(path).map_err(|e| crate::storage::io_error(path, "unlink", &e))
+    }
+
+    /// The ring's file, or `None` for a heap ring.
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.path.as_deref()
     }
 
     /// A snapshot of the attached consumers, groups and workers.

@@ -59,14 +59,19 @@ impl WaitStrategy {
     }
 }
 
-/// The longest single futex sleep: a safety net, never needed for correctness.
-const SAFETY_NET: Duration = Duration::from_secs(1);
+/// The longest single futex sleep: a safety net, never needed for correctness of the wake-up
+/// protocol. For rings shared with other processes, [`SHARED_SAFETY_NET`] instead: a process
+/// that dies wakes nobody, so waiters look again this often (and clean up after it).
+pub(crate) const SAFETY_NET: Duration = Duration::from_secs(1);
+pub(crate) const SHARED_SAFETY_NET: Duration = Duration::from_millis(50);
 
 /// One wake-up event in the ring's memory: a futex word and a waiter count.
 #[derive(Clone, Copy)]
 pub(crate) struct Event<'a> {
     pub(crate) word: &'a Word32,
     pub(crate) waiters: &'a Word,
+    /// The longest single sleep.
+    pub(crate) safety_net: Duration,
 }
 
 impl Event<'_> {
@@ -219,9 +224,9 @@ fn block<T>(
                 if now >= d {
                     return Err(WaitError::Timeout);
                 }
-                (d - now).min(SAFETY_NET)
+                (d - now).min(event.safety_net)
             }
-            None => SAFETY_NET,
+            None => event.safety_net,
         };
         event.word.wait(observed, Some(timeout));
     }

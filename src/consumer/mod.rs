@@ -15,7 +15,7 @@ pub use table::{ConsumerInfo, ConsumerKind};
 
 use crate::barrier::Barrier;
 use crate::error::{Error, RecvError};
-use crate::layout::{SlotHeader, IDLE, KIND_SUBSCRIBER, KIND_WORKER, SLOT_SKIPPED};
+use crate::layout::{SlotHeader, IDLE, KIND_SUBSCRIBER, KIND_WORKER, OPT_DURABLE, SLOT_SKIPPED};
 use crate::ring::{Ring, Shared};
 use crate::storage::ReadTrack;
 use crate::sync::Arc;
@@ -52,6 +52,8 @@ pub struct ConsumerBuilder<'r> {
     explicit_after: bool,
     start: Start,
     wait: Option<WaitStrategy>,
+    durable: bool,
+    evict_after: Option<Duration>,
 }
 
 impl<'r> ConsumerBuilder<'r> {
@@ -64,7 +66,37 @@ impl<'r> ConsumerBuilder<'r> {
             explicit_after: false,
             start: Start::Latest,
             wait: None,
+            durable: false,
+            evict_after: None,
         }
+    }
+
+    /// A durable subscriber (default: ephemeral). Matters for rings shared between
+    /// processes:
+    ///
+    /// - an **ephemeral** subscriber whose process dies is detached by the next handle that
+    ///   notices (a producer waiting on it, a consumer waiting, an attach, `ringmq stat`), so
+    ///   it stops gating producers;
+    /// - a **durable** subscriber whose process dies keeps its entry and its position, and
+    ///   keeps gating producers (they wait, and `publish_timeout` returns
+    ///   [`crate::PublishError::Timeout`]) until a subscriber of the same name attaches again
+    ///   (durable too) and continues from that position, without loss or duplicates, or until
+    ///   [`ConsumerBuilder::evict_after`] has passed.
+    ///
+    /// Workers ignore this: their group keeps what a dead worker held (see
+    /// [`Message::redelivered`]).
+    #[inline]
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// For a durable subscriber: once its process has been seen dead for `delay`, it is
+    /// detached like an ephemeral one (default: never). Rounded to milliseconds.
+    #[inline]
+    pub fn evict_after(mut self, delay: Duration) -> Self {
+        self.evict_after = Some(delay);
+        self
     }
 
     /// Runs after the named consumers or groups: sequence `s` is delivered only once each of
@@ -128,8 +160,32 @@ impl<'r> ConsumerBuilder<'r> {
 
     fn attach_subscriber(&self, deps: Vec<table::Dependency>, wait: WaitStrategy) -> Result<Consumer, Error> {
         let shared = &self.ring.shared;
+        if self.durable {
+            if let Some(entry) = table::adopt_durable(shared, &self.name) {
+                // Acquire: pairs with the previous owner's [released] Release stores.
+                let position = shared.entry_sequence(entry.index).load_acquire();
+                let recorded = table::recorded_dependencies(shared, entry.index);
+                return Ok(Consumer::new(
+                    Arc::clone(shared),
+                    entry,
+                    &self.name,
+                    None,
+                    Barrier::new(recorded),
+                    position,
+                    wait,
+                ));
+            }
+        }
         let entry = table::claim(shared, &self.name, KIND_SUBSCRIBER)?;
-        table::describe(shared, entry, &deps, None);
+        let options = if self.durable {
+            let ms = self
+                .evict_after
+                .map_or(0, |d| (d.as_millis() as u64).clamp(1, u32::MAX as u64));
+            OPT_DURABLE | (ms << 32)
+        } else {
+            0
+        };
+        table::describe(shared, entry, &deps, None, options);
         let start = match start_position(shared, entry, self.start, 0) {
             Ok(start) => start,
             Err(e) => {
@@ -161,6 +217,11 @@ impl<'r> ConsumerBuilder<'r> {
                 table::leave_group(shared, group_entry);
                 return Err(e);
             }
+            // A group lives as long as its workers, not its creator: its entry needs no
+            // liveness token (it is freed when its last worker leaves or is reaped).
+            shared
+                .liveness
+                .release(crate::liveness::entry_lock(group_entry.index));
         }
         let group_deps = table::recorded_dependencies(shared, group_entry.index);
         let entry = match table::claim(shared, &self.name, KIND_WORKER) {
@@ -170,7 +231,7 @@ impl<'r> ConsumerBuilder<'r> {
                 return Err(e);
             }
         };
-        table::describe(shared, entry, &[], Some(group_entry));
+        table::describe(shared, entry, &[], Some(group_entry), 0);
         table::activate(shared, entry, IDLE, 0);
         table::set_member(shared, group_entry, entry.index, true);
         Ok(Consumer::new(
@@ -234,6 +295,7 @@ fn read_header(shared: &Shared, sequence: u64) -> SlotHeader {
 /// Extends `[next, end)`: a subscriber by what its barrier makes available, a worker by a new
 /// claim of up to `max` from its group. True if the range is non-empty.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn fill_range(
     shared: &Shared,
     group: Option<EntryRef>,
@@ -241,6 +303,7 @@ fn fill_range(
     barrier: &mut Barrier,
     next: &mut u64,
     end: &mut u64,
+    redelivered_until: &mut u64,
     max: u64,
 ) -> bool {
     match group {
@@ -251,9 +314,14 @@ fn fill_range(
             *next < *end
         }
         Some(group) => match crate::group::try_claim(shared, group.index, entry, max, barrier) {
-            Some((start, stop)) => {
-                *next = start;
-                *end = stop;
+            Some(claimed) => {
+                *next = claimed.start;
+                *end = claimed.end;
+                *redelivered_until = if claimed.redelivered {
+                    claimed.end
+                } else {
+                    claimed.start
+                };
                 true
             }
             None => false,
@@ -280,6 +348,8 @@ pub struct Consumer {
     wait: WaitStrategy,
     stop: Option<std::sync::Arc<StopFlag>>,
     skipped: u64,
+    /// Worker: the sequences of the current claim below this are redeliveries.
+    redelivered_until: u64,
 }
 
 impl fmt::Debug for Consumer {
@@ -315,6 +385,7 @@ impl Consumer {
             wait,
             stop: None,
             skipped: 0,
+            redelivered_until: 0,
         }
     }
 
@@ -372,6 +443,7 @@ impl Consumer {
             &mut self.barrier,
             &mut self.next,
             &mut self.end,
+            &mut self.redelivered_until,
             max,
         )
     }
@@ -393,12 +465,25 @@ impl Consumer {
             end,
             wait,
             stop,
+            redelivered_until,
             ..
         } = self;
         let shared: &Shared = shared;
         let event = barrier.event(shared);
+        let mut reaper = Reaper::new(shared);
         wait::wait_for(*wait, event, deadline, stop.as_deref(), || {
-            fill_range(shared, *group, entry.index, barrier, next, end, max).then_some(())
+            reaper.tick(shared);
+            fill_range(
+                shared,
+                *group,
+                entry.index,
+                barrier,
+                next,
+                end,
+                redelivered_until,
+                max,
+            )
+            .then_some(())
         })
         .map_err(RecvError::from)
     }
@@ -584,12 +669,37 @@ impl Drop for Consumer {
         let shared = &self.shared;
         match self.group {
             None => table::free(shared, self.entry),
-            Some(group) => {
-                // [released] Release: the worker holds nothing any more.
-                shared.entry_sequence(self.entry.index).store_release(IDLE);
-                table::set_member(shared, group, self.entry.index, false);
-                table::free(shared, self.entry);
-                table::leave_group(shared, group);
+            // A worker still holding part of a claim hands it back to the group.
+            Some(_) => table::orphan_or_free(shared, self.entry),
+        }
+    }
+}
+
+/// Cleans up after dead processes from inside a wait, at most every
+/// [`crate::wait::SHARED_SAFETY_NET`]: the one thing a waiter on a shared ring can do about a
+/// peer that died without waking it.
+pub(crate) struct Reaper {
+    due: Option<Instant>,
+}
+
+impl Reaper {
+    #[inline]
+    pub(crate) fn new(shared: &Shared) -> Self {
+        Reaper {
+            due: shared
+                .liveness
+                .is_shared()
+                .then(|| Instant::now() + crate::wait::SHARED_SAFETY_NET),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn tick(&mut self, shared: &Shared) {
+        if let Some(due) = self.due {
+            let now = Instant::now();
+            if now >= due {
+                table::reap_dead(shared);
+                self.due = Some(now + crate::wait::SHARED_SAFETY_NET);
             }
         }
     }
@@ -621,6 +731,14 @@ impl Message<'_> {
     #[inline]
     pub fn sequence(&self) -> u64 {
         self.sequence
+    }
+
+    /// Whether this message was delivered before, to a worker of the group that stopped
+    /// (died, or detached) without acknowledging it: process it idempotently. Always false
+    /// for subscribers.
+    #[inline]
+    pub fn redelivered(&self) -> bool {
+        self.sequence < self.consumer.redelivered_until
     }
 
     /// Copies the payload out as a `T`.
@@ -705,6 +823,7 @@ impl Batch<'_> {
             range: self.range.clone(),
             skipped: 0,
             total: &self.skipped,
+            redelivered_until: self.consumer.redelivered_until,
         }
     }
 }
@@ -735,6 +854,7 @@ pub struct BatchIter<'b> {
     range: Range<u64>,
     skipped: u64,
     total: &'b std::cell::Cell<u64>,
+    redelivered_until: u64,
 }
 
 impl fmt::Debug for BatchIter<'_> {
@@ -765,6 +885,7 @@ impl<'b> Iterator for BatchIter<'b> {
             return Some(Msg {
                 sequence,
                 data,
+                redelivered: sequence < self.redelivered_until,
                 _track: track,
             });
         }
@@ -776,6 +897,7 @@ impl<'b> Iterator for BatchIter<'b> {
 pub struct Msg<'a> {
     sequence: u64,
     data: &'a [u8],
+    redelivered: bool,
     _track: ReadTrack,
 }
 
@@ -793,6 +915,12 @@ impl<'a> Msg<'a> {
     #[inline]
     pub fn sequence(&self) -> u64 {
         self.sequence
+    }
+
+    /// Whether this message was delivered before; see [`Message::redelivered`].
+    #[inline]
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
     }
 
     /// The payload bytes, for the batch's lifetime.

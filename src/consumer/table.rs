@@ -12,10 +12,12 @@
 
 use crate::error::Error;
 use crate::layout::{
-    decode_entry_ref, decode_state, entry_ref, state_word, E_DEPS, E_DEP_COUNT, E_GROUP, E_KIND, E_MEMBERS,
-    E_NAME, E_NAME_LEN, E_STATE, IDLE, KIND_GROUP, KIND_SUBSCRIBER, KIND_WORKER, MAX_DEPENDENCIES,
-    MAX_NAME_LEN, STATE_ACTIVE, STATE_CLAIMING, STATE_FREE,
+    decode_entry_ref, decode_state, entry_ref, state_word, E_CLAIM_END, E_DEAD_SINCE, E_DEPS, E_DEP_COUNT,
+    E_GROUP, E_KIND, E_MEMBERS, E_NAME, E_NAME_LEN, E_OPTIONS, E_ORPHANS, E_STATE, IDLE, KIND_GROUP,
+    KIND_SUBSCRIBER, KIND_WORKER, MAX_DEPENDENCIES, MAX_NAME_LEN, OPT_DURABLE, OPT_ORPHAN, STATE_ACTIVE,
+    STATE_CLAIMING, STATE_FREE,
 };
+use crate::liveness::entry_lock;
 use crate::ring::{bits, Shared};
 use crate::sync::{fence, Ordering};
 
@@ -177,12 +179,17 @@ pub(crate) fn claim(shared: &Shared, name: &str, kind: u64) -> Result<EntryRef, 
     validate_name(name)?;
     let max = shared.layout.params.max_consumers;
     for _ in 0..NAME_RACE_ATTEMPTS {
-        if find(shared, name).is_some() {
+        // A dead process's consumer may hold the name or the last free entry.
+        if find(shared, name).is_some() && (reap_dead(shared) == 0 || find(shared, name).is_some()) {
             return Err(Error::NameTaken {
                 name: name.to_owned(),
             });
         }
-        let entry = grab_free(shared).ok_or(Error::TableFull { max_consumers: max })?;
+        let entry = match grab_free(shared) {
+            Some(entry) => entry,
+            None if reap_dead(shared) > 0 => continue,
+            None => return Err(Error::TableFull { max_consumers: max }),
+        };
         write_name(shared, entry.index, name);
         // Relaxed: published with the name.
         shared.entry_word(entry.index, E_KIND).store_relaxed(kind);
@@ -212,32 +219,50 @@ pub(crate) fn claim(shared: &Shared, name: &str, kind: u64) -> Result<EntryRef, 
     })
 }
 
+/// Claims a free entry: its liveness token first, then its state (see `liveness.rs`: the
+/// token is held from before the claim until the entry is free again).
 fn grab_free(shared: &Shared) -> Option<EntryRef> {
     for index in 0..shared.layout.params.max_consumers {
         let word = shared.entry_word(index, E_STATE);
         // Acquire: pairs with the Release in `free`, so the old tenant is done with it.
-        let current = word.load_acquire();
-        let (st, _, generation) = decode_state(current);
-        if st != STATE_FREE {
+        if decode_state(word.load_acquire()).0 != STATE_FREE {
             continue;
         }
+        if !shared.liveness.acquire(entry_lock(index)) {
+            continue;
+        }
+        // Acquire: as above, now that nobody else can be cleaning the entry up.
+        let current = word.load_acquire();
+        let (st, _, generation) = decode_state(current);
         let next_gen = generation.wrapping_add(1);
-        if word
-            .compare_exchange_acqrel(current, state_word(STATE_CLAIMING, 0, next_gen))
-            .is_ok()
+        if st == STATE_FREE
+            && word
+                .compare_exchange_acqrel(current, state_word(STATE_CLAIMING, 0, next_gen))
+                .is_ok()
         {
             return Some(EntryRef {
                 index,
                 generation: next_gen,
             });
         }
+        shared.liveness.release(entry_lock(index));
     }
     None
 }
 
-/// Records an entry's dependencies and (for a worker) its group.
-pub(crate) fn describe(shared: &Shared, entry: EntryRef, deps: &[Dependency], group: Option<EntryRef>) {
+/// Records an entry's dependencies, (for a worker) its group, and its options word.
+pub(crate) fn describe(
+    shared: &Shared,
+    entry: EntryRef,
+    deps: &[Dependency],
+    group: Option<EntryRef>,
+    options: u64,
+) {
     let index = entry.index;
+    // Relaxed: published by the Release of the ACTIVE state in `activate`.
+    shared.entry_word(index, E_OPTIONS).store_relaxed(options);
+    shared.entry_word(index, E_DEAD_SINCE).store_relaxed(0);
+    shared.entry_word(index, E_ORPHANS).store_relaxed(0);
     // Relaxed: all published by the Release of the ACTIVE state in `activate`.
     shared
         .entry_word(index, E_DEP_COUNT)
@@ -298,6 +323,7 @@ pub(crate) fn free(shared: &Shared, entry: EntryRef) {
     shared
         .entry_word(entry.index, E_STATE)
         .store_release(state_word(STATE_FREE, 0, entry.generation));
+    shared.liveness.release(entry_lock(entry.index));
     // A dependent consumer or a producer may be waiting on this entry's position.
     shared.notify_released();
 }
@@ -336,7 +362,7 @@ pub(crate) fn join_group(
         }
         match claim(shared, name, KIND_GROUP) {
             Ok(group) => {
-                describe(shared, group, deps, None);
+                describe(shared, group, deps, None, 0);
                 return Ok((group, true));
             }
             Err(Error::NameTaken { .. }) => crate::sync::yield_now(),
@@ -397,6 +423,212 @@ pub(crate) fn group_position(shared: &Shared, group: usize) -> u64 {
         // [released] Acquire: pairs with the worker's Release store of its position.
         .map(|w| shared.entry_sequence(w).load_acquire())
         .fold(counter, u64::min)
+}
+
+/// Frees the entries of consumers whose processes died (see `liveness.rs`), orphans the
+/// claims of dead workers for their groups, and evicts dead durable subscribers whose delay
+/// has passed. Returns how many entries it freed or orphaned. A no-op for heap rings.
+pub(crate) fn reap_dead(shared: &Shared) -> usize {
+    if !shared.liveness.is_shared() {
+        return 0;
+    }
+    (0..shared.layout.params.max_consumers)
+        .filter(|&index| {
+            let (st, _, _) = state(shared, index);
+            let candidate = st == STATE_CLAIMING
+                || (st == STATE_ACTIVE
+                    && kind_of(shared, index) != KIND_GROUP
+                    && options(shared, index) & OPT_ORPHAN == 0);
+            candidate && !shared.liveness.is_held(entry_lock(index)) && reap(shared, index)
+        })
+        .count()
+}
+
+fn options(shared: &Shared, index: usize) -> u64 {
+    // Relaxed: immutable while claimed, except OPT_ORPHAN, which is set with the group's
+    // orphan mask (AcqRel) that adopters read.
+    shared.entry_word(index, E_OPTIONS).load_relaxed()
+}
+
+/// Milliseconds of CLOCK_MONOTONIC, which every process of the machine shares.
+fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1000) + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Cleans up after the dead owner of entry `index`, holding its token meanwhile.
+fn reap(shared: &Shared, index: usize) -> bool {
+    let byte = entry_lock(index);
+    if !shared.liveness.acquire(byte) {
+        return false; // alive after all, or somebody else is cleaning up
+    }
+    let (st, _, generation) = state(shared, index);
+    let entry = EntryRef { index, generation };
+    let kind = kind_of(shared, index);
+    let opts = options(shared, index);
+    let done = match st {
+        // The claimer died while attaching (a group's creator included).
+        STATE_CLAIMING => {
+            free(shared, entry);
+            true
+        }
+        STATE_ACTIVE if kind == KIND_SUBSCRIBER && opts & OPT_DURABLE != 0 => {
+            let evict_after = opts >> 32;
+            let since = shared.entry_word(index, E_DEAD_SINCE);
+            // Relaxed: a plain timestamp; nothing is published with it.
+            let mut first = since.load_relaxed();
+            if first == 0 {
+                first = monotonic_ms() + 1;
+                since.store_relaxed(first);
+            }
+            let evict = evict_after != 0 && monotonic_ms() + 1 >= first.saturating_add(evict_after);
+            if evict {
+                free(shared, entry);
+            }
+            evict
+        }
+        STATE_ACTIVE if kind == KIND_SUBSCRIBER => {
+            free(shared, entry);
+            true
+        }
+        STATE_ACTIVE if kind == KIND_WORKER && opts & OPT_ORPHAN == 0 => {
+            orphan_or_free(shared, entry);
+            true
+        }
+        _ => false,
+    };
+    if !done {
+        shared.liveness.release(byte);
+    }
+    done
+}
+
+/// A worker that stops (dead, or detaching): if it holds a claim, the claim goes to its group
+/// as an orphan for another worker to take over (flagged redelivered); if not, it leaves.
+/// The caller holds the worker's token; it is released here.
+pub(crate) fn orphan_or_free(shared: &Shared, worker: EntryRef) {
+    // Relaxed: the worker's own words; the caller either is the worker or confirmed its
+    // death (the kernel released its lock after all its stores).
+    let (group_index, group_generation) =
+        decode_entry_ref(shared.entry_word(worker.index, E_GROUP).load_relaxed());
+    let group = EntryRef {
+        index: group_index,
+        generation: group_generation,
+    };
+    // Acquire: pairs with the worker's own Release stores of its position.
+    let held = shared.entry_sequence(worker.index).load_acquire();
+    let group_ok = group_index < shared.layout.params.max_consumers && is_live(shared, group);
+    if held == IDLE || !group_ok {
+        retire_worker(shared, worker, group_ok.then_some(group));
+        return;
+    }
+    let opts = shared.entry_word(worker.index, E_OPTIONS);
+    // Relaxed: published by the AcqRel of the orphan mask below.
+    opts.store_relaxed(options(shared, worker.index) | OPT_ORPHAN);
+    // AcqRel: pairs with the adopter's AcqRel `fetch_and` in `adopt_orphan`.
+    shared
+        .entry_word(group_index, E_ORPHANS)
+        .fetch_or_acqrel(1u64 << worker.index);
+    shared.liveness.release(entry_lock(worker.index));
+    // Workers waiting for messages (on either event) should come and take it.
+    shared.notify_published();
+    shared.notify_released();
+}
+
+/// Removes a worker that holds nothing from its group and frees its entry.
+pub(crate) fn retire_worker(shared: &Shared, worker: EntryRef, group: Option<EntryRef>) {
+    // [released] Release: the worker holds nothing any more.
+    shared.entry_sequence(worker.index).store_release(IDLE);
+    if let Some(group) = group {
+        set_member(shared, group, worker.index, false);
+    }
+    free(shared, worker);
+    if let Some(group) = group {
+        leave_group(shared, group);
+    }
+}
+
+/// Takes over one orphaned claim of `group` for `worker`: returns its range. The caller
+/// delivers it flagged as redelivered.
+pub(crate) fn adopt_orphan(shared: &Shared, group: usize, worker: usize) -> Option<(u64, u64)> {
+    let orphans = shared.entry_word(group, E_ORPHANS);
+    loop {
+        // Relaxed: a hint; the fetch_and below decides.
+        let mask = orphans.load_relaxed() & valid_mask(shared);
+        let orphan = bits(mask).next()?;
+        let bit = 1u64 << orphan;
+        // AcqRel: pairs with the fetch_or in `orphan_or_free`; exactly one adopter clears
+        // the bit.
+        if orphans.fetch_and_acqrel(!bit) & bit == 0 {
+            continue;
+        }
+        // Acquire: the orphan's position, as the orphaning side left it.
+        let start = shared.entry_sequence(orphan).load_acquire();
+        // Relaxed: written before the orphan's claim, which the AcqRel above ordered.
+        let end = shared.entry_word(orphan, E_CLAIM_END).load_relaxed();
+        // [group] Release: announce before the orphan stops gating, so the range stays
+        // protected throughout.
+        shared.entry_sequence(worker).store_release(start);
+        shared.entry_word(worker, E_CLAIM_END).store_relaxed(end);
+        let (_, _, generation) = state(shared, orphan);
+        // Relaxed: immutable while claimed.
+        let (g, gen) = decode_entry_ref(shared.entry_word(orphan, E_GROUP).load_relaxed());
+        retire_worker(
+            shared,
+            EntryRef {
+                index: orphan,
+                generation,
+            },
+            Some(EntryRef {
+                index: g,
+                generation: gen,
+            }),
+        );
+        if start == IDLE || end <= start {
+            // Nothing valid was held after all (a peer wrote nonsense, or the claim was
+            // empty): announce nothing and look again.
+            shared.entry_sequence(worker).store_release(IDLE);
+            continue;
+        }
+        // Relaxed: a statistic.
+        shared.redelivered().fetch_add_relaxed(end - start);
+        return Some((start, end));
+    }
+}
+
+/// The mask of table entries that exist.
+pub(crate) fn valid_mask(shared: &Shared) -> u64 {
+    let max = shared.layout.params.max_consumers;
+    if max >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << max) - 1
+    }
+}
+
+/// Re-attaches a restarted durable subscriber to the entry it left behind: same entry, same
+/// generation (dependents keep depending on it), same position. `None` if there is no such
+/// entry or its owner is still alive.
+pub(crate) fn adopt_durable(shared: &Shared, name: &str) -> Option<EntryRef> {
+    let (entry, kind) = find(shared, name)?;
+    if kind != KIND_SUBSCRIBER || options(shared, entry.index) & OPT_DURABLE == 0 {
+        return None;
+    }
+    if !shared.liveness.acquire(entry_lock(entry.index)) {
+        return None;
+    }
+    if !is_live(shared, entry) {
+        shared.liveness.release(entry_lock(entry.index));
+        return None;
+    }
+    // Relaxed: a timestamp only reapers read.
+    shared.entry_word(entry.index, E_DEAD_SINCE).store_relaxed(0);
+    Some(entry)
 }
 
 /// Every active entry, for `Ring::consumers`.

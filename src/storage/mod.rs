@@ -8,9 +8,19 @@
 //! raw memory) and every slot has a loom `UnsafeCell` that tracks payload reads and writes, so
 //! a missing happens-before between a producer's write and a consumer's read is a loom error.
 
+#[cfg(not(loom))]
+mod file;
 mod heap;
+#[cfg(not(loom))]
+mod shm;
 
+#[cfg(not(loom))]
+pub(crate) use file::{create_temp, io_error, open as open_file, FileStorage};
 pub(crate) use heap::HeapStorage;
+#[cfg(not(loom))]
+pub(crate) use shm::ensure_dir as ensure_shm_dir;
+#[cfg(not(loom))]
+pub use shm::{shm_path, MAX_RING_NAME_LEN, SHM_DIR};
 
 use crate::sequence::{Sequence, Word, Word32};
 use std::fmt;

@@ -1,0 +1,195 @@
+//! Who is alive: tokens the kernel releases when a process dies.
+//!
+//! Every attached handle of a file-backed ring holds an exclusive OFD (open file description)
+//! byte-range lock on one byte of the ring file: table entry `i` locks byte
+//! `ENTRY_LOCK_BASE + i`, a single-producer ring's producer locks [`PRODUCER_LOCK`], a
+//! creator locks [`USE_LOCK`] of its temporary file while it initialises it, and every process
+//! with the ring open shares that lock. The kernel drops an
+//! OFD lock when the last descriptor of its open file description closes, which a dying
+//! process does whatever killed it, so "the byte is not locked" is a confirmed death, not a
+//! guess from a timeout. PIDs are never used: they are reused, and every process of a
+//! container can be PID 1.
+//!
+//! The locks live in the file's byte-range lock space, not in its bytes: they cover offsets of
+//! the header but change nothing there.
+//!
+//! Locks of one open file description never conflict with each other, so inside one process
+//! (which opens the file once) a set of held bytes says which handle owns which byte, and the
+//! kernel is asked only about other processes. To see the locks this process holds, as another
+//! process would, checks go through a second open file description of the same file.
+//!
+//! Claiming an entry is: lock its byte, then move its state word from free to claiming. The
+//! byte is held from before the claim until after the entry is free again, so an entry that is
+//! not free and whose byte nobody holds belongs to a dead process. Whoever wants to clean up
+//! after it locks the byte first, which makes it the only one doing so, and releases the byte
+//! once the entry is free.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+
+/// The use lock: held exclusively by a creator while it initialises the ring (in its
+/// temporary file), then shared by every process that has the ring open. A ring whose use
+/// lock can be taken exclusively is used by nobody (`ringmq prune`).
+pub(crate) const USE_LOCK: u64 = 0;
+/// A single-producer ring's producer holds this byte.
+pub(crate) const PRODUCER_LOCK: u64 = 1;
+/// Table entry `i` is held through byte `ENTRY_LOCK_BASE + i`.
+pub(crate) const ENTRY_LOCK_BASE: u64 = 64;
+
+/// The lock byte of table entry `index`.
+#[inline]
+pub(crate) const fn entry_lock(index: usize) -> u64 {
+    ENTRY_LOCK_BASE + index as u64
+}
+
+fn flock(kind: libc::c_short, byte: u64) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct of integers; all zeroes is a valid value (and
+    // `l_pid` must be zero for OFD locks).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = byte as libc::off_t;
+    lock.l_len = 1;
+    lock
+}
+
+fn fcntl(file: &File, cmd: libc::c_int, lock: &mut libc::flock) -> io::Result<()> {
+    // SAFETY: `lock` is a valid, exclusively borrowed `flock` for the duration of the call,
+    // and `cmd` is one of the OFD lock commands, which read and write exactly that struct.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, lock as *mut libc::flock) };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Takes the lock of `byte` (exclusive or shared) through `file`'s open file description, or
+/// converts the one it holds; `Ok(false)` if another open file description holds a
+/// conflicting lock.
+pub(crate) fn try_lock_byte(file: &File, byte: u64, exclusive: bool) -> io::Result<bool> {
+    let kind = if exclusive { libc::F_WRLCK } else { libc::F_RDLCK };
+    let mut lock = flock(kind as libc::c_short, byte);
+    match fcntl(file, libc::F_OFD_SETLK, &mut lock) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes the lock of `byte`, failing with `WouldBlock` if another holder has a conflicting one.
+pub(crate) fn lock_byte(file: &File, byte: u64, exclusive: bool) -> io::Result<()> {
+    if try_lock_byte(file, byte, exclusive)? {
+        Ok(())
+    } else {
+        Err(io::Error::from(io::ErrorKind::WouldBlock))
+    }
+}
+
+/// Releases the lock of `byte` held through `file`'s open file description.
+pub(crate) fn unlock_byte(file: &File, byte: u64) -> io::Result<()> {
+    let mut lock = flock(libc::F_UNLCK as libc::c_short, byte);
+    fcntl(file, libc::F_OFD_SETLK, &mut lock)
+}
+
+/// Whether an open file description other than `probe`'s holds a lock on `byte`.
+pub(crate) fn is_locked(probe: &File, byte: u64) -> io::Result<bool> {
+    let mut lock = flock(libc::F_WRLCK as libc::c_short, byte);
+    fcntl(probe, libc::F_OFD_GETLK, &mut lock)?;
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Opens a second, independent open file description of the file behind `file` (even if
+/// its name has been unlinked or replaced since).
+pub(crate) fn reopen(file: &File) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+/// This process's liveness tokens for one ring.
+#[derive(Debug)]
+pub(crate) enum Liveness {
+    /// A heap ring: every handle lives in this process, so every handle is alive.
+    Process,
+    /// A file-backed ring: OFD locks on the ring file.
+    File(FileLocks),
+}
+
+/// The OFD locks this process holds on one ring file, and a second description to check
+/// everybody's.
+#[derive(Debug)]
+pub(crate) struct FileLocks {
+    /// The ring file, through the description whose locks are this process's tokens.
+    owner: File,
+    /// The same file through another description, for `F_OFD_GETLK`.
+    probe: File,
+    /// The bytes this process holds (bit `byte`), since the kernel will not report them.
+    held: Mutex<u128>,
+}
+
+impl FileLocks {
+    /// Tokens held through `owner`'s open file description.
+    pub(crate) fn new(owner: File) -> io::Result<Self> {
+        let probe = reopen(&owner)?;
+        Ok(FileLocks {
+            owner,
+            probe,
+            held: Mutex::new(0),
+        })
+    }
+}
+
+impl Liveness {
+    /// Takes the token `byte` for a handle of this process; `false` if another handle (here or
+    /// in another process) holds it. An I/O error also says `false`: nothing is claimed that
+    /// cannot be shown to be held.
+    pub(crate) fn acquire(&self, byte: u64) -> bool {
+        let Liveness::File(locks) = self else {
+            return true;
+        };
+        let mut held = locks.held.lock().unwrap_or_else(|e| e.into_inner());
+        let bit = 1u128 << byte;
+        if *held & bit != 0 {
+            return false;
+        }
+        match try_lock_byte(&locks.owner, byte, true) {
+            Ok(true) => {
+                *held |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives the token `byte` back.
+    pub(crate) fn release(&self, byte: u64) {
+        let Liveness::File(locks) = self else {
+            return;
+        };
+        let mut held = locks.held.lock().unwrap_or_else(|e| e.into_inner());
+        // An unlock cannot fail for a lock this description holds; if it somehow did, the
+        // token is released when the process exits.
+        let _ = unlock_byte(&locks.owner, byte);
+        *held &= !(1u128 << byte);
+    }
+
+    /// Whether some live handle (of any process) holds `byte`. Errs on the side of life: a
+    /// failed check says alive, so nothing is ever cleaned up on a guess.
+    pub(crate) fn is_held(&self, byte: u64) -> bool {
+        let Liveness::File(locks) = self else {
+            return true;
+        };
+        if *locks.held.lock().unwrap_or_else(|e| e.into_inner()) & (1u128 << byte) != 0 {
+            return true;
+        }
+        is_locked(&locks.probe, byte).unwrap_or(true)
+    }
+
+    /// Whether the ring is shared with other processes (so handles can die separately).
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self, Liveness::File(_))
+    }
+}
