@@ -39,6 +39,8 @@ mod barrier;
 mod consumer;
 mod error;
 mod group;
+#[cfg(not(loom))]
+mod hooks;
 mod layout;
 mod liveness;
 mod producer;
@@ -46,6 +48,8 @@ mod ring;
 mod sequence;
 mod storage;
 mod sync;
+#[cfg(not(loom))]
+mod topic;
 mod typed;
 mod wait;
 
@@ -64,6 +68,8 @@ pub use ring::{Ring, RingBuilder};
 pub use sequence::MAX_SEQUENCE;
 #[cfg(not(loom))]
 pub use storage::{shm_path, MAX_RING_NAME_LEN, SHM_DIR};
+#[cfg(not(loom))]
+pub use topic::{list_rings, prune_rings, RingFile, RingFileKind};
 pub use typed::{TypedConsumer, TypedProducer};
 pub use wait::WaitStrategy;
 

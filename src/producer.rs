@@ -125,10 +125,8 @@ impl Producer {
         let mut outcome = Ok(0);
         let mut reaper = Reaper::new(shared);
         let waited = wait::wait_for(self.wait, shared.released_event(), deadline, None, || {
-            match {
-                reaper.tick(shared);
-                try_claim_in(shared, multi, next, limit, n)
-            } {
+            reaper.tick(shared);
+            match try_claim_in(shared, multi, next, limit, n) {
                 Err(PublishError::Full) => None,
                 other => {
                     outcome = other;

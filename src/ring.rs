@@ -587,6 +587,7 @@ impl RingBuilder {
                 .map_err(|e| crate::storage::io_error(path, "dup", &e))?,
         )
         .map_err(|e| crate::storage::io_error(path, "reopen", &e))?;
+        crate::hooks::pause_at("create");
         let shared = Shared::create(
             layout,
             Box::new(storage),
@@ -747,6 +748,29 @@ impl Ring {
     /// The ring's file, or `None` for a heap ring.
     pub fn path(&self) -> Option<&Path> {
         self.shared.path.as_deref()
+    }
+
+    /// How many messages groups have redelivered since the ring was created (claims taken
+    /// over from workers that died or detached holding them).
+    pub fn redelivered_count(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.shared.redelivered().load_relaxed()
+    }
+
+    /// How many slots were skipped since the ring was created because the producer that
+    /// claimed them died before publishing.
+    pub fn skipped_count(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.shared.skipped_total().load_relaxed()
+    }
+
+    /// Cleans up after processes that died while attached: detaches their ephemeral
+    /// subscribers, hands their workers' claims to their groups, evicts dead durable
+    /// subscribers past their delay. Returns how many entries it cleaned up. Handles do this
+    /// on their own while they wait; this is for tools (`ringmq stat`). Always 0 on a heap
+    /// ring.
+    pub fn reap_dead(&self) -> usize {
+        table::reap_dead(&self.shared)
     }
 
     /// A snapshot of the attached consumers, groups and workers.

@@ -63,6 +63,12 @@ pub struct ConsumerInfo {
     pub sequence: Option<u64>,
     /// The names of the consumers and groups it runs after.
     pub after: Vec<String>,
+    /// A durable subscriber (see [`crate::ConsumerBuilder::durable`]).
+    pub durable: bool,
+    /// Whether the process that attached it is alive (always true on a heap ring; a group is
+    /// alive while it is attached). A dead durable subscriber waits here for its restart; a
+    /// dead worker waits for its group to take its claim over.
+    pub alive: bool,
 }
 
 fn state(shared: &Shared, index: usize) -> (u64, u64, u32) {
@@ -663,12 +669,17 @@ pub(crate) fn snapshot(shared: &Shared) -> Vec<ConsumerInfo> {
                 .iter()
                 .filter_map(|d| names.get(d.entry.index).cloned().flatten())
                 .collect();
+            let opts = options(shared, index);
+            let alive = kind == ConsumerKind::Group
+                || (opts & OPT_ORPHAN == 0 && shared.liveness.is_held(entry_lock(index)));
             Some(ConsumerInfo {
                 name,
                 kind,
                 group,
                 sequence: (position != IDLE).then_some(position),
                 after,
+                durable: opts & OPT_DURABLE != 0,
+                alive,
             })
         })
         .collect()

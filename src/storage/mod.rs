@@ -15,7 +15,7 @@ mod heap;
 mod shm;
 
 #[cfg(not(loom))]
-pub(crate) use file::{create_temp, io_error, open as open_file, FileStorage};
+pub(crate) use file::{create_temp, io_error, open as open_file, FileStorage, TEMP_SUFFIX};
 pub(crate) use heap::HeapStorage;
 #[cfg(not(loom))]
 pub(crate) use shm::ensure_dir as ensure_shm_dir;

@@ -1,0 +1,504 @@
+//! Rings shared by real processes (the `ringmq` binary), and processes killed with SIGKILL at
+//! the worst moments: subscribers, durable subscribers, group workers holding messages,
+//! creators half-way through creating a ring.
+
+use ringmq::{ConsumerKind, Error, Ring, RingFileKind, Start};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ringmq");
+
+/// A unique ring in /dev/shm, removed on drop (also when the test fails).
+struct ShmRing(PathBuf);
+
+impl ShmRing {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        ShmRing(ringmq::shm_path(&format!("test-{tag}-{}-{nanos}", std::process::id())).unwrap())
+    }
+
+    fn arg(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for ShmRing {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A child process killed on drop (also when the test fails).
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Self {
+        Proc(Some(
+            Command::new(BIN)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn ringmq"),
+        ))
+    }
+
+    fn kill(&mut self) {
+        let mut child = self.0.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+    }
+
+    /// Waits for the process and parses the JSON object it printed; asserts success.
+    fn json(&mut self) -> Value {
+        let output = self.0.take().expect("running").wait_with_output().unwrap();
+        assert_success(&output);
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {}: {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run ringmq")
+}
+
+/// Polls `condition` until it holds; fails the test after 20 s.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn attached(ring: &Ring, name: &str) -> bool {
+    ring.consumers().iter().any(|c| c.name == name)
+}
+
+fn position(ring: &Ring, name: &str) -> Option<u64> {
+    ring.consumers().into_iter().find(|c| c.name == name)?.sequence
+}
+
+fn records(path: &Path) -> Vec<(u64, u64, bool)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let f: Vec<u64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+            (f[0], f[1], f[2] == 1)
+        })
+        .collect()
+}
+
+#[test]
+fn producers_subscribers_and_a_group_in_separate_processes() {
+    const N: u64 = 20_000;
+    let ring_file = ShmRing::new("mix");
+    let r = ring_file.arg();
+    assert_success(&run(&[
+        "create",
+        &r,
+        "--capacity",
+        "256",
+        "--slot-size",
+        "48",
+        "--multi-producer",
+    ]));
+    let ring = Ring::open(&ring_file.0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = |name: &str| dir.path().join(name).display().to_string();
+    let (rec1, rec2) = (rec("w1"), rec("w2"));
+    let total = (2 * N).to_string();
+    let mut subscribers: Vec<Proc> = ["s1", "s2"]
+        .iter()
+        .map(|name| {
+            Proc::spawn(&[
+                "consume", &r, "--name", name, "--from", "earliest", "--count", &total, "--verify", "--json",
+                "--wait", "yield",
+            ])
+        })
+        .collect();
+    let mut workers: Vec<Proc> = [("w1", &rec1), ("w2", &rec2)]
+        .iter()
+        .map(|(name, record)| {
+            Proc::spawn(&[
+                "consume", &r, "--group", "g", "--name", name, "--from", "earliest", "--verify", "--json",
+                "--record", record, "--until", "STOP", "--wait", "yield",
+            ])
+        })
+        .collect();
+    wait_until("every consumer to attach", || {
+        ["s1", "s2", "w1", "w2"].iter().all(|n| attached(&ring, n))
+    });
+    let n = N.to_string();
+    let mut producers: Vec<Proc> = ["1", "2"]
+        .iter()
+        .map(|id| {
+            Proc::spawn(&[
+                "produce",
+                &r,
+                "--count",
+                &n,
+                "--verifiable",
+                id,
+                "--wait",
+                "yield",
+                "--json",
+            ])
+        })
+        .collect();
+    for p in &mut producers {
+        assert_eq!(p.json()["published"], N);
+    }
+    // One STOP per worker: a worker that takes one detaches, so the other gets the next.
+    let mut producer = ring.producer().unwrap();
+    producer.publish(b"STOP").unwrap();
+    producer.publish(b"STOP").unwrap();
+    for s in &mut subscribers {
+        let summary = s.json();
+        assert_eq!(summary["received"], 2 * N, "{summary}");
+        assert_eq!(summary["producers"]["1"], N);
+        assert_eq!(summary["producers"]["2"], N);
+        for field in ["out_of_order", "gaps", "duplicates", "corrupt", "redelivered"] {
+            assert_eq!(summary[field], 0, "{field}: {summary}");
+        }
+    }
+    let mut received = 0;
+    for w in &mut workers {
+        let summary = w.json();
+        for field in ["out_of_order", "duplicates", "corrupt", "redelivered"] {
+            assert_eq!(summary[field], 0, "{field}: {summary}");
+        }
+        received += summary["received"].as_u64().unwrap();
+    }
+    assert_eq!(received, 2 * N);
+    // Exactly once across the group: the union of what the two workers got is everything.
+    let mut all: Vec<(u64, u64)> = records(Path::new(&rec1))
+        .into_iter()
+        .chain(records(Path::new(&rec2)))
+        .map(|(id, counter, _)| (id, counter))
+        .collect();
+    all.sort_unstable();
+    let expected: Vec<(u64, u64)> = (1..=2).flat_map(|id| (0..N).map(move |c| (id, c))).collect();
+    assert_eq!(all, expected);
+}
+
+#[test]
+fn a_killed_ephemeral_subscriber_stops_gating_the_producer() {
+    let ring_file = ShmRing::new("eph");
+    let ring = Ring::builder().capacity(16).create(&ring_file.0).unwrap();
+    let mut subscriber = Proc::spawn(&["consume", &ring_file.arg(), "--name", "eph", "--hold-ms", "60000"]);
+    wait_until("the subscriber to attach", || attached(&ring, "eph"));
+    let mut producer = ring.producer().unwrap();
+    producer.publish(b"held").unwrap();
+    wait_until("the subscriber to hold the message", || {
+        position(&ring, "eph") == Some(0)
+    });
+    subscriber.kill();
+    // The dead subscriber gated the ring at sequence 0; a producer waiting on it notices the
+    // death (its OFD lock is gone) and detaches it.
+    for i in 0..100u64 {
+        producer
+            .publish_timeout(&i.to_le_bytes(), Duration::from_secs(10))
+            .expect("the dead subscriber no longer gates");
+    }
+    assert!(!attached(&ring, "eph"));
+}
+
+#[test]
+fn a_killed_durable_subscriber_resumes_where_it_was_without_loss_or_duplicates() {
+    const N: u64 = 3_000;
+    let ring_file = ShmRing::new("durable");
+    let r = ring_file.arg();
+    let ring = Ring::builder()
+        .capacity(64)
+        .slot_size(48)
+        .create(&ring_file.0)
+        .unwrap();
+    let mut first = Proc::spawn(&[
+        "consume",
+        &r,
+        "--name",
+        "dur",
+        "--durable",
+        "--from",
+        "earliest",
+        "--hold-ms",
+        "1",
+    ]);
+    wait_until("the subscriber to attach", || attached(&ring, "dur"));
+    let n = N.to_string();
+    let mut producer = Proc::spawn(&[
+        "produce",
+        &r,
+        "--count",
+        &n,
+        "--verifiable",
+        "7",
+        "--wait",
+        "block",
+        "--json",
+    ]);
+    wait_until("the subscriber to get going", || {
+        position(&ring, "dur").is_some_and(|p| p > 100)
+    });
+    first.kill();
+    let info = ring
+        .consumers()
+        .into_iter()
+        .find(|c| c.name == "dur")
+        .expect("durable entry kept");
+    assert!(info.durable);
+    assert!(!info.alive, "{info:?}");
+    let resume = info.sequence.unwrap();
+    assert!(resume > 100 && resume < N, "{resume}");
+    // The dead durable subscriber keeps gating: the producer cannot have passed it by a lap.
+    assert!(ring.cursor() <= resume + 64);
+    let remaining = (N - resume).to_string();
+    let mut second = Proc::spawn(&[
+        "consume",
+        &r,
+        "--name",
+        "dur",
+        "--durable",
+        "--count",
+        &remaining,
+        "--verify",
+        "--json",
+    ]);
+    let summary = second.json();
+    assert_eq!(summary["first_sequence"], resume, "{summary}");
+    assert_eq!(summary["last_sequence"], N - 1);
+    assert_eq!(summary["received"], N - resume);
+    for field in ["out_of_order", "gaps", "duplicates", "corrupt"] {
+        assert_eq!(summary[field], 0, "{field}: {summary}");
+    }
+    assert_eq!(producer.json()["published"], N);
+}
+
+#[test]
+fn a_group_worker_killed_holding_a_message_gets_it_redelivered_to_another() {
+    const N: u64 = 200;
+    let ring_file = ShmRing::new("group");
+    let r = ring_file.arg();
+    let ring = Ring::builder()
+        .capacity(256)
+        .slot_size(48)
+        .create(&ring_file.0)
+        .unwrap();
+    let mut holder = Proc::spawn(&[
+        "consume",
+        &r,
+        "--group",
+        "g",
+        "--name",
+        "w1",
+        "--from",
+        "earliest",
+        "--hold-ms",
+        "60000",
+    ]);
+    wait_until("the worker to attach", || attached(&ring, "w1"));
+    let n = N.to_string();
+    assert_success(&run(&["produce", &r, "--count", &n, "--verifiable", "3"]));
+    wait_until("the worker to hold a message", || {
+        position(&ring, "w1") == Some(0)
+    });
+    holder.kill();
+    let mut survivor = Proc::spawn(&[
+        "consume", &r, "--group", "g", "--name", "w2", "--count", &n, "--verify", "--json",
+    ]);
+    let summary = survivor.json();
+    assert_eq!(summary["received"], N, "{summary}");
+    assert_eq!(summary["producers"]["3"], N);
+    assert_eq!(summary["redelivered"], 1, "{summary}");
+    for field in ["out_of_order", "duplicates", "corrupt"] {
+        assert_eq!(summary[field], 0, "{field}: {summary}");
+    }
+    assert_eq!(ring.redelivered_count(), 1);
+    // Both workers are gone, so the group went with them.
+    assert!(ring.consumers().iter().all(|c| c.kind != ConsumerKind::Group));
+}
+
+#[test]
+fn a_creator_killed_while_initialising_leaves_no_ring_under_the_name() {
+    let ring_file = ShmRing::new("init");
+    let dir = ring_file.0.parent().unwrap().to_owned();
+    let name = ring_file.0.file_name().unwrap().to_string_lossy().into_owned();
+    let mut creator = Proc(Some(
+        Command::new(BIN)
+            .args(["create", &ring_file.arg()])
+            .env("RINGMQ_TEST_PAUSE", "create")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let temp = || {
+        ringmq::list_rings(&dir)
+            .unwrap()
+            .into_iter()
+            .find(|f| f.kind == RingFileKind::Unfinished && f.path.to_string_lossy().contains(&name))
+    };
+    wait_until("the creator's temporary file", || {
+        temp().is_some_and(|f| f.in_use)
+    });
+    creator.kill();
+    // Nobody can open a half-made ring: the name does not exist yet.
+    assert!(matches!(Ring::open(&ring_file.0), Err(Error::NotFound { .. })));
+    let abandoned = temp().expect("the temporary file stays until pruned");
+    assert!(!abandoned.in_use, "its creator is dead");
+    // A new creator is not disturbed by the leftover.
+    let ring = Ring::builder().open_or_create(&ring_file.0).unwrap();
+    let mut consumer = ring.subscriber("c").start(Start::Earliest).attach().unwrap();
+    ring.producer().unwrap().publish(b"ok").unwrap();
+    assert_eq!(&*consumer.recv().unwrap(), b"ok");
+    // Prune removes the abandoned file once it is old enough to be surely abandoned, and
+    // leaves the ring that is in use alone.
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&abandoned.path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let removed = ringmq::prune_rings(&dir).unwrap();
+    assert!(removed.contains(&abandoned.path), "{removed:?}");
+    assert!(!removed.contains(&ring_file.0));
+    assert!(ring_file.0.exists());
+}
+
+#[test]
+fn prune_removes_rings_nobody_uses_and_keeps_used_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let used = dir.path().join("used");
+    let unused = dir.path().join("unused");
+    let _ring = Ring::builder().create(&used).unwrap();
+    drop(Ring::builder().create(&unused).unwrap());
+    std::fs::write(dir.path().join("notes.txt"), "not a ring").unwrap();
+    let out = run(&["prune", &dir.path().display().to_string(), "--json"]);
+    assert_success(&out);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["removed"], serde_json::json!([unused]));
+    assert!(used.exists() && dir.path().join("notes.txt").exists());
+    let listed = run(&["list", &dir.path().display().to_string(), "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let rings = listed["rings"].as_array().unwrap();
+    assert_eq!(rings.len(), 2);
+    assert_eq!(
+        (&rings[0]["kind"], &rings[0]["in_use"]),
+        (&"foreign".into(), &false.into())
+    );
+    assert_eq!(
+        (&rings[1]["kind"], &rings[1]["in_use"]),
+        (&"ring".into(), &true.into())
+    );
+}
+
+#[test]
+fn stat_reports_consumers_and_the_cli_gives_one_line_errors() {
+    let ring_file = ShmRing::new("stat");
+    let r = ring_file.arg();
+    assert_success(&run(&["create", &r, "--capacity", "64"]));
+    let ring = Ring::open(&ring_file.0).unwrap();
+    let _sub = ring.subscriber("audit").start(Start::Earliest).attach().unwrap();
+    let _worker = ring.worker("billing", "billing-1").attach().unwrap();
+    let mut producer = ring.producer().unwrap();
+    for _ in 0..5 {
+        producer.publish(b"x").unwrap();
+    }
+    let out = run(&["stat", &r, "--json"]);
+    assert_success(&out);
+    let stat: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stat["capacity"], 64);
+    assert_eq!(stat["cursor"], 5);
+    let audit = stat["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "audit")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (audit["lag"].as_u64(), audit["alive"].as_bool()),
+        (Some(5), Some(true))
+    );
+    assert!(String::from_utf8_lossy(&run(&["stat", &r]).stdout).contains("billing-1"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    for (args, code, needle) in [
+        (vec!["stat", junk.to_str().unwrap()], 1, "not a ringmq ring"),
+        (vec!["stat", "/nonexistent/ring"], 1, "no such ring"),
+        (vec!["stat", "bad name"], 1, "not a ring name"),
+        (vec!["create"], 2, "required"),
+        (vec!["create", &r], 1, "already exists"),
+        (vec!["create", "x/y", "--capacity", "3"], 1, "power of two"),
+        (
+            vec!["consume", &r, "--name", "n", "--from", "soon"],
+            2,
+            "earliest",
+        ),
+        (vec!["frobnicate"], 2, "unrecognized"),
+    ] {
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn another_user_is_refused_a_0600_ring() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { geteuid() } == 0;
+    let ring_file = ShmRing::new("perm");
+    Ring::builder().create(&ring_file.0).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&ring_file.0).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    if !root {
+        // Only root can become another user; the mode check above is what is left.
+        return;
+    }
+    let out = Command::new(BIN)
+        .args(["stat", &ring_file.arg()])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+}
+
+use std::os::unix::process::CommandExt;
+
+extern "C" {
+    fn geteuid() -> u32;
+}
