@@ -74,6 +74,12 @@ pub enum Error {
         /// The table's size.
         max_consumers: usize,
     },
+    /// Every entry of the producer table is taken by a live multi-producer handle.
+    #[error("the ring already has {max} producer handles")]
+    TooManyProducers {
+        /// The producer table's size.
+        max: usize,
+    },
     /// A single-producer ring already has its producer.
     #[error("this single-producer ring already has a producer")]
     ProducerTaken,
@@ -254,6 +260,13 @@ pub enum PublishError {
     /// The claim would pass [`crate::MAX_SEQUENCE`].
     #[error("the ring's sequence space is exhausted")]
     Exhausted,
+    /// The slot was given up (skipped) before this publish, as if its producer had died; the
+    /// message was not published. See `Producer::abandoned`.
+    #[error("slot {sequence} was given up as a dead producer's before this publish")]
+    Abandoned {
+        /// The message's sequence.
+        sequence: u64,
+    },
 }
 
 /// Why no message was received.

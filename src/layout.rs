@@ -4,6 +4,7 @@
 //! offset 0      header          one 128-byte line, #[repr(C)]-style fixed fields (below)
 //! offset 128    hot lines       one 128-byte line each: claim, cursor, gating, the two
 //!                               wake-up events, the consumer masks
+//! offset 896    producer table  MAX_PRODUCERS lines: each multi-producer's state and floor
 //! TABLE_OFFSET  consumer table  max_consumers entries of ENTRY_SIZE bytes (3 lines each)
 //! slots_offset  slots           capacity slots of slot_size bytes, 128-byte aligned
 //! ```
@@ -102,8 +103,16 @@ pub(crate) const EVENT_WAITERS: usize = 8;
 pub(crate) const ACTIVE_MASK: usize = 6 * LINE;
 pub(crate) const GROUP_MASK: usize = 6 * LINE + 8;
 
+/// Where the producer table starts: one line per multi-producer handle (see `producers.rs`).
+pub(crate) const PRODUCER_TABLE: usize = 7 * LINE;
+/// Most multi-producer handles a ring can have at once.
+pub const MAX_PRODUCERS: usize = 32;
+/// Producer entry fields: the state word (state, generation) and the claim floor.
+pub(crate) const P_STATE: usize = 0;
+pub(crate) const P_FLOOR: usize = 8;
+
 /// Where the consumer table starts.
-pub(crate) const TABLE_OFFSET: usize = 7 * LINE;
+pub(crate) const TABLE_OFFSET: usize = PRODUCER_TABLE + MAX_PRODUCERS * LINE;
 /// One table entry: line 0 is the hot position and state; lines 1-2 the cold description.
 pub(crate) const ENTRY_SIZE: usize = 3 * LINE;
 
@@ -256,6 +265,7 @@ impl Params {
 
 impl Params {
     /// Checks that an existing ring's parameters (`self`) are the `expected` ones.
+    #[cfg(not(loom))]
     pub(crate) fn check_same(&self, expected: &Params, path: &std::path::Path) -> Result<(), Error> {
         let fields = [
             ("capacity", expected.capacity, self.capacity),
@@ -306,8 +316,11 @@ impl Layout {
         if offset < LINE {
             return true;
         }
-        if offset < TABLE_OFFSET {
+        if offset < PRODUCER_TABLE {
             return offset % LINE < 40;
+        }
+        if offset < TABLE_OFFSET {
+            return offset % LINE < 16;
         }
         let table_end = self.entry(self.params.max_consumers);
         if offset < table_end {

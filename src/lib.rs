@@ -44,6 +44,7 @@ mod hooks;
 mod layout;
 mod liveness;
 mod producer;
+mod producers;
 mod ring;
 mod sequence;
 mod storage;
@@ -60,8 +61,8 @@ pub use consumer::{
 pub use consumer::{HandlerOptions, HandlerThread};
 pub use error::{Error, PublishError, RecvError};
 pub use layout::{
-    ProducerMode, MAX_CAPACITY, MAX_CONSUMERS, MAX_DEPENDENCIES, MAX_NAME_LEN, MAX_SLOT_SIZE, MIN_SLOT_SIZE,
-    SLOT_HEADER,
+    ProducerMode, MAX_CAPACITY, MAX_CONSUMERS, MAX_DEPENDENCIES, MAX_NAME_LEN, MAX_PRODUCERS, MAX_SLOT_SIZE,
+    MIN_SLOT_SIZE, SLOT_HEADER,
 };
 pub use producer::{BatchClaim, Claim, Producer};
 pub use ring::{Ring, RingBuilder};

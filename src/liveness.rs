@@ -24,6 +24,9 @@
 //! after it locks the byte first, which makes it the only one doing so, and releases the byte
 //! once the entry is free.
 
+// Under loom only heap rings exist; the file half of this module is not used there.
+#![cfg_attr(loom, allow(dead_code))]
+
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -37,11 +40,43 @@ pub(crate) const USE_LOCK: u64 = 0;
 pub(crate) const PRODUCER_LOCK: u64 = 1;
 /// Table entry `i` is held through byte `ENTRY_LOCK_BASE + i`.
 pub(crate) const ENTRY_LOCK_BASE: u64 = 64;
+/// Multi-producer `i` is held through byte `PRODUCER_LOCK_BASE + i`.
+pub(crate) const PRODUCER_LOCK_BASE: u64 = 128;
+/// Bytes this module hands out are below this.
+const LOCK_BYTES: u64 = 256;
 
 /// The lock byte of table entry `index`.
 #[inline]
 pub(crate) const fn entry_lock(index: usize) -> u64 {
     ENTRY_LOCK_BASE + index as u64
+}
+
+/// The lock byte of multi-producer entry `index`.
+#[inline]
+pub(crate) const fn producer_lock(index: usize) -> u64 {
+    PRODUCER_LOCK_BASE + index as u64
+}
+
+/// A set of lock bytes.
+#[derive(Debug, Default)]
+struct ByteSet([u64; (LOCK_BYTES / 64) as usize]);
+
+impl ByteSet {
+    fn contains(&self, byte: u64) -> bool {
+        byte < LOCK_BYTES && self.0[(byte / 64) as usize] & (1 << (byte % 64)) != 0
+    }
+
+    fn set(&mut self, byte: u64, on: bool) {
+        if byte < LOCK_BYTES {
+            let bit = 1 << (byte % 64);
+            let word = &mut self.0[(byte / 64) as usize];
+            if on {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
+    }
 }
 
 fn flock(kind: libc::c_short, byte: u64) -> libc::flock {
@@ -126,8 +161,8 @@ pub(crate) struct FileLocks {
     owner: File,
     /// The same file through another description, for `F_OFD_GETLK`.
     probe: File,
-    /// The bytes this process holds (bit `byte`), since the kernel will not report them.
-    held: Mutex<u128>,
+    /// The bytes this process holds, since the kernel will not report them.
+    held: Mutex<ByteSet>,
 }
 
 impl FileLocks {
@@ -137,7 +172,7 @@ impl FileLocks {
         Ok(FileLocks {
             owner,
             probe,
-            held: Mutex::new(0),
+            held: Mutex::new(ByteSet::default()),
         })
     }
 }
@@ -151,13 +186,12 @@ impl Liveness {
             return true;
         };
         let mut held = locks.held.lock().unwrap_or_else(|e| e.into_inner());
-        let bit = 1u128 << byte;
-        if *held & bit != 0 {
+        if held.contains(byte) {
             return false;
         }
         match try_lock_byte(&locks.owner, byte, true) {
             Ok(true) => {
-                *held |= bit;
+                held.set(byte, true);
                 true
             }
             _ => false,
@@ -173,7 +207,7 @@ impl Liveness {
         // An unlock cannot fail for a lock this description holds; if it somehow did, the
         // token is released when the process exits.
         let _ = unlock_byte(&locks.owner, byte);
-        *held &= !(1u128 << byte);
+        held.set(byte, false);
     }
 
     /// Whether some live handle (of any process) holds `byte`. Errs on the side of life: a
@@ -182,7 +216,12 @@ impl Liveness {
         let Liveness::File(locks) = self else {
             return true;
         };
-        if *locks.held.lock().unwrap_or_else(|e| e.into_inner()) & (1u128 << byte) != 0 {
+        if locks
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(byte)
+        {
             return true;
         }
         is_locked(&locks.probe, byte).unwrap_or(true)

@@ -12,7 +12,7 @@
 
 use crate::consumer::Reaper;
 use crate::error::{Error, PublishError};
-use crate::layout::{self, SLOT_PENDING_LEN, SLOT_SKIPPED};
+use crate::layout::{self, IDLE, SLOT_PENDING_LEN, SLOT_SKIPPED};
 use crate::liveness::PRODUCER_LOCK;
 use crate::ring::Shared;
 use crate::sequence::MAX_SEQUENCE;
@@ -35,6 +35,13 @@ pub struct Producer {
     limit: u64,
     wait: WaitStrategy,
     multi: bool,
+    /// Multi-producer: this handle's entry in the producer table (see `producers.rs`).
+    entry: usize,
+    /// Commits that lost to a skip (see [`Producer::abandoned`]).
+    abandoned: u64,
+    /// Test hook: park between claim and commit (see `hooks.rs`).
+    #[cfg(not(loom))]
+    pause_before_commit: bool,
 }
 
 impl fmt::Debug for Producer {
@@ -54,9 +61,14 @@ impl Producer {
             return Err(Error::WakeupsDisabled);
         }
         let multi = shared.multi_producer();
-        if !multi {
+        let entry = if multi {
+            crate::producers::register(&shared).ok_or(Error::TooManyProducers {
+                max: crate::layout::MAX_PRODUCERS,
+            })?
+        } else {
             claim_single(&shared)?;
-        }
+            0
+        };
         // Acquire: pairs with the previous producer's [cursor] Release.
         let next = shared.cursor().load_acquire();
         let limit = if multi { 0 } else { shared.refresh_limit(next) };
@@ -66,7 +78,20 @@ impl Producer {
             limit,
             wait,
             multi,
+            entry,
+            abandoned: 0,
+            #[cfg(not(loom))]
+            pause_before_commit: multi && crate::hooks::pause_requested("commit"),
         })
+    }
+
+    /// How many of this producer's messages were not published because their slots had been
+    /// given up as a dead producer's (see `PublishError::Abandoned`). Only a multi-producer
+    /// whose liveness token was lost can see this; with the kernel's OFD locks that means
+    /// never while the process lives.
+    #[inline]
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned
     }
 
     /// The largest message this producer can publish, in bytes.
@@ -101,7 +126,14 @@ impl Producer {
         if !self.multi && self.next + n <= self.limit {
             return Ok(self.next);
         }
-        try_claim_in(&self.shared, self.multi, self.next, &mut self.limit, n)
+        try_claim_in(
+            &self.shared,
+            self.multi,
+            self.entry,
+            self.next,
+            &mut self.limit,
+            n,
+        )
     }
 
     /// Claims `n` sequences, waiting by the wait strategy until `deadline`.
@@ -121,12 +153,13 @@ impl Producer {
         }
         // Borrow the fields apart rather than clone the `Arc`: a clone would write the
         // reference count, whose line every handle of the ring reads.
-        let (shared, multi, next, limit) = (&*self.shared, self.multi, self.next, &mut self.limit);
+        let (shared, multi, entry, next, limit) =
+            (&*self.shared, self.multi, self.entry, self.next, &mut self.limit);
         let mut outcome = Ok(0);
         let mut reaper = Reaper::new(shared);
         let waited = wait::wait_for(self.wait, shared.released_event(), deadline, None, || {
             reaper.tick(shared);
-            match try_claim_in(shared, multi, next, limit, n) {
+            match try_claim_in(shared, multi, entry, next, limit, n) {
                 Err(PublishError::Full) => None,
                 other => {
                     outcome = other;
@@ -143,7 +176,9 @@ impl Producer {
     /// Multi-producer blocking claim: one `fetch_add`, then wait for room.
     fn claim_multi_blocking(&mut self, n: u64) -> Result<u64, PublishError> {
         let shared = &*self.shared;
-        // AcqRel: claims are totally ordered by this counter; nothing else hangs on it.
+        announce_floor(shared, self.entry);
+        // AcqRel: claims are totally ordered by this counter; its release half also
+        // publishes the floor stored above `[floor]`.
         let start = shared.claim().fetch_add_acqrel(n);
         if start.saturating_add(n) > MAX_SEQUENCE {
             return Err(PublishError::Exhausted);
@@ -177,15 +212,27 @@ impl Producer {
 
     /// Writes a slot's header word; see [`commit_header`].
     #[inline]
-    fn commit(&self, sequence: u64, len: usize, flags: u8) {
-        commit_header(&self.shared, self.multi, sequence, len, flags);
+    fn commit(&mut self, sequence: u64, len: usize, flags: u8) -> bool {
+        #[cfg(not(loom))]
+        if self.pause_before_commit {
+            crate::hooks::pause_forever("commit");
+        }
+        let committed = commit_header(&self.shared, self.multi, sequence, len, flags);
+        if !committed {
+            self.abandoned += 1;
+        }
+        committed
     }
 
     /// After the slots below `end` are committed: advances the single-producer cursor and
     /// wakes sleeping consumers.
     #[inline]
     fn publish_range(&mut self, end: u64) {
-        if !self.multi {
+        if self.multi {
+            // Release: holds nothing unpublished any more `[floor]`; pairs with the Acquire
+            // in `producers::live_floor` (a reaper that sees this also sees the commits).
+            crate::producers::floor(&self.shared, self.entry).store_release(IDLE);
+        } else {
             self.next = end;
             // [cursor] Release: pairs with the Acquire in `Shared::published_until` (and in
             // `Shared::next_sequence` and a later producer's `new`).
@@ -212,12 +259,16 @@ impl Producer {
     }
 
     #[inline]
-    fn write_one(&mut self, start: u64, data: &[u8]) -> u64 {
+    fn write_one(&mut self, start: u64, data: &[u8]) -> Result<u64, PublishError> {
         self.await_slot(start);
         self.copy_in(start, data);
-        self.commit(start, data.len(), 0);
+        let committed = self.commit(start, data.len(), 0);
         self.publish_range(start + 1);
-        start
+        if committed {
+            Ok(start)
+        } else {
+            Err(PublishError::Abandoned { sequence: start })
+        }
     }
 
     /// Publishes `data` as one message if there is room now.
@@ -233,7 +284,7 @@ impl Producer {
     pub fn try_publish(&mut self, data: &[u8]) -> Result<u64, PublishError> {
         self.check_len(data.len())?;
         let start = self.try_claim(1)?;
-        Ok(self.write_one(start, data))
+        self.write_one(start, data)
     }
 
     /// Publishes `data`, waiting by the wait strategy while the ring is full.
@@ -245,7 +296,7 @@ impl Producer {
     pub fn publish(&mut self, data: &[u8]) -> Result<u64, PublishError> {
         self.check_len(data.len())?;
         let start = self.claim_until(1, None)?;
-        Ok(self.write_one(start, data))
+        self.write_one(start, data)
     }
 
     /// Publishes `data`, waiting at most `timeout` for room.
@@ -257,7 +308,7 @@ impl Producer {
     pub fn publish_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<u64, PublishError> {
         self.check_len(data.len())?;
         let start = self.claim_until(1, Some(Instant::now() + timeout))?;
-        Ok(self.write_one(start, data))
+        self.write_one(start, data)
     }
 
     /// Claims one slot to write in place, if there is room now. The returned guard
@@ -357,8 +408,7 @@ impl Producer {
     {
         let count = self.check_batch(n)?;
         let start = self.try_claim(count)?;
-        self.fill_batch(start, count, fill);
-        Ok(start)
+        self.fill_batch(start, count, fill)
     }
 
     /// Like [`Producer::try_publish_batch_with`], waiting while the ring is full.
@@ -373,13 +423,12 @@ impl Producer {
     {
         let count = self.check_batch(n)?;
         let start = self.claim_until(count, None)?;
-        self.fill_batch(start, count, fill);
-        Ok(start)
+        self.fill_batch(start, count, fill)
     }
 
     /// Writes and publishes the claimed slots `start..start + count` through `fill`.
     #[inline]
-    fn fill_batch<F>(&mut self, start: u64, count: u64, mut fill: F)
+    fn fill_batch<F>(&mut self, start: u64, count: u64, mut fill: F) -> Result<u64, PublishError>
     where
         F: FnMut(usize, &mut [u8]) -> usize,
     {
@@ -399,13 +448,14 @@ impl Producer {
         }
         let end = start + count;
         let capacity = self.max_message_len();
+        let before = self.abandoned;
         let mut guard = Unwind {
             producer: self,
             done: start,
             end,
         };
         let producer: &Producer = guard.producer;
-        write_slots(
+        let lost = write_slots(
             &producer.shared,
             producer.multi,
             start,
@@ -414,7 +464,14 @@ impl Producer {
             capacity,
             &mut fill,
         );
+        guard.producer.abandoned += lost;
         // The guard's drop publishes the whole range (nothing is left to skip).
+        drop(guard);
+        if self.abandoned == before {
+            Ok(start)
+        } else {
+            Err(PublishError::Abandoned { sequence: start })
+        }
     }
 
     /// Publishes a plain-old-data value as the message bytes.
@@ -442,15 +499,31 @@ impl Producer {
 /// (`[stamp]`); in single-producer mode the cursor store in `publish_range` is, and the stamp
 /// still tells a reader or a recovery scan which lap the slot holds.
 #[inline]
-fn commit_header(shared: &Shared, multi: bool, sequence: u64, len: usize, flags: u8) {
+fn commit_header(shared: &Shared, multi: bool, sequence: u64, len: usize, flags: u8) -> bool {
     let header = layout::slot_header(sequence, len, flags);
-    if multi {
-        // [stamp] Release: pairs with the Acquire in `Shared::published_until`.
-        shared.slot_header(sequence).store_release(header);
-    } else {
+    let word = shared.slot_header(sequence);
+    if !multi {
         // Relaxed: the [cursor] Release store in `publish_range` publishes it.
-        shared.slot_header(sequence).store_relaxed(header);
+        word.store_relaxed(header);
+        return true;
     }
+    // Relaxed: our own pending header, or a skip (which the compare-exchange then sees).
+    let current = word.load_relaxed();
+    if layout::SlotHeader::decode(current).stamp != layout::stamp(sequence.wrapping_sub(shared.capacity())) {
+        return false; // given up as a dead producer's (see `producers.rs`)
+    }
+    // [stamp] AcqRel: the Release half pairs with the Acquire in `Shared::published_until`;
+    // a compare-exchange, not a store, so a skip and this commit cannot both happen.
+    word.compare_exchange_acqrel(current, header).is_ok()
+}
+
+/// Multi-producer, before a claim: stores a claim counter value read now as this producer's
+/// floor `[floor]` (see `producers.rs`). Relaxed: the claim RMW that follows publishes it.
+#[inline]
+fn announce_floor(shared: &Shared, entry: usize) {
+    // Relaxed: any value of the counter is a lower bound of what the claim will return.
+    let guess = shared.claim().load_relaxed();
+    crate::producers::floor(shared, entry).store_relaxed(guess);
 }
 
 /// Multi-producer: waits until the previous lap of `sequence`'s slot is published, so two
@@ -478,10 +551,12 @@ fn write_slots<F>(
     done: &mut u64,
     capacity: usize,
     fill: &mut F,
-) where
+) -> u64
+where
     F: FnMut(usize, &mut [u8]) -> usize,
 {
     let ring_capacity = shared.capacity();
+    let mut lost = 0;
     while *done < end {
         let sequence = *done;
         if multi {
@@ -495,9 +570,12 @@ fn write_slots<F>(
         let payload = unsafe { std::slice::from_raw_parts_mut(shared.payload(sequence), capacity) };
         let len = fill((sequence - start) as usize, payload).min(capacity);
         track.end();
-        commit_header(shared, multi, sequence, len, 0);
+        if !commit_header(shared, multi, sequence, len, 0) {
+            lost += 1;
+        }
         *done += 1;
     }
+    lost
 }
 
 /// The claim slow path: refreshes the cached `limit`, then claims `n` sequences at `next`
@@ -506,6 +584,7 @@ fn write_slots<F>(
 fn try_claim_in(
     shared: &Shared,
     multi: bool,
+    entry: usize,
     next: u64,
     limit: &mut u64,
     n: u64,
@@ -524,6 +603,9 @@ fn try_claim_in(
     let claim = shared.claim();
     // Relaxed: only a guess for the CAS below, which re-checks.
     let mut start = claim.load_relaxed();
+    // `[floor]`: `start` is at or below whatever the CAS below claims; the CAS (AcqRel)
+    // publishes the floor.
+    crate::producers::floor(shared, entry).store_relaxed(start);
     loop {
         if start + n > MAX_SEQUENCE {
             return Err(PublishError::Exhausted);
@@ -562,7 +644,9 @@ fn claim_single(shared: &Shared) -> Result<(), Error> {
 impl Drop for Producer {
     #[inline]
     fn drop(&mut self) {
-        if !self.multi {
+        if self.multi {
+            crate::producers::unregister(&self.shared, self.entry);
+        } else {
             // Release: pairs with the AcqRel claim of ownership in `Producer::new`.
             self.shared.producer_owned().store_release(0);
             self.shared.liveness.release(PRODUCER_LOCK);

@@ -14,7 +14,6 @@ use crate::storage::{HeapStorage, Region};
 use crate::sync::{fence, Arc, Ordering};
 use crate::wait::{Event, WaitStrategy};
 use std::fmt;
-#[cfg(not(loom))]
 use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -229,6 +228,13 @@ impl Shared {
     #[inline]
     pub(crate) fn producer_owned(&self) -> &Word {
         self.region.word(layout::PRODUCER_OWNED)
+    }
+
+    /// Cleans up after dead processes: their consumers (`table::reap_dead`) and the slots
+    /// their multi-producers claimed and never published (`producers::reap_dead`). Returns
+    /// how many consumer entries and slots it dealt with.
+    pub(crate) fn reap_dead(&self) -> usize {
+        table::reap_dead(self) + crate::producers::reap_dead(self) as usize
     }
 
     /// Statistic: messages redelivered by groups.
@@ -766,11 +772,12 @@ impl Ring {
 
     /// Cleans up after processes that died while attached: detaches their ephemeral
     /// subscribers, hands their workers' claims to their groups, evicts dead durable
-    /// subscribers past their delay. Returns how many entries it cleaned up. Handles do this
+    /// subscribers past their delay, skips the slots their producers claimed and never
+    /// published. Returns how many entries and slots it cleaned up. Handles do this
     /// on their own while they wait; this is for tools (`ringmq stat`). Always 0 on a heap
     /// ring.
     pub fn reap_dead(&self) -> usize {
-        table::reap_dead(&self.shared)
+        self.shared.reap_dead()
     }
 
     /// A snapshot of the attached consumers, groups and workers.

@@ -1,5 +1,6 @@
 //! The file and /dev/shm backends: create, open, open-or-create races, removal, validation of
 //! foreign, truncated and corrupt files, permissions.
+#![cfg(not(loom))]
 
 use ringmq::{Error, ProducerMode, Ring, Start};
 use std::io::{Seek, SeekFrom, Write};

@@ -1,6 +1,7 @@
 //! Rings shared by real processes (the `ringmq` binary), and processes killed with SIGKILL at
 //! the worst moments: subscribers, durable subscribers, group workers holding messages,
 //! creators half-way through creating a ring.
+#![cfg(not(loom))]
 
 use ringmq::{ConsumerKind, Error, Ring, RingFileKind, Start};
 use serde_json::Value;
@@ -501,4 +502,44 @@ use std::os::unix::process::CommandExt;
 
 extern "C" {
     fn geteuid() -> u32;
+}
+
+#[test]
+fn a_producer_killed_between_claim_and_publish_does_not_stall_consumers() {
+    let ring_file = ShmRing::new("deadproducer");
+    let ring = Ring::builder()
+        .capacity(64)
+        .slot_size(48)
+        .multi_producer()
+        .create(&ring_file.0)
+        .unwrap();
+    let mut consumer = ring.subscriber("c").start(Start::Earliest).attach().unwrap();
+    // The test hook parks the producer after it claimed sequence 0, before its publish.
+    let mut stuck = Proc(Some(
+        Command::new(BIN)
+            .args(["produce", &ring_file.arg(), "--count", "1", "--verifiable", "1"])
+            .env("RINGMQ_TEST_PAUSE", "commit")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_until("the producer to claim a slot", || ring.cursor() == 1);
+    let mut producer = ring.producer().unwrap();
+    for i in 1..=10u64 {
+        assert_eq!(producer.publish(&i.to_le_bytes()).unwrap(), i);
+    }
+    // Sequence 0 is claimed and unpublished, and its producer is alive: nothing passes it.
+    assert!(matches!(consumer.try_recv(), Err(ringmq::RecvError::Empty)));
+    stuck.kill();
+    // Once the death is confirmed (the OFD lock is gone), a waiting consumer skips the slot.
+    let message = consumer
+        .recv_timeout(Duration::from_secs(10))
+        .expect("not stalled");
+    assert_eq!((message.sequence(), message.value::<u64>().unwrap()), (1, 1));
+    drop(message);
+    assert_eq!(consumer.skipped(), 1);
+    assert_eq!(ring.skipped_count(), 1);
+    for i in 2..=10u64 {
+        assert_eq!(consumer.recv().unwrap().value::<u64>().unwrap(), i);
+    }
 }

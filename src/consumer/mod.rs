@@ -698,7 +698,7 @@ impl Reaper {
         if let Some(due) = self.due {
             let now = Instant::now();
             if now >= due {
-                table::reap_dead(shared);
+                shared.reap_dead();
                 self.due = Some(now + crate::wait::SHARED_SAFETY_NET);
             }
         }
