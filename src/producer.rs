@@ -71,6 +71,22 @@ impl Producer {
         };
         // Acquire: pairs with the previous producer's [cursor] Release.
         let next = shared.cursor().load_acquire();
+        if next > MAX_SEQUENCE {
+            // Only a peer writing into the mapping can do this.
+            if multi {
+                crate::producers::unregister(&shared, entry);
+            } else {
+                shared.producer_owned().store_release(0);
+                shared.liveness.release(PRODUCER_LOCK);
+            }
+            return Err(Error::Corrupt {
+                path: shared
+                    .path
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.display().to_string()),
+                reason: format!("cursor {next} is past the largest sequence"),
+            });
+        }
         let limit = if multi { 0 } else { shared.refresh_limit(next) };
         Ok(Producer {
             shared,
@@ -307,7 +323,7 @@ impl Producer {
     #[inline]
     pub fn publish_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<u64, PublishError> {
         self.check_len(data.len())?;
-        let start = self.claim_until(1, Some(Instant::now() + timeout))?;
+        let start = self.claim_until(1, crate::wait::deadline_after(timeout))?;
         self.write_one(start, data)
     }
 
@@ -507,9 +523,10 @@ fn commit_header(shared: &Shared, multi: bool, sequence: u64, len: usize, flags:
         word.store_relaxed(header);
         return true;
     }
-    // Relaxed: our own pending header, or a skip (which the compare-exchange then sees).
+    // Relaxed: our own pending header, the previous lap's, or a skip (which the
+    // compare-exchange then confirms).
     let current = word.load_relaxed();
-    if layout::SlotHeader::decode(current).stamp != layout::stamp(sequence.wrapping_sub(shared.capacity())) {
+    if layout::SlotHeader::decode(current).stamp == layout::stamp(sequence) {
         return false; // given up as a dead producer's (see `producers.rs`)
     }
     // [stamp] AcqRel: the Release half pairs with the Acquire in `Shared::published_until`;
@@ -529,11 +546,23 @@ fn announce_floor(shared: &Shared, entry: usize) {
 /// Multi-producer: waits until the previous lap of `sequence`'s slot is published, so two
 /// producers a lap apart never write one slot at once (they are, only if one stalled a whole
 /// lap while consumers detached).
+///
+/// Until then the slot carries the stamp of the lap before; any other stamp is not the
+/// protocol's (a peer wrote into the mapping) and is not waited on, so no garbage can hang a
+/// producer. A producer of the previous lap that died is skipped by the reaper this waits
+/// with (on a shared ring).
 fn await_previous_lap(shared: &Shared, sequence: u64) {
-    let previous = layout::stamp(sequence.wrapping_sub(shared.capacity()));
+    let capacity = shared.capacity();
+    let unpublished = layout::stamp(sequence.wrapping_sub(capacity.wrapping_mul(2)));
     let header = shared.slot_header(sequence);
     // Acquire: pairs with the [stamp] Release of the previous lap's producer.
-    while layout::SlotHeader::decode(header.load_acquire()).stamp != previous {
+    if layout::SlotHeader::decode(header.load_acquire()).stamp != unpublished {
+        return;
+    }
+    let mut reaper = Reaper::new(shared);
+    // Acquire: as above.
+    while layout::SlotHeader::decode(header.load_acquire()).stamp == unpublished {
+        reaper.tick(shared);
         crate::sync::yield_now();
     }
 }
@@ -607,7 +636,8 @@ fn try_claim_in(
     // publishes the floor.
     crate::producers::floor(shared, entry).store_relaxed(start);
     loop {
-        if start + n > MAX_SEQUENCE {
+        // Saturating: the counter comes from shared memory.
+        if start.saturating_add(n) > MAX_SEQUENCE {
             return Err(PublishError::Exhausted);
         }
         if start + n > *limit {

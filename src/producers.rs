@@ -149,9 +149,16 @@ fn skip_from(shared: &Shared, dead: usize, start: u64) -> (u64, bool) {
     // [floor] Acquire: pairs with the producers' AcqRel claims (fetch_add or CAS), so the
     // floor each of them stored before claiming below this value is visible below.
     let counter = shared.claim().load_acquire();
+    // Read once, after the counter: a live producer's later claims land at or above the
+    // counter, and the gating minimum only grows, so both stay valid (if conservative).
+    let live = live_floor(shared, dead);
+    let gate = shared.gating_minimum(u64::MAX).saturating_add(capacity);
     let mut skipped = 0;
     let mut sequence = start;
-    while sequence < counter {
+    // One lap per call at most (the floor comes from shared memory); the caller records
+    // how far this got.
+    let end = counter.min(start.saturating_add(capacity));
+    while sequence < end {
         let header = shared.slot_header(sequence);
         // Acquire: pairs with the [stamp] Release of whoever published it.
         let current = header.load_acquire();
@@ -161,9 +168,8 @@ fn skip_from(shared: &Shared, dead: usize, start: u64) -> (u64, bool) {
             continue;
         }
         let previous_lap_done = stamp == layout::stamp(sequence.wrapping_sub(capacity));
-        let released = shared.gating_minimum(sequence).saturating_add(capacity) > sequence;
-        if !previous_lap_done || !released || live_floor(shared, dead) <= sequence {
-            return (skipped, false);
+        if !previous_lap_done || sequence >= gate || live <= sequence {
+            break;
         }
         let skip = layout::slot_header(sequence, 0, SLOT_SKIPPED);
         // [stamp] AcqRel: the skip publishes like a producer's commit (pairs with the
@@ -173,7 +179,9 @@ fn skip_from(shared: &Shared, dead: usize, start: u64) -> (u64, bool) {
         }
         // Lost to a late publish, or won: either way the slot is published now.
     }
-    (skipped, true)
+    // Relaxed: the dead producer's entry is the caller's while it holds the token.
+    floor(shared, dead).store_relaxed(sequence);
+    (skipped, sequence >= counter)
 }
 
 #[cfg(all(test, not(loom)))]

@@ -379,13 +379,15 @@ impl Shared {
     pub(crate) fn gating_minimum(&self, fallback: u64) -> u64 {
         // Acquire on the masks: pairs with the AcqRel updates in `table`, so the positions of
         // entries whose bits we see are initialised.
-        let groups = self.group_mask().load_acquire();
+        // The masks come from shared memory: keep to the entries the table has.
+        let valid = table::valid_mask(self);
+        let groups = self.group_mask().load_acquire() & valid;
         let mut min = fallback;
         for index in bits(groups) {
             // [group] Acquire: pairs with the workers' AcqRel CAS of the counter.
             min = min.min(self.entry_sequence(index).load_acquire());
         }
-        let others = self.active_mask().load_acquire() & !groups;
+        let others = self.active_mask().load_acquire() & valid & !groups;
         for index in bits(others) {
             // [released] Acquire: pairs with the consumer's Release store of its position;
             // the consumer's reads of the slots below it happened before.

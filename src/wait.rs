@@ -59,6 +59,13 @@ impl WaitStrategy {
     }
 }
 
+/// The deadline `timeout` from now, or `None` (no deadline) if that is beyond what an
+/// `Instant` can hold, as `Duration::MAX` is.
+#[inline]
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// The longest single futex sleep: a safety net, never needed for correctness of the wake-up
 /// protocol. For rings shared with other processes, [`SHARED_SAFETY_NET`] instead: a process
 /// that dies wakes nobody, so waiters look again this often (and clean up after it).

@@ -585,7 +585,7 @@ impl Consumer {
     /// [`RecvError::Timeout`] if nothing arrived in time.
     #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>, RecvError> {
-        self.recv_deadline(Some(Instant::now() + timeout))
+        self.recv_deadline(crate::wait::deadline_after(timeout))
     }
 
     #[inline]
@@ -630,7 +630,7 @@ impl Consumer {
     #[inline]
     pub fn poll_timeout(&mut self, max: usize, timeout: Duration) -> Result<Batch<'_>, RecvError> {
         let max = (max as u64).max(1);
-        self.wait_fill(max, Some(Instant::now() + timeout))?;
+        self.wait_fill(max, crate::wait::deadline_after(timeout))?;
         Ok(self.batch(max))
     }
 

@@ -582,18 +582,19 @@ pub(crate) fn adopt_orphan(shared: &Shared, group: usize, worker: usize) -> Opti
         shared.entry_sequence(worker).store_release(start);
         shared.entry_word(worker, E_CLAIM_END).store_relaxed(end);
         let (_, _, generation) = state(shared, orphan);
-        // Relaxed: immutable while claimed.
+        // Relaxed: immutable while claimed. Checked: it comes from shared memory.
         let (g, gen) = decode_entry_ref(shared.entry_word(orphan, E_GROUP).load_relaxed());
+        let orphan_group = (g < shared.layout.params.max_consumers).then_some(EntryRef {
+            index: g,
+            generation: gen,
+        });
         retire_worker(
             shared,
             EntryRef {
                 index: orphan,
                 generation,
             },
-            Some(EntryRef {
-                index: g,
-                generation: gen,
-            }),
+            orphan_group,
         );
         if start == IDLE || end <= start {
             // Nothing valid was held after all (a peer wrote nonsense, or the claim was
