@@ -551,3 +551,28 @@ fn batches_written_by_a_closure() {
         assert_eq!(c.skipped(), 2);
     }
 }
+
+#[test]
+fn a_worker_that_detaches_holding_a_message_hands_it_back_to_its_group() {
+    let ring = Ring::builder().capacity(8).build().unwrap();
+    let mut w1 = ring.worker("g", "w1").start(Start::Earliest).attach().unwrap();
+    let mut w2 = ring.worker("g", "w2").attach().unwrap();
+    let mut producer = ring.producer().unwrap();
+    producer.publish(b"one").unwrap();
+    producer.publish(b"two").unwrap();
+    let held = w1.try_recv().unwrap();
+    assert_eq!(&*held, b"one");
+    // Never acknowledged (as if the handler had panicked past it), then detached.
+    std::mem::forget(held);
+    drop(w1);
+    let again = w2.try_recv().unwrap();
+    assert_eq!((&*again, again.redelivered()), (&b"one"[..], true));
+    drop(again);
+    let next = w2.try_recv().unwrap();
+    assert_eq!((&*next, next.redelivered()), (&b"two"[..], false));
+    drop(next);
+    assert_eq!(ring.redelivered_count(), 1);
+    // Subscribers never see the flag.
+    let mut s = ring.subscriber("s").start(Start::Earliest).attach().unwrap();
+    assert!(!s.try_recv().unwrap().redelivered());
+}

@@ -153,9 +153,17 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
             ])
         })
         .collect();
+    wait_until("the first subscriber to attach", || attached(&ring, "s1"));
+    // A third subscriber runs after s1 (a pipeline stage in its own process).
+    let mut stage = Proc::spawn(&[
+        "consume", &r, "--name", "s3", "--after", "s1", "--from", "earliest", "--count", &total, "--verify",
+        "--json", "--wait", "yield",
+    ]);
     wait_until("every consumer to attach", || {
-        ["s1", "s2", "w1", "w2"].iter().all(|n| attached(&ring, n))
+        ["s1", "s2", "s3", "w1", "w2"].iter().all(|n| attached(&ring, n))
     });
+    let s3 = ring.consumers().into_iter().find(|c| c.name == "s3").unwrap();
+    assert_eq!(s3.after, ["s1"]);
     let n = N.to_string();
     let mut producers: Vec<Proc> = ["1", "2"]
         .iter()
@@ -180,6 +188,7 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
     let mut producer = ring.producer().unwrap();
     producer.publish(b"STOP").unwrap();
     producer.publish(b"STOP").unwrap();
+    subscribers.push(stage);
     for s in &mut subscribers {
         let summary = s.json();
         assert_eq!(summary["received"], 2 * N, "{summary}");
@@ -542,4 +551,109 @@ fn a_producer_killed_between_claim_and_publish_does_not_stall_consumers() {
     for i in 2..=10u64 {
         assert_eq!(consumer.recv().unwrap().value::<u64>().unwrap(), i);
     }
+}
+
+#[test]
+fn a_blocked_consumer_in_another_process_sleeps_and_wakes() {
+    let ring_file = ShmRing::new("block");
+    let ring = Ring::builder().capacity(16).create(&ring_file.0).unwrap();
+    let mut consumer = Proc::spawn(&[
+        "consume",
+        &ring_file.arg(),
+        "--name",
+        "sleeper",
+        "--wait",
+        "block",
+        "--count",
+        "1",
+        "--json",
+    ]);
+    wait_until("the consumer to attach", || attached(&ring, "sleeper"));
+    let pid = consumer.0.as_ref().unwrap().id();
+    let cpu_ticks = || {
+        // utime + stime, fields 14 and 15 of /proc/PID/stat (after the parenthesised name).
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<u64> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fields[0] + fields[1]
+    };
+    // The idle period being measured, not a stand-in for synchronisation.
+    let before = cpu_ticks();
+    std::thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks() - before;
+    // A spinning consumer would use ~50 ticks (100 Hz) in 0.5 s; a blocked one ~0.
+    assert!(used <= 5, "an idle blocked consumer used {used} ticks in 0.5 s");
+    // The futex word lives in the shared mapping: a publish here wakes it there.
+    ring.producer().unwrap().publish(b"wake up").unwrap();
+    assert_eq!(consumer.json()["received"], 1);
+}
+
+#[test]
+fn produce_reads_stdin_lines_and_consume_prints_them() {
+    let ring_file = ShmRing::new("lines");
+    let r = ring_file.arg();
+    assert_success(&run(&["create", &r]));
+    let mut producer = Command::new(BIN)
+        .args(["produce", &r])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ring = Ring::open(&ring_file.0).unwrap();
+    let _reader = ring.subscriber("keep").start(Start::Earliest).attach().unwrap();
+    use std::io::Write;
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first line\nsecond line\n")
+        .unwrap();
+    assert!(producer.wait().unwrap().success());
+    let out = run(&[
+        "consume", &r, "--name", "printer", "--from", "earliest", "--count", "2", "--print",
+    ]);
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "first line\nsecond line\n");
+}
+
+#[test]
+fn a_killed_single_producer_is_replaced_by_a_new_one() {
+    let ring_file = ShmRing::new("takeover");
+    let r = ring_file.arg();
+    let ring = Ring::builder()
+        .capacity(64)
+        .slot_size(48)
+        .create(&ring_file.0)
+        .unwrap();
+    let mut consumer = ring.subscriber("c").start(Start::Earliest).attach().unwrap();
+    let mut first = Proc::spawn(&[
+        "produce",
+        &r,
+        "--count",
+        "1000000",
+        "--verifiable",
+        "1",
+        "--rate",
+        "1000",
+    ]);
+    wait_until("the first producer to publish", || ring.cursor() > 5);
+    // Only one producer at a time while it lives.
+    assert_eq!(ring.producer().unwrap_err(), Error::ProducerTaken);
+    first.kill();
+    // Its lock is gone: the role passes on, continuing at its cursor.
+    let cursor = ring.cursor();
+    let mut second = ring.producer().expect("the dead producer's role passes on");
+    assert_eq!(second.publish(b"next").unwrap(), cursor);
+    let mut last = None;
+    while let Ok(m) = consumer.try_recv() {
+        last = Some((m.sequence(), m.to_vec()));
+    }
+    assert_eq!(last, Some((cursor, b"next".to_vec())));
 }
