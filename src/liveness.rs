@@ -145,90 +145,94 @@ pub(crate) fn reopen(file: &File) -> io::Result<File> {
 }
 
 /// This process's liveness tokens for one ring.
+///
+/// The held set makes a token exclusive among the handles of this process (for heap rings,
+/// that is all there is); for a file-backed ring the OFD lock makes it exclusive among
+/// processes and tells them when its holder died.
 #[derive(Debug)]
-pub(crate) enum Liveness {
-    /// A heap ring: every handle lives in this process, so every handle is alive.
-    Process,
-    /// A file-backed ring: OFD locks on the ring file.
-    File(FileLocks),
-}
-
-/// The OFD locks this process holds on one ring file, and a second description to check
-/// everybody's.
-#[derive(Debug)]
-pub(crate) struct FileLocks {
-    /// The ring file, through the description whose locks are this process's tokens.
-    owner: File,
-    /// The same file through another description, for `F_OFD_GETLK`.
-    probe: File,
+pub(crate) struct Liveness {
     /// The bytes this process holds, since the kernel will not report them.
     held: Mutex<ByteSet>,
+    file: Option<FileLocks>,
 }
 
-impl FileLocks {
-    /// Tokens held through `owner`'s open file description.
-    pub(crate) fn new(owner: File) -> io::Result<Self> {
-        let probe = reopen(&owner)?;
-        Ok(FileLocks {
-            owner,
-            probe,
-            held: Mutex::new(ByteSet::default()),
-        })
-    }
+/// The ring file through two open file descriptions.
+#[derive(Debug)]
+struct FileLocks {
+    /// The description whose locks are this process's tokens.
+    owner: File,
+    /// Another description of the same file, for `F_OFD_GETLK`.
+    probe: File,
 }
 
 impl Liveness {
+    /// Tokens for a heap ring: every handle lives in this process.
+    pub(crate) fn process() -> Self {
+        Liveness {
+            held: Mutex::new(ByteSet::default()),
+            file: None,
+        }
+    }
+
+    /// Tokens held through `owner`'s open file description.
+    pub(crate) fn file(owner: File) -> io::Result<Self> {
+        let probe = reopen(&owner)?;
+        Ok(Liveness {
+            held: Mutex::new(ByteSet::default()),
+            file: Some(FileLocks { owner, probe }),
+        })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, ByteSet> {
+        // Nothing panics while holding it; if something did, the set is still consistent.
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Takes the token `byte` for a handle of this process; `false` if another handle (here or
     /// in another process) holds it. An I/O error also says `false`: nothing is claimed that
     /// cannot be shown to be held.
     pub(crate) fn acquire(&self, byte: u64) -> bool {
-        let Liveness::File(locks) = self else {
-            return true;
-        };
-        let mut held = locks.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.held();
         if held.contains(byte) {
             return false;
         }
-        match try_lock_byte(&locks.owner, byte, true) {
-            Ok(true) => {
-                held.set(byte, true);
-                true
+        if let Some(locks) = &self.file {
+            if !try_lock_byte(&locks.owner, byte, true).unwrap_or(false) {
+                return false;
             }
-            _ => false,
         }
+        held.set(byte, true);
+        true
     }
 
-    /// Gives the token `byte` back.
+    /// Gives the token `byte` back (a no-op if this process does not hold it).
     pub(crate) fn release(&self, byte: u64) {
-        let Liveness::File(locks) = self else {
+        let mut held = self.held();
+        if !held.contains(byte) {
             return;
-        };
-        let mut held = locks.held.lock().unwrap_or_else(|e| e.into_inner());
-        // An unlock cannot fail for a lock this description holds; if it somehow did, the
-        // token is released when the process exits.
-        let _ = unlock_byte(&locks.owner, byte);
+        }
+        if let Some(locks) = &self.file {
+            // An unlock cannot fail for a lock this description holds; if it somehow did,
+            // the token is released when the process exits.
+            let _ = unlock_byte(&locks.owner, byte);
+        }
         held.set(byte, false);
     }
 
     /// Whether some live handle (of any process) holds `byte`. Errs on the side of life: a
     /// failed check says alive, so nothing is ever cleaned up on a guess.
     pub(crate) fn is_held(&self, byte: u64) -> bool {
-        let Liveness::File(locks) = self else {
-            return true;
-        };
-        if locks
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(byte)
-        {
+        if self.held().contains(byte) {
             return true;
         }
-        is_locked(&locks.probe, byte).unwrap_or(true)
+        match &self.file {
+            Some(locks) => is_locked(&locks.probe, byte).unwrap_or(true),
+            None => false,
+        }
     }
 
     /// Whether the ring is shared with other processes (so handles can die separately).
     pub(crate) fn is_shared(&self) -> bool {
-        matches!(self, Liveness::File(_))
+        self.file.is_some()
     }
 }

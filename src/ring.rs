@@ -3,8 +3,6 @@
 use crate::consumer::{table, ConsumerBuilder, ConsumerInfo};
 use crate::error::Error;
 use crate::layout::{self, Layout, Params, ProducerMode};
-#[cfg(not(loom))]
-use crate::liveness::FileLocks;
 use crate::liveness::Liveness;
 use crate::producer::Producer;
 use crate::sequence::{Sequence, Word, MAX_SEQUENCE};
@@ -179,7 +177,7 @@ impl Shared {
         if let Some(expected) = expected {
             params.check_same(expected, path)?;
         }
-        let liveness = FileLocks::new(
+        let liveness = Liveness::file(
             storage
                 .file()
                 .try_clone()
@@ -190,7 +188,7 @@ impl Shared {
             region: Region::new(Box::new(storage), &ring_layout),
             layout: ring_layout,
             wakeups: params.wakeups,
-            liveness: Liveness::File(liveness),
+            liveness,
             path: Some(path.to_owned()),
         })
     }
@@ -548,7 +546,12 @@ impl RingBuilder {
         let layout = self.params.validate()?;
         let storage = HeapStorage::new(layout.total_len)?;
         Ok(Ring {
-            shared: Arc::new(Shared::create(layout, Box::new(storage), Liveness::Process, None)),
+            shared: Arc::new(Shared::create(
+                layout,
+                Box::new(storage),
+                Liveness::process(),
+                None,
+            )),
         })
     }
 
@@ -589,19 +592,14 @@ impl RingBuilder {
             .file()
             .try_clone()
             .map_err(|e| crate::storage::io_error(path, "dup", &e))?;
-        let locks = FileLocks::new(
+        let liveness = Liveness::file(
             owner
                 .try_clone()
                 .map_err(|e| crate::storage::io_error(path, "dup", &e))?,
         )
         .map_err(|e| crate::storage::io_error(path, "reopen", &e))?;
         crate::hooks::pause_at("create");
-        let shared = Shared::create(
-            layout,
-            Box::new(storage),
-            Liveness::File(locks),
-            Some(path.to_owned()),
-        );
+        let shared = Shared::create(layout, Box::new(storage), liveness, Some(path.to_owned()));
         temp.publish(&owner, path)?;
         Ok(Ring {
             shared: Arc::new(shared),
@@ -775,9 +773,9 @@ impl Ring {
     /// Cleans up after processes that died while attached: detaches their ephemeral
     /// subscribers, hands their workers' claims to their groups, evicts dead durable
     /// subscribers past their delay, skips the slots their producers claimed and never
-    /// published. Returns how many entries and slots it cleaned up. Handles do this
-    /// on their own while they wait; this is for tools (`ringmq stat`). Always 0 on a heap
-    /// ring.
+    /// published. Returns how many entries and slots it cleaned up. Handles of a shared ring
+    /// do this on their own while they wait, every 50 ms; this is for tools (`ringmq stat`)
+    /// and for heap rings, where it evicts detached durable subscribers past their delay.
     pub fn reap_dead(&self) -> usize {
         self.shared.reap_dead()
     }

@@ -155,7 +155,7 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
         .collect();
     wait_until("the first subscriber to attach", || attached(&ring, "s1"));
     // A third subscriber runs after s1 (a pipeline stage in its own process).
-    let mut stage = Proc::spawn(&[
+    let stage = Proc::spawn(&[
         "consume", &r, "--name", "s3", "--after", "s1", "--from", "earliest", "--count", &total, "--verify",
         "--json", "--wait", "yield",
     ]);

@@ -83,6 +83,11 @@ impl<'r> ConsumerBuilder<'r> {
     ///   (durable too) and continues from that position, without loss or duplicates, or until
     ///   [`ConsumerBuilder::evict_after`] has passed.
     ///
+    /// A durable subscriber also outlives a graceful detach: dropping it (or
+    /// [`Consumer::detach`]) leaves the entry, gating, for a later attach of the same name;
+    /// [`Consumer::unsubscribe`] removes it for good. Re-attaching keeps the recorded
+    /// dependencies (`after`) and position; `start` is not used then.
+    ///
     /// Workers ignore this: their group keeps what a dead worker held (see
     /// [`Message::redelivered`]).
     #[inline]
@@ -165,7 +170,7 @@ impl<'r> ConsumerBuilder<'r> {
                 // Acquire: pairs with the previous owner's [released] Release stores.
                 let position = shared.entry_sequence(entry.index).load_acquire();
                 let recorded = table::recorded_dependencies(shared, entry.index);
-                return Ok(Consumer::new(
+                let mut consumer = Consumer::new(
                     Arc::clone(shared),
                     entry,
                     &self.name,
@@ -173,7 +178,9 @@ impl<'r> ConsumerBuilder<'r> {
                     Barrier::new(recorded),
                     position,
                     wait,
-                ));
+                );
+                consumer.durable = true;
+                return Ok(consumer);
             }
         }
         let entry = table::claim(shared, &self.name, KIND_SUBSCRIBER)?;
@@ -193,7 +200,7 @@ impl<'r> ConsumerBuilder<'r> {
                 return Err(e);
             }
         };
-        Ok(Consumer::new(
+        let mut consumer = Consumer::new(
             Arc::clone(shared),
             entry,
             &self.name,
@@ -201,7 +208,9 @@ impl<'r> ConsumerBuilder<'r> {
             Barrier::new(deps),
             start,
             wait,
-        ))
+        );
+        consumer.durable = self.durable;
+        Ok(consumer)
     }
 
     fn attach_worker(
@@ -350,6 +359,9 @@ pub struct Consumer {
     skipped: u64,
     /// Worker: the sequences of the current claim below this are redeliveries.
     redelivered_until: u64,
+    /// A durable subscriber keeps its entry when dropped (unless unsubscribing).
+    durable: bool,
+    unsubscribing: bool,
 }
 
 impl fmt::Debug for Consumer {
@@ -386,6 +398,8 @@ impl Consumer {
             stop: None,
             skipped: 0,
             redelivered_until: 0,
+            durable: false,
+            unsubscribing: false,
         }
     }
 
@@ -646,9 +660,23 @@ impl Consumer {
     }
 
     /// Detaches now: the consumer stops gating producers and its name is free again.
-    /// (Dropping it does the same.)
+    /// (Dropping it does the same.) A durable subscriber's entry stays, with its position,
+    /// for a later attach of the same name; see [`Consumer::unsubscribe`].
     #[inline]
     pub fn detach(self) {}
+
+    /// Detaches and, for a durable subscriber, removes its entry and position for good (for
+    /// any other consumer this is [`Consumer::detach`]).
+    #[inline]
+    pub fn unsubscribe(mut self) {
+        self.unsubscribing = true;
+    }
+
+    /// Whether this is a durable subscriber.
+    #[inline]
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
 
     #[cfg(not(loom))]
     #[inline]
@@ -668,6 +696,11 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         let shared = &self.shared;
         match self.group {
+            // Kept, gating, for its next attach; its token goes, so to other processes it
+            // looks like a dead durable subscriber (evicted after its delay, if it has one).
+            None if self.durable && !self.unsubscribing => shared
+                .liveness
+                .release(crate::liveness::entry_lock(self.entry.index)),
             None => table::free(shared, self.entry),
             // A worker still holding part of a claim hands it back to the group.
             Some(_) => table::orphan_or_free(shared, self.entry),

@@ -432,12 +432,10 @@ pub(crate) fn group_position(shared: &Shared, group: usize) -> u64 {
 }
 
 /// Frees the entries of consumers whose processes died (see `liveness.rs`), orphans the
-/// claims of dead workers for their groups, and evicts dead durable subscribers whose delay
-/// has passed. Returns how many entries it freed or orphaned. A no-op for heap rings.
+/// claims of dead workers for their groups, and evicts dead (or detached) durable
+/// subscribers whose delay has passed. Returns how many entries it freed or orphaned. On a
+/// heap ring only detached durable subscribers can be found here.
 pub(crate) fn reap_dead(shared: &Shared) -> usize {
-    if !shared.liveness.is_shared() {
-        return 0;
-    }
     (0..shared.layout.params.max_consumers)
         .filter(|&index| {
             let (st, _, _) = state(shared, index);
