@@ -38,10 +38,11 @@ impl Drop for ShmRing {
 struct Proc(Option<Child>);
 
 impl Proc {
-    fn spawn(args: &[&str]) -> Self {
+    /// Spawns `ringmq` with the whitespace-separated arguments of `line`.
+    fn spawn(line: &str) -> Self {
         Proc(Some(
             Command::new(BIN)
-                .args(args)
+                .args(line.split_whitespace())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -84,8 +85,12 @@ fn assert_success(output: &Output) {
     );
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run ringmq")
+/// Runs `ringmq` with the whitespace-separated arguments of `line`.
+fn run(line: &str) -> Output {
+    Command::new(BIN)
+        .args(line.split_whitespace())
+        .output()
+        .expect("run ringmq")
 }
 
 /// Polls `condition` until it holds; fails the test after 20 s.
@@ -121,15 +126,9 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
     const N: u64 = 20_000;
     let ring_file = ShmRing::new("mix");
     let r = ring_file.arg();
-    assert_success(&run(&[
-        "create",
-        &r,
-        "--capacity",
-        "256",
-        "--slot-size",
-        "48",
-        "--multi-producer",
-    ]));
+    assert_success(&run(&format!(
+        "create {r} --capacity 256 --slot-size 48 --multi-producer"
+    )));
     let ring = Ring::open(&ring_file.0).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rec = |name: &str| dir.path().join(name).display().to_string();
@@ -138,27 +137,23 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
     let mut subscribers: Vec<Proc> = ["s1", "s2"]
         .iter()
         .map(|name| {
-            Proc::spawn(&[
-                "consume", &r, "--name", name, "--from", "earliest", "--count", &total, "--verify", "--json",
-                "--wait", "yield",
-            ])
+            Proc::spawn(&format!(
+                "consume {r} --name {name} --from earliest --count {total} --verify --json --wait yield"
+            ))
         })
         .collect();
     let mut workers: Vec<Proc> = [("w1", &rec1), ("w2", &rec2)]
         .iter()
         .map(|(name, record)| {
-            Proc::spawn(&[
-                "consume", &r, "--group", "g", "--name", name, "--from", "earliest", "--verify", "--json",
-                "--record", record, "--until", "STOP", "--wait", "yield",
-            ])
+            let worker = format!("consume {r} --group g --name {name} --from earliest --verify --json");
+            Proc::spawn(&format!("{worker} --record {record} --until STOP --wait yield"))
         })
         .collect();
     wait_until("the first subscriber to attach", || attached(&ring, "s1"));
     // A third subscriber runs after s1 (a pipeline stage in its own process).
-    let stage = Proc::spawn(&[
-        "consume", &r, "--name", "s3", "--after", "s1", "--from", "earliest", "--count", &total, "--verify",
-        "--json", "--wait", "yield",
-    ]);
+    let stage = Proc::spawn(&format!(
+        "consume {r} --name s3 --after s1 --from earliest --count {total} --verify --json --wait yield"
+    ));
     wait_until("every consumer to attach", || {
         ["s1", "s2", "s3", "w1", "w2"].iter().all(|n| attached(&ring, n))
     });
@@ -168,17 +163,9 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
     let mut producers: Vec<Proc> = ["1", "2"]
         .iter()
         .map(|id| {
-            Proc::spawn(&[
-                "produce",
-                &r,
-                "--count",
-                &n,
-                "--verifiable",
-                id,
-                "--wait",
-                "yield",
-                "--json",
-            ])
+            Proc::spawn(&format!(
+                "produce {r} --count {n} --verifiable {id} --wait yield --json"
+            ))
         })
         .collect();
     for p in &mut producers {
@@ -222,7 +209,7 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
 fn a_killed_ephemeral_subscriber_stops_gating_the_producer() {
     let ring_file = ShmRing::new("eph");
     let ring = Ring::builder().capacity(16).create(&ring_file.0).unwrap();
-    let mut subscriber = Proc::spawn(&["consume", &ring_file.arg(), "--name", "eph", "--hold-ms", "60000"]);
+    let mut subscriber = Proc::spawn(&format!("consume {} --name eph --hold-ms 60000", ring_file.arg()));
     wait_until("the subscriber to attach", || attached(&ring, "eph"));
     let mut producer = ring.producer().unwrap();
     producer.publish(b"held").unwrap();
@@ -250,30 +237,14 @@ fn a_killed_durable_subscriber_resumes_where_it_was_without_loss_or_duplicates()
         .slot_size(48)
         .create(&ring_file.0)
         .unwrap();
-    let mut first = Proc::spawn(&[
-        "consume",
-        &r,
-        "--name",
-        "dur",
-        "--durable",
-        "--from",
-        "earliest",
-        "--hold-ms",
-        "1",
-    ]);
+    let mut first = Proc::spawn(&format!(
+        "consume {r} --name dur --durable --from earliest --hold-ms 1"
+    ));
     wait_until("the subscriber to attach", || attached(&ring, "dur"));
     let n = N.to_string();
-    let mut producer = Proc::spawn(&[
-        "produce",
-        &r,
-        "--count",
-        &n,
-        "--verifiable",
-        "7",
-        "--wait",
-        "block",
-        "--json",
-    ]);
+    let mut producer = Proc::spawn(&format!(
+        "produce {r} --count {n} --verifiable 7 --wait block --json"
+    ));
     wait_until("the subscriber to get going", || {
         position(&ring, "dur").is_some_and(|p| p > 100)
     });
@@ -290,17 +261,9 @@ fn a_killed_durable_subscriber_resumes_where_it_was_without_loss_or_duplicates()
     // The dead durable subscriber keeps gating: the producer cannot have passed it by a lap.
     assert!(ring.cursor() <= resume + 64);
     let remaining = (N - resume).to_string();
-    let mut second = Proc::spawn(&[
-        "consume",
-        &r,
-        "--name",
-        "dur",
-        "--durable",
-        "--count",
-        &remaining,
-        "--verify",
-        "--json",
-    ]);
+    let mut second = Proc::spawn(&format!(
+        "consume {r} --name dur --durable --count {remaining} --verify --json"
+    ));
     let summary = second.json();
     assert_eq!(summary["first_sequence"], resume, "{summary}");
     assert_eq!(summary["last_sequence"], N - 1);
@@ -321,28 +284,19 @@ fn a_group_worker_killed_holding_a_message_gets_it_redelivered_to_another() {
         .slot_size(48)
         .create(&ring_file.0)
         .unwrap();
-    let mut holder = Proc::spawn(&[
-        "consume",
-        &r,
-        "--group",
-        "g",
-        "--name",
-        "w1",
-        "--from",
-        "earliest",
-        "--hold-ms",
-        "60000",
-    ]);
+    let mut holder = Proc::spawn(&format!(
+        "consume {r} --group g --name w1 --from earliest --hold-ms 60000"
+    ));
     wait_until("the worker to attach", || attached(&ring, "w1"));
     let n = N.to_string();
-    assert_success(&run(&["produce", &r, "--count", &n, "--verifiable", "3"]));
+    assert_success(&run(&format!("produce {r} --count {n} --verifiable 3")));
     wait_until("the worker to hold a message", || {
         position(&ring, "w1") == Some(0)
     });
     holder.kill();
-    let mut survivor = Proc::spawn(&[
-        "consume", &r, "--group", "g", "--name", "w2", "--count", &n, "--verify", "--json",
-    ]);
+    let mut survivor = Proc::spawn(&format!(
+        "consume {r} --group g --name w2 --count {n} --verify --json"
+    ));
     let summary = survivor.json();
     assert_eq!(summary["received"], N, "{summary}");
     assert_eq!(summary["producers"]["3"], N);
@@ -410,12 +364,12 @@ fn prune_removes_rings_nobody_uses_and_keeps_used_ones() {
     let _ring = Ring::builder().create(&used).unwrap();
     drop(Ring::builder().create(&unused).unwrap());
     std::fs::write(dir.path().join("notes.txt"), "not a ring").unwrap();
-    let out = run(&["prune", &dir.path().display().to_string(), "--json"]);
+    let out = run(&format!("prune {} --json", dir.path().display()));
     assert_success(&out);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["removed"], serde_json::json!([unused]));
     assert!(used.exists() && dir.path().join("notes.txt").exists());
-    let listed = run(&["list", &dir.path().display().to_string(), "--json"]);
+    let listed = run(&format!("list {} --json", dir.path().display()));
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     let rings = listed["rings"].as_array().unwrap();
     assert_eq!(rings.len(), 2);
@@ -433,7 +387,7 @@ fn prune_removes_rings_nobody_uses_and_keeps_used_ones() {
 fn stat_reports_consumers_and_the_cli_gives_one_line_errors() {
     let ring_file = ShmRing::new("stat");
     let r = ring_file.arg();
-    assert_success(&run(&["create", &r, "--capacity", "64"]));
+    assert_success(&run(&format!("create {r} --capacity 64")));
     let ring = Ring::open(&ring_file.0).unwrap();
     let _sub = ring.subscriber("audit").start(Start::Earliest).attach().unwrap();
     let _worker = ring.worker("billing", "billing-1").attach().unwrap();
@@ -441,7 +395,7 @@ fn stat_reports_consumers_and_the_cli_gives_one_line_errors() {
     for _ in 0..5 {
         producer.publish(b"x").unwrap();
     }
-    let out = run(&["stat", &r, "--json"]);
+    let out = run(&format!("stat {r} --json"));
     assert_success(&out);
     let stat: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stat["capacity"], 64);
@@ -457,7 +411,7 @@ fn stat_reports_consumers_and_the_cli_gives_one_line_errors() {
         (audit["lag"].as_u64(), audit["alive"].as_bool()),
         (Some(5), Some(true))
     );
-    assert!(String::from_utf8_lossy(&run(&["stat", &r]).stdout).contains("billing-1"));
+    assert!(String::from_utf8_lossy(&run(&format!("stat {r}")).stdout).contains("billing-1"));
 
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk");
@@ -476,7 +430,7 @@ fn stat_reports_consumers_and_the_cli_gives_one_line_errors() {
         ),
         (vec!["frobnicate"], 2, "unrecognized"),
     ] {
-        let out = run(&args);
+        let out = Command::new(BIN).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
@@ -557,17 +511,10 @@ fn a_producer_killed_between_claim_and_publish_does_not_stall_consumers() {
 fn a_blocked_consumer_in_another_process_sleeps_and_wakes() {
     let ring_file = ShmRing::new("block");
     let ring = Ring::builder().capacity(16).create(&ring_file.0).unwrap();
-    let mut consumer = Proc::spawn(&[
-        "consume",
-        &ring_file.arg(),
-        "--name",
-        "sleeper",
-        "--wait",
-        "block",
-        "--count",
-        "1",
-        "--json",
-    ]);
+    let mut consumer = Proc::spawn(&format!(
+        "consume {} --name sleeper --wait block --count 1 --json",
+        ring_file.arg()
+    ));
     wait_until("the consumer to attach", || attached(&ring, "sleeper"));
     let pid = consumer.0.as_ref().unwrap().id();
     let cpu_ticks = || {
@@ -599,7 +546,7 @@ fn a_blocked_consumer_in_another_process_sleeps_and_wakes() {
 fn produce_reads_stdin_lines_and_consume_prints_them() {
     let ring_file = ShmRing::new("lines");
     let r = ring_file.arg();
-    assert_success(&run(&["create", &r]));
+    assert_success(&run(&format!("create {r}")));
     let mut producer = Command::new(BIN)
         .args(["produce", &r])
         .stdin(Stdio::piped())
@@ -616,9 +563,9 @@ fn produce_reads_stdin_lines_and_consume_prints_them() {
         .write_all(b"first line\nsecond line\n")
         .unwrap();
     assert!(producer.wait().unwrap().success());
-    let out = run(&[
-        "consume", &r, "--name", "printer", "--from", "earliest", "--count", "2", "--print",
-    ]);
+    let out = run(&format!(
+        "consume {r} --name printer --from earliest --count 2 --print"
+    ));
     assert_success(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "first line\nsecond line\n");
 }
@@ -633,16 +580,7 @@ fn a_killed_single_producer_is_replaced_by_a_new_one() {
         .create(&ring_file.0)
         .unwrap();
     let mut consumer = ring.subscriber("c").start(Start::Earliest).attach().unwrap();
-    let mut first = Proc::spawn(&[
-        "produce",
-        &r,
-        "--count",
-        "1000000",
-        "--verifiable",
-        "1",
-        "--rate",
-        "1000",
-    ]);
+    let mut first = Proc::spawn(&format!("produce {r} --count 1000000 --verifiable 1 --rate 1000"));
     wait_until("the first producer to publish", || ring.cursor() > 5);
     // Only one producer at a time while it lives.
     assert_eq!(ring.producer().unwrap_err(), Error::ProducerTaken);
