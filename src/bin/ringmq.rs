@@ -89,6 +89,9 @@ enum Command {
         /// a checksum (see `consume --verify`).
         #[arg(long, value_name = "ID")]
         verifiable: Option<u32>,
+        /// Publish generated messages in batches of this many (one publish per batch).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         /// How a full ring is waited on.
         #[arg(long, value_enum, default_value_t = Wait::Backoff)]
         wait: Wait,
@@ -133,6 +136,9 @@ enum Command {
         /// Hold each message this many milliseconds before acknowledging it.
         #[arg(long, default_value_t = 0)]
         hold_ms: u64,
+        /// Take up to this many messages at a time, acknowledged together (not with --until).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         /// How an empty ring is waited on.
         #[arg(long, value_enum, default_value_t = Wait::Backoff)]
         wait: Wait,
@@ -141,7 +147,7 @@ enum Command {
     /// throughput and latency.
     Demo {
         /// Messages in the throughput run.
-        #[arg(long, default_value_t = 2_000_000)]
+        #[arg(long, default_value_t = 10_000_000)]
         messages: u64,
         /// Subscriber processes.
         #[arg(long, default_value_t = 1)]
@@ -296,8 +302,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
             size,
             rate,
             verifiable,
+            batch,
             wait,
-        } => produce(&ring_path(&ring)?, count, size, rate, verifiable, wait, json),
+        } => produce(
+            &ring_path(&ring)?,
+            Generate {
+                count,
+                size,
+                rate,
+                verifiable,
+                batch,
+            },
+            wait,
+            json,
+        ),
         Command::Consume {
             ring,
             name,
@@ -312,6 +330,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             record,
             until,
             hold_ms,
+            batch,
             wait,
         } => {
             let options = ConsumeOptions {
@@ -327,6 +346,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 record,
                 until,
                 hold: Duration::from_millis(hold_ms),
+                batch,
                 wait,
             };
             consume(&ring_path(&ring)?, &options, json)
@@ -474,26 +494,32 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// A multiply-rotate hash of the message, 8 bytes at a time, the checksum field left out.
 fn checksum(bytes: &[u8]) -> u64 {
-    // FNV-1a over the message with the checksum field left out.
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for (i, &b) in bytes.iter().enumerate() {
-        if (24..32).contains(&i) {
-            continue;
+    let mix = |hash: u64, word: u64| (hash ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    let mut hash = mix(0, bytes.len() as u64);
+    let mut chunks = bytes.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        if i != 3 {
+            hash = mix(hash, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
         }
-        hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    for &b in chunks.remainder() {
+        hash = mix(hash, b as u64);
     }
     hash
 }
 
-fn write_verifiable(buf: &mut [u8], id: u32, counter: u64) {
+/// Writes a verifiable message stamped with `now` (the caller reads the clock once per
+/// batch: a batch is published at once).
+fn write_verifiable(buf: &mut [u8], id: u32, counter: u64, now: u64) {
     buf[0..4].copy_from_slice(&VERIFY_MAGIC.to_le_bytes());
     buf[4..8].copy_from_slice(&id.to_le_bytes());
     buf[8..16].copy_from_slice(&counter.to_le_bytes());
     for (i, b) in buf[VERIFY_MIN..].iter_mut().enumerate() {
         *b = counter.wrapping_add(i as u64) as u8;
     }
-    buf[16..24].copy_from_slice(&monotonic_ns().to_le_bytes());
+    buf[16..24].copy_from_slice(&now.to_le_bytes());
     let sum = checksum(buf);
     buf[24..32].copy_from_slice(&sum.to_le_bytes());
 }
@@ -518,15 +544,23 @@ fn read_verifiable(buf: &[u8]) -> Option<(u32, u64, u64)> {
 
 // ---- produce ------------------------------------------------------------------------------
 
-fn produce(
-    path: &Path,
+/// What `produce` publishes.
+struct Generate {
     count: Option<u64>,
     size: Option<usize>,
     rate: Option<f64>,
     verifiable: Option<u32>,
-    wait: Wait,
-    json: bool,
-) -> Result<(), Failure> {
+    batch: usize,
+}
+
+fn produce(path: &Path, g: Generate, wait: Wait, json: bool) -> Result<(), Failure> {
+    let Generate {
+        count,
+        size,
+        rate,
+        verifiable,
+        batch,
+    } = g;
     let ring = Ring::open(path)?;
     let mut producer = ring.producer_with(wait.strategy())?;
     let max = ring.max_message_len();
@@ -537,6 +571,10 @@ fn produce(
     if verifiable.is_some() && size < VERIFY_MIN {
         return fail(format!("--verifiable needs --size of at least {VERIFY_MIN}"));
     }
+    if batch == 0 {
+        return fail("--batch must be at least 1");
+    }
+    let batch = (batch as u64).min(ring.capacity());
     let interval = match rate {
         Some(r) if !(r > 0.0 && r.is_finite()) => return fail("--rate must be a positive number"),
         Some(r) => Some(Duration::from_secs_f64(1.0 / r)),
@@ -572,17 +610,31 @@ fn produce(
         }
         (count, id) => {
             let count = count.unwrap_or(u64::MAX);
-            for i in 0..count {
-                pace(i);
-                match id {
-                    Some(id) => write_verifiable(&mut buf, id, i),
-                    None => {
-                        let n = buf.len().min(8);
-                        buf[..n].copy_from_slice(&i.to_le_bytes()[..n]);
-                    }
+            let fill = |slot: &mut [u8], i: u64, now: u64| match id {
+                Some(id) => write_verifiable(slot, id, i, now),
+                None => {
+                    let n = slot.len().min(8);
+                    slot[..n].copy_from_slice(&i.to_le_bytes()[..n]);
                 }
-                publish(&mut producer, &buf)?;
-                published += 1;
+            };
+            let mut i = 0;
+            while i < count {
+                pace(i);
+                let n = batch.min(count - i);
+                let now = monotonic_ns();
+                if n == 1 {
+                    fill(&mut buf, i, now);
+                    publish(&mut producer, &buf)?;
+                } else {
+                    producer
+                        .publish_batch_with(n as usize, |k, slot| {
+                            fill(&mut slot[..size], i + k as u64, now);
+                            size
+                        })
+                        .map_err(|e| Failure(e.to_string(), 1))?;
+                }
+                i += n;
+                published += n;
             }
         }
     }
@@ -611,6 +663,7 @@ struct ConsumeOptions {
     record: Option<PathBuf>,
     until: Option<String>,
     hold: Duration,
+    batch: usize,
     wait: Wait,
 }
 
@@ -634,6 +687,7 @@ impl Verifier {
         &mut self,
         bytes: &[u8],
         redelivered: bool,
+        now: u64,
         record: &mut Option<std::io::BufWriter<std::fs::File>>,
     ) {
         self.received += 1;
@@ -645,7 +699,7 @@ impl Verifier {
             return;
         };
         if let Some(h) = &mut self.latency {
-            let _ = h.record(monotonic_ns().saturating_sub(sent).max(1));
+            let _ = h.record(now.saturating_sub(sent).max(1));
         }
         if let Some(out) = record {
             let _ = writeln!(out, "{id} {counter} {}", redelivered as u8);
@@ -722,34 +776,73 @@ fn consume(path: &Path, o: &ConsumeOptions, json: bool) -> Result<(), Failure> {
     let mut received = 0u64;
     let (mut first, mut last) = (None, None);
     let mut stopped_by_timeout = false;
-    while o.count.is_none_or(|c| received < c) {
-        let message = match o.timeout {
-            Some(t) => consumer.recv_timeout(t),
-            None => consumer.recv(),
+    // Handles one message received at `now`; true to stop.
+    let mut handle = |bytes: &[u8], sequence: u64, redelivered: bool, now: u64| -> std::io::Result<bool> {
+        if o.until.as_deref().is_some_and(|u| u.as_bytes() == bytes) {
+            return Ok(true);
+        }
+        received += 1;
+        first.get_or_insert(sequence);
+        last = Some(sequence);
+        if o.verify {
+            verifier.check(bytes, redelivered, now, &mut record);
+        }
+        if o.print {
+            writeln!(out, "{}", String::from_utf8_lossy(bytes))?;
+        }
+        if !o.hold.is_zero() {
+            out.flush()?;
+            std::thread::sleep(o.hold);
+        }
+        Ok(false)
+    };
+    let batch = if o.until.is_some() { 1 } else { o.batch.max(1) };
+    let mut taken = 0u64;
+    'receiving: while o.count.is_none_or(|c| taken < c) {
+        if batch == 1 {
+            let message = match o.timeout {
+                Some(t) => consumer.recv_timeout(t),
+                None => consumer.recv(),
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(RecvError::Timeout) => {
+                    stopped_by_timeout = true;
+                    break;
+                }
+                Err(e) => return fail(e.to_string()),
+            };
+            taken += 1;
+            if handle(
+                &message,
+                message.sequence(),
+                message.redelivered(),
+                monotonic_ns(),
+            )? {
+                break;
+            }
+            continue;
+        }
+        let max = o.count.map_or(batch as u64, |c| (c - taken).min(batch as u64)) as usize;
+        let polled = match o.timeout {
+            Some(t) => consumer.poll_timeout(max, t),
+            None => consumer.poll(max),
         };
-        let message = match message {
-            Ok(m) => m,
+        let polled = match polled {
+            Ok(b) => b,
             Err(RecvError::Timeout) => {
                 stopped_by_timeout = true;
                 break;
             }
             Err(e) => return fail(e.to_string()),
         };
-        if o.until.as_deref().is_some_and(|u| u.as_bytes() == &*message) {
-            break;
-        }
-        received += 1;
-        first.get_or_insert(message.sequence());
-        last = Some(message.sequence());
-        if o.verify {
-            verifier.check(&message, message.redelivered(), &mut record);
-        }
-        if o.print {
-            writeln!(out, "{}", String::from_utf8_lossy(&message))?;
-        }
-        if !o.hold.is_zero() {
-            out.flush()?;
-            std::thread::sleep(o.hold);
+        // One clock read per batch: every message of it arrived by now.
+        let now = monotonic_ns();
+        for message in &polled {
+            taken += 1;
+            if handle(&message, message.sequence(), message.redelivered(), now)? {
+                break 'receiving;
+            }
         }
     }
     out.flush()?;
@@ -840,9 +933,14 @@ impl Drop for DemoGuard {
     }
 }
 
-fn spawn_self(args: &[String]) -> Result<Child, Failure> {
+/// Runs this executable with the whitespace-separated arguments of `args` (paths in
+/// /dev/shm/ringmq have no spaces).
+fn spawn_self(args: &str) -> Result<Child, Failure> {
     let exe = std::env::current_exe()?;
-    Ok(Process::new(exe).args(args).stdout(Stdio::piped()).spawn()?)
+    Ok(Process::new(exe)
+        .args(args.split_whitespace())
+        .stdout(Stdio::piped())
+        .spawn()?)
 }
 
 fn collect_json(child: Child) -> Result<Value, Failure> {
@@ -880,28 +978,15 @@ fn demo_phase(
     };
     // Two cores: one spinning subscriber beside the producer; more of them must yield.
     let wait = if subscribers == 1 { "spin" } else { "yield" };
+    // Throughput in batches (one publish and one release per 64 messages); latency one by
+    // one.
+    let batch = if rate.is_some() { 1 } else { 64 };
     let shown = path.display().to_string();
     for i in 0..subscribers {
-        let name = format!("{tag}-{i}");
-        let args: Vec<String> = [
-            "consume",
-            &shown,
-            "--name",
-            &name,
-            "--from",
-            "earliest",
-            "--count",
-            &messages.to_string(),
-            "--verify",
-            "--json",
-            "--timeout",
-            "30",
-            "--wait",
-            wait,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args = format!(
+            "consume {shown} --name {tag}-{i} --from earliest --count {messages} --verify --json \
+             --timeout 30 --wait {wait} --batch {batch}"
+        );
         guard.children.push(spawn_self(&args)?);
     }
     // Start producing only once every subscriber gates the ring (nothing is lost then).
@@ -918,24 +1003,11 @@ fn demo_phase(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let mut args: Vec<String> = [
-        "produce",
-        &shown,
-        "--count",
-        &messages.to_string(),
-        "--verifiable",
-        "1",
-        "--size",
-        &size.to_string(),
-        "--json",
-        "--wait",
-        wait,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = format!(
+        "produce {shown} --count {messages} --verifiable 1 --size {size} --json --wait {wait} --batch {batch}"
+    );
     if let Some(rate) = rate {
-        args.extend(["--rate".to_string(), rate.to_string()]);
+        args += &format!(" --rate {rate}");
     }
     let producer = spawn_self(&args)?;
     let produced = collect_json(producer)?;
