@@ -134,11 +134,12 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
     let rec = |name: &str| dir.path().join(name).display().to_string();
     let (rec1, rec2) = (rec("w1"), rec("w2"));
     let total = (2 * N).to_string();
-    let mut subscribers: Vec<Proc> = ["s1", "s2"]
+    // s2 takes batches of up to 16 (one release per batch).
+    let mut subscribers: Vec<Proc> = [("s1", 1), ("s2", 16)]
         .iter()
-        .map(|name| {
+        .map(|(name, batch)| {
             Proc::spawn(&format!(
-                "consume {r} --name {name} --from earliest --count {total} --verify --json --wait yield"
+                "consume {r} --name {name} --from earliest --count {total} --verify --json --wait yield --batch {batch}"
             ))
         })
         .collect();
@@ -163,8 +164,10 @@ fn producers_subscribers_and_a_group_in_separate_processes() {
     let mut producers: Vec<Proc> = ["1", "2"]
         .iter()
         .map(|id| {
+            // Producer 2 publishes in batches of 32.
             Proc::spawn(&format!(
-                "produce {r} --count {n} --verifiable {id} --wait yield --json"
+                "produce {r} --count {n} --verifiable {id} --wait yield --json --batch {}",
+                if *id == "2" { 32 } else { 1 }
             ))
         })
         .collect();
