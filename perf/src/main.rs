@@ -8,7 +8,9 @@
 //! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
 //! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips),
 //! `fixedrate` (one message per microsecond, latency corrected for coordinated omission), `blocking` (wake-up
-//! latency of a sleeping consumer and its CPU while idle). Default: all. Every
+//! latency of a sleeping consumer and its CPU while idle), `ipc` and `ipc-pingpong` (1P1C and
+//! round trips between two processes through /dev/shm, with the cache line through a shared
+//! mapping as the limit, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ). Default: all. Every
 //! case runs between two placement probes and is labelled near or far; systems run interleaved
 //! (A B C A B C ...) so they are compared inside one run and one placement. Every message is
 //! checked by its receiver: a system that loses one fails the run.
@@ -16,6 +18,7 @@
 mod blocking;
 mod calibrate;
 mod fixedrate;
+mod ipc;
 mod pin;
 mod pingpong;
 mod report;
@@ -26,7 +29,16 @@ use report::{Sample, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const SCENARIOS: &[&str] = &["calibrate", "spsc", "spsc64", "pingpong", "fixedrate", "blocking"];
+const SCENARIOS: &[&str] = &[
+    "calibrate",
+    "spsc",
+    "spsc64",
+    "pingpong",
+    "fixedrate",
+    "blocking",
+    "ipc",
+    "ipc-pingpong",
+];
 
 struct Args {
     scenarios: Vec<String>,
@@ -76,6 +88,10 @@ fn isolated<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 }
 
 fn main() {
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("--child") {
+        ipc::child(&raw[2..]);
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -120,6 +136,8 @@ fn main() {
                 "pingpong" => pingpong::SYSTEMS.to_vec(),
                 "blocking" => blocking::SYSTEMS.to_vec(),
                 "fixedrate" => fixedrate::SYSTEMS.to_vec(),
+                "ipc" => ipc::THROUGHPUT.to_vec(),
+                "ipc-pingpong" => ipc::PINGPONG.to_vec(),
                 _ => unreachable!("checked by parse_args"),
             };
             for system in cases {
@@ -136,6 +154,8 @@ fn main() {
                     "fixedrate" => {
                         Value::Latency(fixedrate::run(system, cores, paced, Duration::from_micros(1)))
                     }
+                    "ipc" => Value::Rate(ipc::throughput(system, cores, spsc_n)),
+                    "ipc-pingpong" => Value::Latency(ipc::pingpong(system, cores, pings)),
                     _ => Value::Latency(pingpong::run(system, cores, pings)),
                 });
                 let after = isolated(move || calibrate::probe(cores));
