@@ -70,7 +70,10 @@ impl Producer {
             0
         };
         // Acquire: pairs with the previous producer's [cursor] Release.
-        let next = shared.cursor().load_acquire();
+        let mut next = shared.cursor().load_acquire();
+        if !multi {
+            next = adopt_stamped(&shared, next);
+        }
         if next > MAX_SEQUENCE {
             // Only a peer writing into the mapping can do this.
             if multi {
@@ -173,16 +176,20 @@ impl Producer {
             (&*self.shared, self.multi, self.entry, self.next, &mut self.limit);
         let mut outcome = Ok(0);
         let mut reaper = Reaper::new(shared);
-        let waited = wait::wait_for(self.wait, shared.released_event(), deadline, None, || {
-            reaper.tick(shared);
-            match try_claim_in(shared, multi, entry, next, limit, n) {
+        let waited = wait::wait_for(
+            self.wait,
+            shared.released_event(),
+            deadline,
+            None,
+            || match try_claim_in(shared, multi, entry, next, limit, n) {
                 Err(PublishError::Full) => None,
                 other => {
                     outcome = other;
                     Some(())
                 }
-            }
-        });
+            },
+            &mut || reaper.idle(shared),
+        );
         match waited {
             Ok(()) => outcome,
             Err(WaitError::Timeout | WaitError::Stopped) => Err(PublishError::Timeout),
@@ -204,11 +211,17 @@ impl Producer {
             if start + n > self.limit {
                 let limit = &mut self.limit;
                 let mut reaper = Reaper::new(shared);
-                let waited = wait::wait_for(self.wait, shared.released_event(), None, None, || {
-                    reaper.tick(shared);
-                    *limit = shared.refresh_limit(start);
-                    (start + n <= *limit).then_some(())
-                });
+                let waited = wait::wait_for(
+                    self.wait,
+                    shared.released_event(),
+                    None,
+                    None,
+                    || {
+                        *limit = shared.refresh_limit(start);
+                        (start + n <= *limit).then_some(())
+                    },
+                    &mut || reaper.idle(shared),
+                );
                 // Without a deadline or a stop flag the wait cannot fail.
                 debug_assert!(waited.is_ok());
             }
@@ -519,8 +532,9 @@ fn commit_header(shared: &Shared, multi: bool, sequence: u64, len: usize, flags:
     let header = layout::slot_header(sequence, len, flags);
     let word = shared.slot_header(sequence);
     if !multi {
-        // Relaxed: the [cursor] Release store in `publish_range` publishes it.
-        word.store_relaxed(header);
+        // [stamp] Release: publishes the slot on its own to a consumer waiting on it (see
+        // `Shared::published_until`); the [cursor] store publishes whole batches.
+        word.store_release(header);
         return true;
     }
     // Relaxed: our own pending header, the previous lap's, or a skip (which the
@@ -560,9 +574,13 @@ fn await_previous_lap(shared: &Shared, sequence: u64) {
         return;
     }
     let mut reaper = Reaper::new(shared);
+    let mut rounds = 0u32;
     // Acquire: as above.
     while layout::SlotHeader::decode(header.load_acquire()).stamp == unpublished {
-        reaper.tick(shared);
+        rounds = rounds.wrapping_add(1);
+        if rounds % 64 == 0 {
+            reaper.idle(shared);
+        }
         crate::sync::yield_now();
     }
 }
@@ -652,6 +670,22 @@ fn try_claim_in(
             Err(actual) => start = actual,
         }
     }
+}
+
+/// A single producer starting at `cursor` after another: slots its predecessor finished
+/// (stamped) but did not cover with the cursor before it died may already have been read by
+/// consumers (a stamp publishes), so they count as published, and the cursor moves past
+/// them. Returns where this producer continues.
+fn adopt_stamped(shared: &Shared, cursor: u64) -> u64 {
+    let mut next = cursor;
+    while next < cursor.saturating_add(shared.capacity()) && next < MAX_SEQUENCE && shared.is_stamped(next) {
+        next += 1;
+    }
+    if next != cursor {
+        // [cursor] Release: as in `publish_range`.
+        shared.cursor().store_release(next);
+    }
+    next
 }
 
 /// Takes a single-producer ring's producer role. The liveness token comes first (see

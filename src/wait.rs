@@ -138,7 +138,9 @@ impl From<WaitError> for RecvError {
     }
 }
 
-/// Waits until `poll` returns `Some`, by `strategy`, until `deadline` or `stop`.
+/// Waits until `poll` returns `Some`, by `strategy`, until `deadline` or `stop`. `idle` is
+/// called now and then while nothing happens (every 64 spins, every backoff step, before
+/// every futex sleep), for work that must not slow each poll (looking for dead peers).
 #[cold]
 #[inline(never)]
 pub(crate) fn wait_for<T>(
@@ -147,6 +149,7 @@ pub(crate) fn wait_for<T>(
     deadline: Option<Instant>,
     stop: Option<&StopFlag>,
     mut poll: impl FnMut() -> Option<T>,
+    idle: &mut dyn FnMut(),
 ) -> Result<T, WaitError> {
     let stopped = || stop.is_some_and(StopFlag::is_stopped);
     let expired = || deadline.is_some_and(|d| Instant::now() >= d);
@@ -159,6 +162,7 @@ pub(crate) fn wait_for<T>(
                 }
                 rounds = rounds.wrapping_add(1);
                 if rounds % 64 == 0 {
+                    idle();
                     if stopped() {
                         return Err(WaitError::Stopped);
                     }
@@ -186,14 +190,15 @@ pub(crate) fn wait_for<T>(
                 if expired() {
                     return Err(WaitError::Timeout);
                 }
+                idle();
                 backoff.snooze();
             }
-            block(event, deadline, stop, poll)
+            block(event, deadline, stop, poll, idle)
         }
         // Loom cannot spin; Backoff is its final phase there.
         #[cfg(loom)]
-        WaitStrategy::Backoff => block(event, deadline, stop, poll),
-        WaitStrategy::Block => block(event, deadline, stop, poll),
+        WaitStrategy::Backoff => block(event, deadline, stop, poll, idle),
+        WaitStrategy::Block => block(event, deadline, stop, poll, idle),
     }
 }
 
@@ -203,6 +208,7 @@ fn block<T>(
     deadline: Option<Instant>,
     stop: Option<&StopFlag>,
     mut poll: impl FnMut() -> Option<T>,
+    idle: &mut dyn FnMut(),
 ) -> Result<T, WaitError> {
     struct Registered<'a>(&'a Word);
     impl Drop for Registered<'_> {
@@ -225,6 +231,7 @@ fn block<T>(
         if stop.is_some_and(StopFlag::is_stopped) {
             return Err(WaitError::Stopped);
         }
+        idle();
         let timeout = match deadline {
             Some(d) => {
                 let now = Instant::now();

@@ -485,20 +485,26 @@ impl Consumer {
         let shared: &Shared = shared;
         let event = barrier.event(shared);
         let mut reaper = Reaper::new(shared);
-        wait::wait_for(*wait, event, deadline, stop.as_deref(), || {
-            reaper.tick(shared);
-            fill_range(
-                shared,
-                *group,
-                entry.index,
-                barrier,
-                next,
-                end,
-                redelivered_until,
-                max,
-            )
-            .then_some(())
-        })
+        wait::wait_for(
+            *wait,
+            event,
+            deadline,
+            stop.as_deref(),
+            || {
+                fill_range(
+                    shared,
+                    *group,
+                    entry.index,
+                    barrier,
+                    next,
+                    end,
+                    redelivered_until,
+                    max,
+                )
+                .then_some(())
+            },
+            &mut || reaper.idle(shared),
+        )
         .map_err(RecvError::from)
     }
 
@@ -710,8 +716,10 @@ impl Drop for Consumer {
 
 /// Cleans up after dead processes from inside a wait, at most every
 /// [`crate::wait::SHARED_SAFETY_NET`]: the one thing a waiter on a shared ring can do about a
-/// peer that died without waking it.
+/// peer that died without waking it. Called from a wait's idle moments only (see
+/// `wait::wait_for`), so a wait that ends at once reads no clock.
 pub(crate) struct Reaper {
+    shared: bool,
     due: Option<Instant>,
 }
 
@@ -719,21 +727,24 @@ impl Reaper {
     #[inline]
     pub(crate) fn new(shared: &Shared) -> Self {
         Reaper {
-            due: shared
-                .liveness
-                .is_shared()
-                .then(|| Instant::now() + crate::wait::SHARED_SAFETY_NET),
+            shared: shared.liveness.is_shared(),
+            due: None,
         }
     }
 
-    #[inline]
-    pub(crate) fn tick(&mut self, shared: &Shared) {
-        if let Some(due) = self.due {
-            let now = Instant::now();
-            if now >= due {
+    /// One idle moment of a wait.
+    pub(crate) fn idle(&mut self, shared: &Shared) {
+        if !self.shared {
+            return;
+        }
+        let now = Instant::now();
+        match self.due {
+            None => self.due = Some(now + crate::wait::SHARED_SAFETY_NET),
+            Some(due) if now >= due => {
                 shared.reap_dead();
                 self.due = Some(now + crate::wait::SHARED_SAFETY_NET);
             }
+            Some(_) => {}
         }
     }
 }
