@@ -251,9 +251,12 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
     }
     let _ = writeln!(
         md,
-        "Not yet in this harness: 1P3C, 3P1C, pipeline, diamond, groups, the \
-         fixed-rate latency run, the cross-process cases, the disruptor \
-         crate in ping-pong, and plots."
+        "Cross-process cases (`ipc`, `ipc-pingpong`): the consumer or echoer is a child process \
+         pinned to the other core; peers as configured in `perf/src/ipc.rs` (ringfire lossless, \
+         disruptor-mp with one discovered consumer, iceoryx2 pub/sub with \
+         `RetryUntilDelivered` and `send_copy`, ZeroMQ PUSH/PULL and PAIR over `ipc://`). \
+         Not yet in this harness: 1P3C, 3P1C, pipeline, diamond, groups, the disruptor crate in \
+         ping-pong, and plots."
     );
     let report = dir.join("report.md");
     std::fs::write(&report, md)?;
