@@ -8,7 +8,9 @@
 //! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
 //! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips),
 //! `fixedrate` (one message per microsecond, latency corrected for coordinated omission), `blocking` (wake-up
-//! latency of a sleeping consumer and its CPU while idle), `ipc` and `ipc-pingpong` (1P1C and
+//! latency of a sleeping consumer and its CPU while idle), `1p3c`, `3p1c`, `pipeline`,
+//! `diamond` and `group2` (the Disruptor's topologies, oversubscribed on two cores: yielding
+//! waits, unpinned), `ipc` and `ipc-pingpong` (1P1C and
 //! round trips between two processes through /dev/shm, with the cache line through a shared
 //! mapping as the limit, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ). Default: all. Every
 //! case runs between two placement probes and is labelled near or far; systems run interleaved
@@ -23,6 +25,7 @@ mod pin;
 mod pingpong;
 mod report;
 mod spsc;
+mod topology;
 
 use pin::Cores;
 use report::{Sample, Value};
@@ -36,6 +39,11 @@ const SCENARIOS: &[&str] = &[
     "pingpong",
     "fixedrate",
     "blocking",
+    "1p3c",
+    "3p1c",
+    "pipeline",
+    "diamond",
+    "group2",
     "ipc",
     "ipc-pingpong",
 ];
@@ -137,6 +145,11 @@ fn main() {
                 "blocking" => blocking::SYSTEMS.to_vec(),
                 "fixedrate" => fixedrate::SYSTEMS.to_vec(),
                 "ipc" => ipc::THROUGHPUT.to_vec(),
+                s if topology::SCENARIOS.iter().any(|(t, _)| *t == s) => topology::SCENARIOS
+                    .iter()
+                    .find(|(t, _)| *t == s)
+                    .map(|(_, systems)| systems.to_vec())
+                    .unwrap_or_default(),
                 "ipc-pingpong" => ipc::PINGPONG.to_vec(),
                 _ => unreachable!("checked by parse_args"),
             };
@@ -155,6 +168,9 @@ fn main() {
                         Value::Latency(fixedrate::run(system, cores, paced, Duration::from_micros(1)))
                     }
                     "ipc" => Value::Rate(ipc::throughput(system, cores, spsc_n)),
+                    "1p3c" | "3p1c" | "pipeline" | "diamond" | "group2" => {
+                        Value::Rate(topology::run(&scenario_name, system, spsc_n / 4))
+                    }
                     "ipc-pingpong" => Value::Latency(ipc::pingpong(system, cores, pings)),
                     _ => Value::Latency(pingpong::run(system, cores, pings)),
                 });
