@@ -11,6 +11,7 @@ pub const SYSTEMS: &[&str] = &[
     "bare cache line",
     "ringmq",
     "rtrb",
+    "disruptor",
     "crossbeam ArrayQueue",
     "crossbeam-channel",
 ];
@@ -21,6 +22,7 @@ pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         "bare cache line" => crate::calibrate::cache_line_rtt(cores, n),
         "ringmq" => ringmq(cores, n),
         "rtrb" => rtrb(cores, n),
+        "disruptor" => disruptor(cores, n),
         "crossbeam ArrayQueue" => array_queue(cores, n),
         "crossbeam-channel" => channel(cores, n),
         other => panic!("unknown system {other}"),
@@ -164,6 +166,48 @@ fn channel(cores: Cores, n: u64) -> Histogram<u64> {
         let v = pong_rx.recv().expect("echo alive");
         h.saturating_record(t.elapsed().as_nanos() as u64);
         assert_eq!(v, i, "crossbeam-channel ping-pong answer");
+    }
+    echo.join().expect("echo");
+    h
+}
+
+/// The disruptor 4.4, both directions read with its `EventPoller` (so each side polls in its
+/// own pinned thread, as the other systems do), busy-spinning, batch publish of one.
+fn disruptor(cores: Cores, n: u64) -> Histogram<u64> {
+    use disruptor::{BusySpin, Producer};
+    let ring = || {
+        let (poller, builder) = disruptor::build_single_producer(64, || 0u64, BusySpin).new_event_poller();
+        (builder.build(), poller)
+    };
+    let (mut ping_tx, mut ping_rx) = ring();
+    let (mut pong_tx, mut pong_rx) = ring();
+    let echo = std::thread::spawn(move || {
+        pin(cores.b);
+        for _ in 0..n {
+            let v = loop {
+                if let Ok(mut events) = ping_rx.poll() {
+                    if let Some(v) = (&mut events).next().copied() {
+                        break v;
+                    }
+                }
+            };
+            pong_tx.publish(|e| *e = v);
+        }
+    });
+    pin(cores.a);
+    let mut h = histogram();
+    for i in 0..n {
+        let t = Instant::now();
+        ping_tx.publish(|e| *e = i);
+        let v = loop {
+            if let Ok(mut events) = pong_rx.poll() {
+                if let Some(v) = (&mut events).next().copied() {
+                    break v;
+                }
+            }
+        };
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+        assert_eq!(v, i, "disruptor ping-pong answer");
     }
     echo.join().expect("echo");
     h

@@ -265,7 +265,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
          machine's cores, unpinned, every waiter yielding (the disruptor through a yielding \
          `WaitStrategy` written in the harness); the disruptor crate has no work pools, so \
          `group2` compares with crossbeam-channel's MPMC receivers. \
-         Not yet in this harness: the disruptor crate in ping-pong, and plots."
+         Not yet in this harness: plots."
     );
     let report = dir.join("report.md");
     std::fs::write(&report, md)?;
