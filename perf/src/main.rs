@@ -23,6 +23,7 @@ mod fixedrate;
 mod ipc;
 mod pin;
 mod pingpong;
+mod plot;
 mod report;
 mod spsc;
 mod topology;

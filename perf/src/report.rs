@@ -93,7 +93,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Writes report.md, report.json and one .hgrm per latency case; returns the report's path.
+/// Writes report.md, report.json, one .hgrm per latency case and one PNG percentile plot per
+/// latency scenario and placement; returns the report's path.
 pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let machine = crate::pin::machine();
@@ -116,6 +117,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
         crate::calibrate::NEAR_LIMIT_NS
     );
     let mut json_rows = Vec::new();
+    let mut plots: Vec<String> = Vec::new();
     let scenarios: Vec<&str> = dedup(samples.iter().map(|s| s.scenario.as_str()));
     for scenario in scenarios {
         let of_scenario: Vec<&Sample> = samples.iter().filter(|s| s.scenario == scenario).collect();
@@ -167,6 +169,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             .into_iter()
             .find(|f| f.is_finite())
             .unwrap_or(f64::NAN);
+            let mut plotted: Vec<(String, Histogram<u64>)> = Vec::new();
             for system in dedup(here.iter().map(|s| s.system.as_str())) {
                 let runs: Vec<&&&Sample> = here.iter().filter(|s| s.system == system).collect();
                 let figures: Vec<f64> = runs.iter().map(|s| s.figure()).collect();
@@ -221,6 +224,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     );
                     let file = dir.join(format!("{scenario}-{}-{place}.hgrm", slug(system)));
                     std::fs::write(&file, hgrm(&merged))?;
+                    plotted.push((system.to_owned(), merged.clone()));
                     json_rows.push(serde_json::json!({
                         "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
                         "p50_ns": mid, "p50_range_ns": [lo, hi], "p90_ns": q(0.9), "p99_ns": q(0.99),
@@ -252,6 +256,15 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     }));
                 }
             }
+            if !plotted.is_empty() {
+                let png = format!("{scenario}-{place}.png");
+                let title = format!("{scenario} ({place} placement): percentile distribution");
+                match crate::plot::percentiles(&dir.join(&png), &title, &plotted) {
+                    Ok(true) => plots.push(png),
+                    Ok(false) => {}
+                    Err(e) => eprintln!("ringmq-perf: plot {png}: {e}"),
+                }
+            }
         }
         md.push('\n');
     }
@@ -264,9 +277,14 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
          Topologies (`1p3c`, `3p1c`, `pipeline`, `diamond`, `group2`) run 4-5 threads on the \
          machine's cores, unpinned, every waiter yielding (the disruptor through a yielding \
          `WaitStrategy` written in the harness); the disruptor crate has no work pools, so \
-         `group2` compares with crossbeam-channel's MPMC receivers. \
-         Not yet in this harness: plots."
+         `group2` compares with crossbeam-channel's MPMC receivers."
     );
+    if !plots.is_empty() {
+        let _ = writeln!(md, "\n## Plots\n");
+        for png in &plots {
+            let _ = writeln!(md, "![{png}]({png})\n");
+        }
+    }
     let report = dir.join("report.md");
     std::fs::write(&report, md)?;
     let json = serde_json::json!({ "machine": machine, "quick": quick, "results": json_rows });
