@@ -132,7 +132,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
         } else if latency {
             let _ = writeln!(
                 md,
-                "| system | placement | rounds | p50 ns (median, range) | p90 | p99 | p99.9 | p99.99 | max | p50 / bare cache line |\n|---|---|---|---|---|---|---|---|---|---|"
+                "| system | placement | rounds | min | p50 ns (median, range) | p90 | p99 | p99.9 | p99.99 | max | p50 / bare cache line |\n|---|---|---|---|---|---|---|---|---|---|---|"
             );
         } else {
             let _ = writeln!(
@@ -140,6 +140,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                 "| system | placement | rounds | M msgs/s (median) | range | / ringmq (batch 64 or only) | / streaming limit |\n|---|---|---|---|---|---|---|"
             );
         }
+        let mut summaries: Vec<String> = Vec::new();
         for place in ["near", "far", "mixed"] {
             let here: Vec<&&Sample> = of_scenario.iter().filter(|s| s.placement() == place).collect();
             if here.is_empty() {
@@ -213,8 +214,9 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     let q = |x| merged.value_at_quantile(x);
                     let _ = writeln!(
                         md,
-                        "| {system} | {place} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {} | {} | {} |",
+                        "| {system} | {place} | {} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {} | {} | {} |",
                         runs.len(),
+                        merged.min(),
                         q(0.9),
                         q(0.99),
                         q(0.999),
@@ -227,7 +229,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     plotted.push((system.to_owned(), merged.clone()));
                     json_rows.push(serde_json::json!({
                         "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
-                        "p50_ns": mid, "p50_range_ns": [lo, hi], "p90_ns": q(0.9), "p99_ns": q(0.99),
+                        "min_ns": merged.min(), "p50_ns": mid, "p50_range_ns": [lo, hi], "p90_ns": q(0.9), "p99_ns": q(0.99),
                         "p99_9_ns": q(0.999), "p99_99_ns": q(0.9999), "max_ns": merged.max(),
                         "ratio_to_bare_cache_line": mid / bare, "hgrm": file.file_name().map(|f| f.to_string_lossy().into_owned()),
                     }));
@@ -256,6 +258,46 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     }));
                 }
             }
+            // ringmq against the best peer and the machine's limit, in this placement.
+            let systems = dedup(here.iter().map(|s| s.system.as_str()));
+            let is_ringmq = |s: &str| s.starts_with("ringmq");
+            let is_limit = |s: &str| s.starts_with("bare cache line") || s == "streaming limit";
+            let peers: Vec<f64> = systems
+                .iter()
+                .filter(|s| !is_ringmq(s) && !is_limit(s))
+                .map(|s| figure_of(s, &of_scenario))
+                .filter(|f| f.is_finite())
+                .collect();
+            let ours = systems
+                .iter()
+                .filter(|s| is_ringmq(s))
+                .map(|s| figure_of(s, &of_scenario))
+                .filter(|f| f.is_finite())
+                .fold(
+                    f64::NAN,
+                    |a, b| if latency || blocking { a.min(b) } else { a.max(b) },
+                );
+            let best = if latency || blocking {
+                peers.iter().copied().fold(f64::NAN, f64::min)
+            } else {
+                peers.iter().copied().fold(f64::NAN, f64::max)
+            };
+            let limit = if latency { bare } else { streaming };
+            if ours.is_finite() && (best.is_finite() || limit.is_finite()) {
+                let show = |x: f64| {
+                    if x.is_finite() {
+                        format!("{x:.2}")
+                    } else {
+                        "-".to_owned()
+                    }
+                };
+                let better = if latency || blocking { "lower" } else { "higher" };
+                summaries.push(format!(
+                    "- {place}: ringmq's best / best peer's = {}, ringmq's best / the machine's limit = {} ({better} is better)",
+                    show(ours / best),
+                    show(ours / limit)
+                ));
+            }
             if !plotted.is_empty() {
                 let png = format!("{scenario}-{place}.png");
                 let title = format!("{scenario} ({place} placement): percentile distribution");
@@ -267,6 +309,12 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             }
         }
         md.push('\n');
+        for line in &summaries {
+            let _ = writeln!(md, "{line}");
+        }
+        if !summaries.is_empty() {
+            md.push('\n');
+        }
     }
     let _ = writeln!(
         md,
