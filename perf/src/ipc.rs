@@ -165,16 +165,7 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
                     next += 1;
                 }
             } else {
-                while next < n {
-                    let k = BATCH.min((n - next) as usize);
-                    producer
-                        .publish_batch_with(k, |i, slot| {
-                            slot[..8].copy_from_slice(&(next + i as u64).to_le_bytes());
-                            8
-                        })
-                        .expect("room");
-                    next += k as u64;
-                }
+                crate::topology::publish_numbers(&mut producer, n);
             }
             peer.finish(system)
         }

@@ -37,6 +37,21 @@ impl DisruptorWait for Yield {
     }
 }
 
+/// Publishes the u64s 0..n in batches of 64 (one publish per batch), waiting for room.
+pub fn publish_numbers(producer: &mut ringmq::Producer, n: u64) {
+    let mut next = 0u64;
+    while next < n {
+        let k = BATCH.min((n - next) as usize);
+        producer
+            .publish_batch_with(k, |i, slot| {
+                slot[..8].copy_from_slice(&(next + i as u64).to_le_bytes());
+                8
+            })
+            .expect("room");
+        next += k as u64;
+    }
+}
+
 fn rate(n: u64, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
@@ -94,17 +109,7 @@ fn ringmq_graph(n: u64, consumers: &[(&str, &[&str])]) -> f64 {
         .collect();
     let mut producer = ring.producer_with(WaitStrategy::Yield).expect("producer");
     let start = Instant::now();
-    let mut next = 0u64;
-    while next < n {
-        let k = BATCH.min((n - next) as usize);
-        producer
-            .publish_batch_with(k, |i, slot| {
-                slot[..8].copy_from_slice(&(next + i as u64).to_le_bytes());
-                8
-            })
-            .expect("room");
-        next += k as u64;
-    }
+    publish_numbers(&mut producer, n);
     for h in handles {
         h.join().expect("consumer");
     }
@@ -382,17 +387,7 @@ fn ringmq_group(n: u64) -> f64 {
         .collect();
     let mut producer = ring.producer_with(WaitStrategy::Yield).expect("producer");
     let start = Instant::now();
-    let mut next = 0u64;
-    while next < n {
-        let k = BATCH.min((n - next) as usize);
-        producer
-            .publish_batch_with(k, |i, slot| {
-                slot[..8].copy_from_slice(&(next + i as u64).to_le_bytes());
-                8
-            })
-            .expect("room");
-        next += k as u64;
-    }
+    publish_numbers(&mut producer, n);
     let results = workers.into_iter().map(|w| w.join().expect("worker")).collect();
     let r = rate(n, start);
     settle(results, n, "ringmq group");
