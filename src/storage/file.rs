@@ -35,6 +35,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug)]
 pub(crate) struct FileStorage {
     map: memmap2::MmapRaw,
+    /// The mapping's first byte (checked non-null when mapped).
+    base: NonNull<u8>,
     file: File,
 }
 
@@ -49,7 +51,7 @@ unsafe impl Sync for FileStorage {}
 // opened one was laid out by this crate or is validated before use, as `Storage` requires.
 unsafe impl Storage for FileStorage {
     fn base(&self) -> NonNull<u8> {
-        NonNull::new(self.map.as_mut_ptr()).expect("mmap never returns null")
+        self.base
     }
 
     fn len(&self) -> usize {
@@ -70,7 +72,12 @@ impl FileStorage {
             .len(len)
             .map_raw(&file)
             .map_err(|e| io_error(path, "mmap", &e))?;
-        Ok(FileStorage { map, file })
+        let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Io {
+            path: path.display().to_string(),
+            op: "mmap",
+            message: "the mapping is at address 0".into(),
+        })?;
+        Ok(FileStorage { map, base, file })
     }
 
     /// Reads the 64-bit header word at `offset` (Acquire), or `None` past the end.
