@@ -16,9 +16,10 @@
 //!
 //! A slot is an 8-byte header word followed by the payload. The header packs, in one word
 //! written last: the stamp (the low 32 bits of `sequence + 1`), the payload length (24
-//! bits) and flags (8 bits). In multi-producer mode that one Release store is the publish and
-//! consumers find published slots by their stamps; in single-producer mode the cursor is the
-//! publish. Either way the stamp tells a reader or a recovery scan which lap a slot holds.
+//! bits) and flags (8 bits). In multi-producer mode that one word, written last, is the
+//! publish and consumers find published slots by their stamps; in single-producer mode it
+//! publishes its slot to a consumer waiting on it, and the cursor publishes whole batches.
+//! Either way the stamp tells a reader or a recovery scan which lap a slot holds.
 
 use crate::error::Error;
 use crate::sequence::MAX_SEQUENCE;

@@ -524,9 +524,11 @@ impl Producer {
     }
 }
 
-/// Writes a slot's header word. In multi-producer mode this Release store is the publish
-/// (`[stamp]`); in single-producer mode the cursor store in `publish_range` is, and the stamp
-/// still tells a reader or a recovery scan which lap the slot holds.
+/// Writes a slot's header word, the word of the slot written last (`[stamp]`). In
+/// multi-producer mode it is the publish, a compare-exchange so a skip and a late commit
+/// cannot both succeed; returns false if the slot was skipped first. In single-producer mode
+/// it is a Release store that publishes the slot to a consumer waiting on it, while the cursor
+/// store in `publish_range` publishes whole batches.
 #[inline]
 fn commit_header(shared: &Shared, multi: bool, sequence: u64, len: usize, flags: u8) -> bool {
     let header = layout::slot_header(sequence, len, flags);
