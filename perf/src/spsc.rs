@@ -200,7 +200,7 @@ fn blocking_queue<T: Payload>(
 }
 
 fn disruptor<T: Payload>(cores: Cores, n: u64) -> f64 {
-    use disruptor::{BusySpin, ProcessorSettings, Producer};
+    use disruptor::{BusySpin, ProcessorSettings};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let errors = Arc::new(AtomicU64::new(0));
@@ -220,16 +220,7 @@ fn disruptor<T: Payload>(cores: Cores, n: u64) -> f64 {
         .build();
     pin(cores.a);
     let start = Instant::now();
-    let mut next = 0u64;
-    while next < n {
-        let k = BATCH.min((n - next) as usize);
-        producer.batch_publish(k, |events| {
-            for e in events {
-                *e = T::make(next);
-                next += 1;
-            }
-        });
-    }
+    crate::topology::disruptor_publish(&mut producer, n, T::make);
     drop(producer); // joins the handler thread once it has every event
     assert_eq!(
         errors.load(Ordering::Relaxed),

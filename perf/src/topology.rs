@@ -176,18 +176,23 @@ fn disruptor_graph(n: u64, shape: Shape) -> f64 {
 /// they have every event); messages per second.
 fn drive(mut producer: impl disruptor::Producer<u64>, n: u64) -> f64 {
     let start = Instant::now();
+    disruptor_publish(&mut producer, n, |i| i);
+    drop(producer);
+    rate(n, start)
+}
+
+/// Publishes `make(0)..make(n)` through a disruptor producer in batches of 64.
+pub fn disruptor_publish<E>(producer: &mut impl disruptor::Producer<E>, n: u64, make: impl Fn(u64) -> E) {
     let mut next = 0u64;
     while next < n {
         let k = BATCH.min((n - next) as usize);
         producer.batch_publish(k, |events| {
             for e in events {
-                *e = next;
+                *e = make(next);
                 next += 1;
             }
         });
     }
-    drop(producer);
-    rate(n, start)
 }
 
 /// Three producers of n/3 messages each, tagged `producer << 40 | counter`.
@@ -263,7 +268,6 @@ fn ringmq_3p1c(n: u64) -> f64 {
 }
 
 fn disruptor_3p1c(n: u64) -> f64 {
-    use disruptor::Producer;
     let per = n / 3;
     let errors = Arc::new(AtomicU64::new(0));
     let seen_errors = errors.clone();
@@ -280,18 +284,7 @@ fn disruptor_3p1c(n: u64) -> f64 {
     let writers: Vec<_> = (0..3)
         .map(|p| {
             let mut producer = producer.clone();
-            std::thread::spawn(move || {
-                let mut next = 0u64;
-                while next < per {
-                    let k = BATCH.min((per - next) as usize);
-                    producer.batch_publish(k, |events| {
-                        for e in events {
-                            *e = tagged(p, next);
-                            next += 1;
-                        }
-                    });
-                }
-            })
+            std::thread::spawn(move || disruptor_publish(&mut producer, per, |i| tagged(p, i)))
         })
         .collect();
     for w in writers {

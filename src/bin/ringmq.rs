@@ -799,30 +799,6 @@ fn consume(path: &Path, o: &ConsumeOptions, json: bool) -> Result<(), Failure> {
     let batch = if o.until.is_some() { 1 } else { o.batch.max(1) };
     let mut taken = 0u64;
     'receiving: while o.count.is_none_or(|c| taken < c) {
-        if batch == 1 {
-            let message = match o.timeout {
-                Some(t) => consumer.recv_timeout(t),
-                None => consumer.recv(),
-            };
-            let message = match message {
-                Ok(m) => m,
-                Err(RecvError::Timeout) => {
-                    stopped_by_timeout = true;
-                    break;
-                }
-                Err(e) => return fail(e.to_string()),
-            };
-            taken += 1;
-            if handle(
-                &message,
-                message.sequence(),
-                message.redelivered(),
-                monotonic_ns(),
-            )? {
-                break;
-            }
-            continue;
-        }
         let max = o.count.map_or(batch as u64, |c| (c - taken).min(batch as u64)) as usize;
         let polled = match o.timeout {
             Some(t) => consumer.poll_timeout(max, t),
