@@ -15,7 +15,7 @@ use crate::error::{Error, PublishError};
 use crate::layout::{self, IDLE, SLOT_PENDING_LEN, SLOT_SKIPPED};
 use crate::liveness::PRODUCER_LOCK;
 use crate::ring::Shared;
-use crate::sequence::MAX_SEQUENCE;
+use crate::sequence::{Word, MAX_SEQUENCE};
 use crate::storage::WriteTrack;
 use crate::sync::Arc;
 use crate::wait::{self, WaitError, WaitStrategy};
@@ -287,7 +287,9 @@ impl Producer {
         crate::sequence::slot_index(sequence, self.shared.capacity())
     }
 
-    #[inline]
+    // Always inlined: a caller's constant length (`publish_value`) then becomes a few
+    // register moves instead of a `memcpy` call.
+    #[inline(always)]
     fn write_one(&mut self, start: u64, data: &[u8]) -> Result<u64, PublishError> {
         self.await_slot(start);
         self.copy_in(start, data);
@@ -461,27 +463,43 @@ impl Producer {
     where
         F: FnMut(usize, &mut [u8]) -> usize,
     {
-        /// Publishes what a panicking `fill` left unwritten as skipped.
+        /// Finishes the batch, also when `fill` panics: publishes what it left unwritten as
+        /// skipped, then commits the first slot (`write_slots` leaves it for last) and
+        /// publishes the whole range.
         struct Unwind<'p> {
             producer: &'p mut Producer,
-            done: u64,
+            start: u64,
             end: u64,
+            first_len: Option<usize>,
+            complete: bool,
         }
         impl Drop for Unwind<'_> {
             fn drop(&mut self) {
-                for sequence in self.done..self.end {
-                    self.producer.commit(sequence, 0, SLOT_SKIPPED);
+                if !self.complete {
+                    // `fill` panicked: the slots it finished are committed (stamped) in a run
+                    // after the first slot, whose length is known if it finished that one.
+                    let mut unwritten = self.start + u64::from(self.first_len.is_some());
+                    while unwritten < self.end && self.producer.shared.is_stamped(unwritten) {
+                        unwritten += 1;
+                    }
+                    for sequence in unwritten..self.end {
+                        self.producer.commit(sequence, 0, SLOT_SKIPPED);
+                    }
+                }
+                if let Some(len) = self.first_len.take() {
+                    self.producer.commit(self.start, len, 0);
                 }
                 self.producer.publish_range(self.end);
             }
         }
         let end = start + count;
-        let capacity = self.max_message_len();
         let before = self.abandoned;
         let mut guard = Unwind {
             producer: self,
-            done: start,
+            start,
             end,
+            first_len: None,
+            complete: false,
         };
         let producer: &Producer = guard.producer;
         let lost = write_slots(
@@ -489,12 +507,11 @@ impl Producer {
             producer.multi,
             start,
             end,
-            &mut guard.done,
-            capacity,
+            &mut guard.first_len,
             &mut fill,
         );
         guard.producer.abandoned += lost;
-        // The guard's drop publishes the whole range (nothing is left to skip).
+        guard.complete = true;
         drop(guard);
         if self.abandoned == before {
             Ok(start)
@@ -510,7 +527,12 @@ impl Producer {
     /// As [`Producer::try_publish`].
     #[inline]
     pub fn try_publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
-        self.try_publish(bytemuck::bytes_of(value))
+        // `try_publish`'s body, here in the generic (caller-instantiated) function so the
+        // copy has a constant length.
+        let data = bytemuck::bytes_of(value);
+        self.check_len(data.len())?;
+        let start = self.try_claim(1)?;
+        self.write_one(start, data)
     }
 
     /// Publishes a plain-old-data value, waiting for room.
@@ -520,7 +542,11 @@ impl Producer {
     /// As [`Producer::publish`].
     #[inline]
     pub fn publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
-        self.publish(bytemuck::bytes_of(value))
+        // As in `try_publish_value`: a constant-length copy.
+        let data = bytemuck::bytes_of(value);
+        self.check_len(data.len())?;
+        let start = self.claim_until(1, None)?;
+        self.write_one(start, data)
     }
 }
 
@@ -531,8 +557,13 @@ impl Producer {
 /// store in `publish_range` publishes whole batches.
 #[inline]
 fn commit_header(shared: &Shared, multi: bool, sequence: u64, len: usize, flags: u8) -> bool {
+    commit_word(shared.slot_header(sequence), multi, sequence, len, flags)
+}
+
+/// [`commit_header`] on the slot's header `word`.
+#[inline]
+fn commit_word(word: &Word, multi: bool, sequence: u64, len: usize, flags: u8) -> bool {
     let header = layout::slot_header(sequence, len, flags);
-    let word = shared.slot_header(sequence);
     if !multi {
         // [stamp] Release: publishes the slot on its own to a consumer waiting on it (see
         // `Shared::published_until`); the [cursor] store publishes whole batches.
@@ -587,27 +618,33 @@ fn await_previous_lap(shared: &Shared, sequence: u64) {
     }
 }
 
-/// The loop of `Producer::fill_batch`: writes slots `*done..end` through `fill` and commits
-/// each, advancing `*done` past every finished slot (so an unwinding caller knows where `fill`
-/// stopped). A free function so `shared` is a plain `&Shared` argument: the compiler may then
-/// keep its fields in registers across the payload stores.
+/// The loop of `Producer::fill_batch`: writes slots `start..end` through `fill` and commits
+/// each; returns how many commits found their slot given up (multi-producer, see
+/// [`commit_header`]). It keeps its progress in registers only: if `fill` panics, the caller
+/// finds where it stopped by the stamps. A free function taking the ring's geometry as a
+/// local value (`Slots`), so the compiler need not reload it around each payload write.
+///
+/// The first slot of a batch of several is not committed here: its length goes to
+/// `*first_len` and the caller commits it after the others, so its stamp publishes the whole
+/// batch at once. A caught-up consumer that looks at that stamp (`Shared::published_until`)
+/// then takes the batch whole instead of chasing the producer slot by slot through it.
 #[inline]
 fn write_slots<F>(
     shared: &Shared,
     multi: bool,
     start: u64,
     end: u64,
-    done: &mut u64,
-    capacity: usize,
+    first_len: &mut Option<usize>,
     fill: &mut F,
 ) -> u64
 where
     F: FnMut(usize, &mut [u8]) -> usize,
 {
+    let slots = shared.slots();
+    let capacity = slots.payload_capacity();
     let ring_capacity = shared.capacity();
     let mut lost = 0;
-    while *done < end {
-        let sequence = *done;
+    for sequence in start..end {
         if multi {
             await_previous_lap(shared, sequence);
         }
@@ -616,13 +653,14 @@ where
             .track_write(crate::sequence::slot_index(sequence, ring_capacity));
         // SAFETY: the slot is claimed by this producer alone and no consumer reads it before
         // the publish (as in `Claim::payload_mut`); the payload is `capacity` bytes.
-        let payload = unsafe { std::slice::from_raw_parts_mut(shared.payload(sequence), capacity) };
+        let payload = unsafe { std::slice::from_raw_parts_mut(slots.payload(sequence), capacity) };
         let len = fill((sequence - start) as usize, payload).min(capacity);
         track.end();
-        if !commit_header(shared, multi, sequence, len, 0) {
+        if sequence == start && end - start > 1 {
+            *first_len = Some(len);
+        } else if !commit_word(slots.header(sequence), multi, sequence, len, 0) {
             lost += 1;
         }
-        *done += 1;
     }
     lost
 }
@@ -956,7 +994,9 @@ impl Drop for BatchClaim<'_> {
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
         let end = self.start + self.count;
-        for sequence in self.start..end {
+        // The first slot last, so its stamp publishes the batch whole (see `write_slots`).
+        let order = (self.start + 1..end).chain((self.count > 0).then_some(self.start));
+        for sequence in order {
             // Relaxed: our own pending header, written by this thread.
             let pending =
                 layout::SlotHeader::decode(self.producer.shared.slot_header(sequence).load_relaxed());

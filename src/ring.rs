@@ -307,6 +307,24 @@ impl Shared {
         self.region.word(self.layout.entry(index) + field)
     }
 
+    /// The slot array's geometry as a value, for loops over many slots; see [`Slots`].
+    #[inline]
+    pub(crate) fn slots(&self) -> Slots<'_> {
+        let layout = &self.layout;
+        let area = layout.index_mask as usize * layout.params.slot_size + layout.params.slot_size;
+        Slots {
+            #[cfg(loom)]
+            shared: self,
+            // SAFETY: the slot area is `capacity * slot_size` bytes from `slots_offset`, inside
+            // the region (`total_len <= region.len()`, asserted in `create` / checked on open).
+            base: unsafe { self.region.bytes_unchecked(layout.slots_offset, area) },
+            mask: layout.index_mask,
+            slot_size: layout.params.slot_size,
+            payload_capacity: layout.payload_capacity(),
+            _shared: std::marker::PhantomData,
+        }
+    }
+
     /// The header word of the slot that holds `sequence`.
     #[inline]
     pub(crate) fn slot_header(&self, sequence: u64) -> &Word {
@@ -343,31 +361,34 @@ impl Shared {
     /// The first sequence at or after `from` that is not yet published, looking at most
     /// `max` slots ahead.
     ///
-    /// Single producer: first the stamp of `from`'s slot, then the cursor, as the Disruptor
-    /// does. A consumer that has caught up waits on the line the producer writes next, so a
-    /// message reaches it in one line transfer (the cursor would be a second, serialised
-    /// one); if the slot after is published too, a batch is coming and the cursor (read
-    /// once per batch) gives its extent, so the consumer then touches only slots the
-    /// producer has finished with. (Chasing the producer slot by slot, stamp after stamp,
-    /// made lines bounce several times each and cost 4x in batch throughput.) A single
-    /// producer stores headers with Release too, so a stamp alone publishes its slot; a
-    /// producer taking over from a dead one starts past any slot its predecessor stamped
-    /// (`Producer::new`). Multi producer: the slot stamps, since claimed slots are
-    /// published out of order.
+    /// Single producer: the cursor first, as the Disruptor does; only a consumer the cursor
+    /// shows caught up also looks at the stamp of `from`'s slot. A consumer behind the
+    /// producer so reads only the cursor's line (once per batch) and slots the producer has
+    /// finished with, never the line being written: chasing the producer slot by slot, stamp
+    /// after stamp, bounces each line between the cores several times and cost 3-4x in
+    /// throughput. A caught-up consumer's loop loads the cursor and the stamp independently,
+    /// so while it waits both misses overlap and a single message reaches it in about one
+    /// line transfer, not two serialised ones (cursor, then slot). A single producer stores
+    /// headers with Release, so a stamp alone publishes its slot; a batch stamps its first
+    /// slot last, so a stamp is never the front of a half-written batch; a producer taking
+    /// over from a dead one starts past any slot its predecessor stamped (`Producer::new`).
+    /// Multi producer: the slot stamps, since claimed slots are published out of order.
     #[inline]
     pub(crate) fn published_until(&self, from: u64, max: u64) -> u64 {
         let end = from.saturating_add(max.min(self.capacity()));
         if !self.multi_producer() {
-            if !self.is_stamped(from) {
-                return from;
-            }
-            if !self.is_stamped(from.wrapping_add(1)) {
-                return from + 1;
-            }
             // [cursor] Acquire: pairs with the producer's Release store in
-            // `Producer::publish_range`: every slot below the cursor is written. It may lag
-            // the two stamps just seen.
-            return self.cursor().load_acquire().max(from.saturating_add(2)).min(end);
+            // `Producer::publish_range`: every slot below the cursor is written.
+            let cursor = self.cursor().load_acquire();
+            if cursor > from {
+                return cursor.min(end);
+            }
+            // Saturating: `from` may come from shared memory.
+            return if self.is_stamped(from) {
+                from.saturating_add(1).min(end)
+            } else {
+                from
+            };
         }
         let mut s = from;
         while s < end {
@@ -805,5 +826,57 @@ impl Ring {
     /// A snapshot of the attached consumers, groups and workers.
     pub fn consumers(&self) -> Vec<ConsumerInfo> {
         table::snapshot(&self.shared)
+    }
+}
+
+/// The slot array's geometry copied out of [`Shared`]: a loop over slots that holds it in a
+/// local keeps it in registers, where through `&Shared` the compiler reloads every field for
+/// every slot (a payload written through a raw pointer might, for all it knows, alias them).
+#[derive(Clone, Copy)]
+pub(crate) struct Slots<'a> {
+    #[cfg(loom)]
+    shared: &'a Shared,
+    /// The first slot.
+    base: *mut u8,
+    mask: u64,
+    slot_size: usize,
+    payload_capacity: usize,
+    _shared: std::marker::PhantomData<&'a Shared>,
+}
+
+impl<'a> Slots<'a> {
+    /// The header word of the slot that holds `sequence` (as [`Shared::slot_header`]).
+    #[inline]
+    pub(crate) fn header(&self, sequence: u64) -> &'a Word {
+        #[cfg(loom)]
+        return self.shared.slot_header(sequence);
+        #[cfg(not(loom))]
+        // SAFETY: the index is masked below the capacity, so the slot lies inside the slot
+        // area `base` points to, valid for `'a` (it borrows the `Shared`); slot offsets are
+        // multiples of 8 from a 128-aligned area; `Word` is `repr(transparent)` over
+        // `AtomicU64` and every access to header words is atomic.
+        unsafe {
+            &*(self.base.add((sequence & self.mask) as usize * self.slot_size) as *const Word)
+        }
+    }
+
+    /// Pointer to the payload of the slot holding `sequence`, valid for
+    /// [`Slots::payload_capacity`] bytes (as [`Shared::payload`]).
+    #[inline]
+    pub(crate) fn payload(&self, sequence: u64) -> *mut u8 {
+        #[cfg(loom)]
+        return self.shared.payload(sequence);
+        #[cfg(not(loom))]
+        // SAFETY: as in `header`: the payload ends where the slot ends, inside the area.
+        unsafe {
+            self.base
+                .add((sequence & self.mask) as usize * self.slot_size + layout::SLOT_HEADER)
+        }
+    }
+
+    /// Bytes of payload per slot.
+    #[inline]
+    pub(crate) fn payload_capacity(&self) -> usize {
+        self.payload_capacity
     }
 }

@@ -549,6 +549,27 @@ fn batches_written_by_a_closure() {
             .collect();
         assert_eq!(got, vec![(5, vec![7]), (8, b"next".to_vec())]);
         assert_eq!(c.skipped(), 2);
+        // Wherever `fill` stops, the slots it finished are delivered and the rest skipped.
+        for stop in [0, 2] {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = p.publish_batch_with(3, |i, slot| {
+                    if i == stop {
+                        panic!("writer failed");
+                    }
+                    slot[0] = i as u8;
+                    1
+                });
+            }));
+            assert!(r.is_err());
+        }
+        p.try_publish(b"end").unwrap();
+        let got: Vec<(u64, Vec<u8>)> = c
+            .try_poll(10)
+            .iter()
+            .map(|m| (m.sequence(), m.to_vec()))
+            .collect();
+        assert_eq!(got, vec![(12, vec![0]), (13, vec![1]), (15, b"end".to_vec())]);
+        assert_eq!(c.skipped(), 2 + 3 + 1);
     }
 }
 

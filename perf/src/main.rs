@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p ringmq-perf -- [SCENARIO...] [--quick] [--out DIR]
+//!     [--only NAME[,NAME...]] [--rounds N]
 //! ```
 //!
 //! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
@@ -15,7 +16,9 @@
 //! mapping as the limit, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ). Default: all. Every
 //! case runs between two placement probes and is labelled near or far; systems run interleaved
 //! (A B C A B C ...) so they are compared inside one run and one placement. Every message is
-//! checked by its receiver: a system that loses one fails the run.
+//! checked by its receiver: a system that loses one fails the run. `--only` keeps the systems
+//! whose name contains one of the given words (for an A/B of two systems, or a profile of one);
+//! `--rounds` overrides the number of rounds.
 
 mod blocking;
 mod calibrate;
@@ -53,25 +56,40 @@ struct Args {
     scenarios: Vec<String>,
     quick: bool,
     out: PathBuf,
+    /// Keep only systems whose name contains one of these (all when empty).
+    only: Vec<String>,
+    rounds: Option<usize>,
 }
+
+const USAGE: &str =
+    "usage: ringmq-perf [SCENARIO...] [--quick] [--out DIR] [--only NAME[,NAME...]] [--rounds N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         scenarios: Vec::new(),
         quick: false,
         out: PathBuf::from("perf/out"),
+        only: Vec::new(),
+        rounds: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
             "--out" => args.out = it.next().ok_or("--out needs a directory")?.into(),
-            "-h" | "--help" => {
-                return Err(format!(
-                    "usage: ringmq-perf [SCENARIO...] [--quick] [--out DIR]\nscenarios: {}",
-                    SCENARIOS.join(", ")
-                ))
+            "--only" => {
+                let names = it.next().ok_or("--only needs system names")?;
+                args.only
+                    .extend(names.split(',').filter(|n| !n.is_empty()).map(str::to_owned));
             }
+            "--rounds" => {
+                let n = it.next().ok_or("--rounds needs a number")?;
+                match n.parse::<usize>() {
+                    Ok(n) if n > 0 => args.rounds = Some(n),
+                    _ => return Err(format!("--rounds needs a positive number, not {n:?}")),
+                }
+            }
+            "-h" | "--help" => return Err(format!("{USAGE}\nscenarios: {}", SCENARIOS.join(", "))),
             s if SCENARIOS.contains(&s) => args.scenarios.push(s.to_owned()),
             other => {
                 return Err(format!(
@@ -136,6 +154,7 @@ fn main() {
             1_000_000,
         )
     };
+    let rounds = args.rounds.unwrap_or(rounds);
     let mut samples = Vec::new();
     for round in 0..rounds {
         for scenario in &args.scenarios {
@@ -154,7 +173,13 @@ fn main() {
                 "ipc-pingpong" => ipc::PINGPONG.to_vec(),
                 _ => unreachable!("checked by parse_args"),
             };
-            for system in cases {
+            let wanted = |system: &&str| {
+                // The calibration always runs: every other figure is read against it.
+                scenario == "calibrate"
+                    || args.only.is_empty()
+                    || args.only.iter().any(|w| system.contains(w.as_str()))
+            };
+            for system in cases.into_iter().filter(wanted) {
                 let before = isolated(move || calibrate::probe(cores));
                 let scenario_name = scenario.clone();
                 let value = isolated(move || match scenario_name.as_str() {

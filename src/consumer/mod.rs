@@ -16,7 +16,7 @@ pub use table::{ConsumerInfo, ConsumerKind};
 use crate::barrier::Barrier;
 use crate::error::{Error, RecvError};
 use crate::layout::{SlotHeader, IDLE, KIND_SUBSCRIBER, KIND_WORKER, OPT_DURABLE, SLOT_SKIPPED};
-use crate::ring::{Ring, Shared};
+use crate::ring::{Ring, Shared, Slots};
 use crate::storage::ReadTrack;
 use crate::sync::Arc;
 use crate::wait::{self, StopFlag, WaitStrategy};
@@ -862,8 +862,10 @@ impl Batch<'_> {
     /// The messages, in sequence order, skipped slots left out.
     #[inline]
     pub fn iter(&self) -> BatchIter<'_> {
+        let shared: &Shared = &self.consumer.shared;
         BatchIter {
-            shared: &self.consumer.shared,
+            shared,
+            slots: shared.slots(),
             range: self.range.clone(),
             skipped: 0,
             total: &self.skipped,
@@ -895,6 +897,8 @@ impl Drop for Batch<'_> {
 /// Iterator over the messages of a [`Batch`].
 pub struct BatchIter<'b> {
     shared: &'b Shared,
+    /// The geometry, held by value so the loop keeps it in registers.
+    slots: Slots<'b>,
     range: Range<u64>,
     skipped: u64,
     total: &'b std::cell::Cell<u64>,
@@ -913,8 +917,11 @@ impl<'b> Iterator for BatchIter<'b> {
     #[inline]
     fn next(&mut self) -> Option<Msg<'b>> {
         let shared = self.shared;
+        let slots = self.slots;
         for sequence in self.range.by_ref() {
-            let header = read_header(shared, sequence);
+            // Acquire: as in `read_header`; the length clamped to the payload likewise.
+            let mut header = SlotHeader::decode(slots.header(sequence).load_acquire());
+            header.len = header.len.min(slots.payload_capacity());
             if header.flags & SLOT_SKIPPED != 0 {
                 self.skipped += 1;
                 self.total.set(self.total.get().max(self.skipped));
@@ -925,7 +932,7 @@ impl<'b> Iterator for BatchIter<'b> {
                 .track_read(crate::sequence::slot_index(sequence, shared.capacity()));
             // SAFETY: as in `Message::deref`: published, not released until the batch that
             // `'b` borrows drops, and `len` is clamped to the payload.
-            let data = unsafe { std::slice::from_raw_parts(shared.payload(sequence), header.len) };
+            let data = unsafe { std::slice::from_raw_parts(slots.payload(sequence), header.len) };
             return Some(Msg {
                 sequence,
                 data,
