@@ -716,14 +716,31 @@ fn try_claim_in(
 /// (stamped) but did not cover with the cursor before it died may already have been read by
 /// consumers (a stamp publishes), so they count as published, and the cursor moves past
 /// them. Returns where this producer continues.
+///
+/// Past the first unstamped slot, a slot stamped with its own sequence is what is left of a
+/// batch the predecessor died writing (a batch stamps its first slot last, see
+/// `write_slots`): never published, since no consumer passes the unstamped slot, but a
+/// caught-up consumer reads stamps, so it is unstamped (given the stamp of the lap before, as
+/// a fresh ring has) before this producer publishes the slot in front of it. One pass over
+/// the ring, once per producer handover.
 fn adopt_stamped(shared: &Shared, cursor: u64) -> u64 {
+    let capacity = shared.capacity();
     let mut next = cursor;
-    while next < cursor.saturating_add(shared.capacity()) && next < MAX_SEQUENCE && shared.is_stamped(next) {
+    while next < cursor.saturating_add(capacity) && next < MAX_SEQUENCE && shared.is_stamped(next) {
         next += 1;
     }
     if next != cursor {
         // [cursor] Release: as in `publish_range`.
         shared.cursor().store_release(next);
+    }
+    let end = next.saturating_add(capacity).min(MAX_SEQUENCE);
+    for sequence in next.saturating_add(1)..end {
+        if shared.is_stamped(sequence) {
+            let unpublished = layout::slot_header(sequence.wrapping_sub(capacity), 0, 0);
+            // Relaxed: no consumer reads this slot before this producer publishes it (with
+            // Release, after its own payload).
+            shared.slot_header(sequence).store_relaxed(unpublished);
+        }
     }
     next
 }
@@ -1009,5 +1026,43 @@ impl Drop for BatchClaim<'_> {
         if self.count > 0 {
             self.producer.publish_range(end);
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::layout;
+    use crate::Ring;
+
+    /// A single producer that dies inside a batch leaves slots stamped past the unstamped first
+    /// one; its successor must not let a caught-up consumer read them as published.
+    #[test]
+    fn a_successor_unstamps_what_a_producer_died_writing() {
+        let ring = Ring::builder().capacity(8).slot_size(16).build().unwrap();
+        let mut consumer = ring.subscriber("c").attach().unwrap();
+        let mut first = ring.producer().unwrap();
+        first.try_publish(b"0").unwrap();
+        assert_eq!(consumer.try_poll(8).iter().count(), 1);
+        // What `write_slots` leaves of a batch 1..4 when its producer dies before the end:
+        // slots 2 and 3 stamped, slot 1 (stamped last) not, the cursor still at 1.
+        let shared = &ring.shared;
+        for sequence in 2..4 {
+            shared
+                .slot_header(sequence)
+                .store_release(layout::slot_header(sequence, 1, 0));
+        }
+        drop(first);
+        let mut second = ring.producer().unwrap();
+        assert_eq!(second.try_publish(b"a").unwrap(), 1);
+        let got: Vec<(u64, Vec<u8>)> = consumer
+            .try_poll(8)
+            .iter()
+            .map(|m| (m.sequence(), m.to_vec()))
+            .collect();
+        assert_eq!(got, vec![(1, b"a".to_vec())]);
+        assert!(consumer.try_poll(8).is_empty(), "a dead batch's slot was read");
+        assert_eq!(second.try_publish(b"b").unwrap(), 2);
+        let got: Vec<Vec<u8>> = consumer.try_poll(8).iter().map(|m| m.to_vec()).collect();
+        assert_eq!(got, vec![b"b".to_vec()]);
     }
 }
