@@ -35,11 +35,18 @@ impl Barrier {
 
     /// The first sequence at or after `from` that may not be read yet, looking at most
     /// `max` ahead.
-    #[inline]
+    // Always inlined: without dependencies this is the published cursor, on every poll.
+    #[inline(always)]
     pub(crate) fn available(&mut self, shared: &Shared, from: u64, max: u64) -> u64 {
         if self.deps.is_empty() {
             return shared.published_until(from, max);
         }
+        self.after_dependencies(shared, from, max)
+    }
+
+    /// [`Barrier::available`] for a consumer with dependencies.
+    #[inline(never)]
+    fn after_dependencies(&mut self, shared: &Shared, from: u64, max: u64) -> u64 {
         let mut min = from.saturating_add(max);
         let mut lost = false;
         for dep in &self.deps {

@@ -438,7 +438,9 @@ impl Consumer {
 
     /// Makes `[next, end)` non-empty if anything is available. A subscriber also looks for
     /// more when it knows of fewer than `max`; `max` bounds a worker's claim.
-    #[inline]
+    // Always inlined: the common case is two compares, and a call would keep `next` and
+    // `end` in memory.
+    #[inline(always)]
     fn fill(&mut self, max: u64) -> bool {
         let known = self.end.saturating_sub(self.next);
         if known >= max || (known > 0 && self.group.is_some()) {
@@ -449,6 +451,13 @@ impl Consumer {
 
     #[inline]
     fn fill_slow(&mut self, max: u64) -> bool {
+        if self.group.is_none() {
+            // A subscriber's case of `fill_range`, here so that it is inlined into the
+            // polling loop (the worker's case is larger and stays a call).
+            let from = self.end.max(self.next);
+            self.end = self.barrier.available(&self.shared, from, max.min(MAX_LOOK));
+            return self.next < self.end;
+        }
         let entry = self.entry.index;
         fill_range(
             &self.shared,
@@ -532,30 +541,32 @@ impl Consumer {
         self.shared.notify_released();
     }
 
-    /// Passes over skipped slots at the front; true if a real message is at `next`.
+    /// Passes over skipped slots at the front; the header of the message at `next`, if one
+    /// is there (read once, for the skip check and the message alike).
     #[inline]
-    fn skip_to_message(&mut self) -> bool {
+    fn skip_to_message(&mut self) -> Option<SlotHeader> {
         while self.next < self.end {
-            if self.header(self.next).flags & SLOT_SKIPPED == 0 {
-                return true;
+            let header = self.header(self.next);
+            if header.flags & SLOT_SKIPPED == 0 {
+                return Some(header);
             }
             self.skipped += 1;
             let upto = self.next + 1;
             self.release_to(upto);
         }
-        false
+        None
     }
 
+    /// The message at `next`, whose header `skip_to_message` returned.
     #[inline]
-    fn message(&mut self) -> Message<'_> {
+    fn message(&mut self, header: SlotHeader) -> Message<'_> {
         let sequence = self.next;
-        let header = self.header(sequence);
+        let slots = self.shared.slots();
         let track = self.shared.region.track_read(self.slot_index(sequence));
-        let data = self.shared.payload(sequence);
         Message {
+            data: slots.payload(sequence),
             consumer: self,
             sequence,
-            data,
             len: header.len,
             track,
         }
@@ -579,8 +590,8 @@ impl Consumer {
             if !self.fill(1) {
                 return Err(RecvError::Empty);
             }
-            if self.skip_to_message() {
-                return Ok(self.message());
+            if let Some(header) = self.skip_to_message() {
+                return Ok(self.message(header));
             }
         }
     }
@@ -592,8 +603,10 @@ impl Consumer {
     /// [`RecvError::Stopped`] only inside a handler that is being stopped; otherwise none.
     #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
-        if self.fill(1) && self.skip_to_message() {
-            return Ok(self.message());
+        if self.fill(1) {
+            if let Some(header) = self.skip_to_message() {
+                return Ok(self.message(header));
+            }
         }
         self.recv_deadline(None)
     }
@@ -612,8 +625,8 @@ impl Consumer {
     fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<Message<'_>, RecvError> {
         loop {
             self.wait_fill(1, deadline)?;
-            if self.skip_to_message() {
-                return Ok(self.message());
+            if let Some(header) = self.skip_to_message() {
+                return Ok(self.message(header));
             }
         }
     }
@@ -878,6 +891,7 @@ impl<'b> IntoIterator for &'b Batch<'_> {
     type Item = Msg<'b>;
     type IntoIter = BatchIter<'b>;
 
+    #[inline]
     fn into_iter(self) -> BatchIter<'b> {
         self.iter()
     }
