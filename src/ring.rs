@@ -361,12 +361,15 @@ impl Shared {
     /// The first sequence at or after `from` that is not yet published, looking at most
     /// `max` slots ahead.
     ///
-    /// Single producer: first the stamp of `from`'s slot, then the cursor. A consumer that
-    /// has caught up so polls one word, on the line the producer writes next, and a message
-    /// reaches it in one line transfer (reading the cursor first would add a second,
-    /// serialised one); if the slot after is published too, more is coming and the cursor
-    /// (read once per batch) gives the extent, so the consumer touches only slots the producer
-    /// has finished with. A batch stamps its first slot last (`write_slots`), so the stamp a
+    /// Single producer: the stamps of up to [`STAMP_SCAN`] slots from `from`, then, if all are
+    /// published, the cursor. A consumer that has caught up so polls one word, on the line the
+    /// producer writes next, and a message reaches it in one line transfer (reading the
+    /// cursor first would add a second, serialised one). A consumer a few messages behind a
+    /// producer that publishes one at a time finds them by their stamps, on lines it reads
+    /// next anyway, and leaves alone the cursor, which that producer writes per message
+    /// (reading it on every poll made its line bounce between the cores on every poll). A
+    /// longer run of stamps means a batch, and the cursor (written once per batch) gives its
+    /// extent, so the consumer touches only slots the producer has finished with. A batch stamps its first slot last (`write_slots`), so the stamp a
     /// caught-up consumer waits on shows the batch whole: it never chases the producer slot by
     /// slot through a batch (which bounced each line several times and cost 4x in
     /// throughput). A single producer stores headers with Release, so a stamp alone publishes
@@ -377,18 +380,22 @@ impl Shared {
     pub(crate) fn published_until(&self, from: u64, max: u64) -> u64 {
         let end = from.saturating_add(max.min(self.capacity()));
         if !self.multi_producer() {
-            if !self.is_stamped(from) {
-                return from;
-            }
             // Saturating: `from` may come from shared memory.
-            let second = from.saturating_add(1);
-            if second >= end || !self.is_stamped(second) {
-                return second.min(end);
+            let scan_end = from.saturating_add(STAMP_SCAN).min(end);
+            let mut s = from;
+            while s < scan_end {
+                if !self.is_stamped(s) {
+                    return s;
+                }
+                s += 1;
+            }
+            if s == end {
+                return s;
             }
             // [cursor] Acquire: pairs with the producer's Release store in
             // `Producer::publish_range`: every slot below the cursor is written. It may lag
-            // the two stamps just seen.
-            return self.cursor().load_acquire().max(from.saturating_add(2)).min(end);
+            // the stamps just seen.
+            return self.cursor().load_acquire().max(s).min(end);
         }
         let mut s = from;
         while s < end {
@@ -828,6 +835,10 @@ impl Ring {
         table::snapshot(&self.shared)
     }
 }
+
+/// How many slot stamps a single-producer consumer reads before it asks the cursor how far a
+/// batch goes (see `Shared::published_until`).
+pub(crate) const STAMP_SCAN: u64 = 8;
 
 /// The slot array's geometry copied out of [`Shared`]: a loop over slots that holds it in a
 /// local keeps it in registers, where through `&Shared` the compiler reloads every field for
