@@ -291,6 +291,23 @@ impl Producer {
     // register moves instead of a `memcpy` call.
     #[inline(always)]
     fn write_one(&mut self, start: u64, data: &[u8]) -> Result<u64, PublishError> {
+        if !self.multi {
+            // `copy_in`, `commit` and `publish_range` for a single producer, with the slot's
+            // address computed once: this is a message's whole publish.
+            let slots = self.shared.slots();
+            let mut track = self.shared.region.track_write(self.slot_index(start));
+            // SAFETY: as in `copy_in`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), slots.payload(start), data.len());
+            }
+            track.end();
+            // [stamp] Release: as in `commit_header`.
+            slots
+                .header(start)
+                .store_release(layout::slot_header(start, data.len(), 0));
+            self.publish_range(start + 1);
+            return Ok(start);
+        }
         self.await_slot(start);
         self.copy_in(start, data);
         let committed = self.commit(start, data.len(), 0);
@@ -717,12 +734,12 @@ fn try_claim_in(
 /// consumers (a stamp publishes), so they count as published, and the cursor moves past
 /// them. Returns where this producer continues.
 ///
-/// Past the first unstamped slot, a slot stamped with its own sequence is what is left of a
-/// batch the predecessor died writing (a batch stamps its first slot last, see
-/// `write_slots`): never published, since no consumer passes the unstamped slot, but a
-/// caught-up consumer reads stamps, so it is unstamped (given the stamp of the lap before, as
-/// a fresh ring has) before this producer publishes the slot in front of it. One pass over
-/// the ring, once per producer handover.
+/// Right after the first unstamped slot, a run of slots stamped with their own sequences is
+/// what is left of a batch the predecessor died writing (a batch stamps its slots in order
+/// but its first slot last, see `write_slots` and `BatchClaim`'s drop): never published,
+/// since no consumer passes the unstamped slot, but a caught-up consumer reads stamps, so the
+/// run is unstamped (given the stamp of the lap before, as a fresh ring has) before this
+/// producer publishes the slot in front of it.
 fn adopt_stamped(shared: &Shared, cursor: u64) -> u64 {
     let capacity = shared.capacity();
     let mut next = cursor;
@@ -734,13 +751,13 @@ fn adopt_stamped(shared: &Shared, cursor: u64) -> u64 {
         shared.cursor().store_release(next);
     }
     let end = next.saturating_add(capacity).min(MAX_SEQUENCE);
-    for sequence in next.saturating_add(1)..end {
-        if shared.is_stamped(sequence) {
-            let unpublished = layout::slot_header(sequence.wrapping_sub(capacity), 0, 0);
-            // Relaxed: no consumer reads this slot before this producer publishes it (with
-            // Release, after its own payload).
-            shared.slot_header(sequence).store_relaxed(unpublished);
-        }
+    let mut sequence = next.saturating_add(1);
+    while sequence < end && shared.is_stamped(sequence) {
+        let unpublished = layout::slot_header(sequence.wrapping_sub(capacity), 0, 0);
+        // Relaxed: no consumer reads this slot before this producer publishes the one in
+        // front of it (with Release, after this store).
+        shared.slot_header(sequence).store_relaxed(unpublished);
+        sequence += 1;
     }
     next
 }
