@@ -302,8 +302,10 @@ fn read_header(shared: &Shared, sequence: u64) -> SlotHeader {
 }
 
 /// Extends `[next, end)`: a subscriber by what its barrier makes available, a worker by a new
-/// claim of up to `max` from its group. True if the range is non-empty.
-#[inline]
+/// claim of up to `max` from its group. True if the range is non-empty. Always inlined, into
+/// `fill` and into the wait loops' polls alike: a subscriber's case is a few loads, and a
+/// call per poll lengthened every spin (the worker's case, larger, stays a call).
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn fill_range(
     shared: &Shared,
@@ -322,19 +324,35 @@ fn fill_range(
             *end = barrier.available(shared, from, max.min(MAX_LOOK));
             *next < *end
         }
-        Some(group) => match crate::group::try_claim(shared, group.index, entry, max, barrier) {
-            Some(claimed) => {
-                *next = claimed.start;
-                *end = claimed.end;
-                *redelivered_until = if claimed.redelivered {
-                    claimed.end
-                } else {
-                    claimed.start
-                };
-                true
-            }
-            None => false,
-        },
+        Some(group) => fill_claim(shared, group, entry, barrier, next, end, redelivered_until, max),
+    }
+}
+
+/// A worker's case of [`fill_range`]: a new claim from its group.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn fill_claim(
+    shared: &Shared,
+    group: EntryRef,
+    entry: usize,
+    barrier: &mut Barrier,
+    next: &mut u64,
+    end: &mut u64,
+    redelivered_until: &mut u64,
+    max: u64,
+) -> bool {
+    match crate::group::try_claim(shared, group.index, entry, max, barrier) {
+        Some(claimed) => {
+            *next = claimed.start;
+            *end = claimed.end;
+            *redelivered_until = if claimed.redelivered {
+                claimed.end
+            } else {
+                claimed.start
+            };
+            true
+        }
+        None => false,
     }
 }
 
@@ -451,13 +469,6 @@ impl Consumer {
 
     #[inline]
     fn fill_slow(&mut self, max: u64) -> bool {
-        if self.group.is_none() {
-            // A subscriber's case of `fill_range`, here so that it is inlined into the
-            // polling loop (the worker's case is larger and stays a call).
-            let from = self.end.max(self.next);
-            self.end = self.barrier.available(&self.shared, from, max.min(MAX_LOOK));
-            return self.next < self.end;
-        }
         let entry = self.entry.index;
         fill_range(
             &self.shared,
