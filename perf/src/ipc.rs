@@ -246,6 +246,20 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
     rate.expect("the child reports its rate")
 }
 
+/// iceoryx2's round-trip configuration, as its own publish-subscribe benchmark sets it: one
+/// publisher, one subscriber, no history, a one-sample subscriber buffer that overwrites
+/// (only one message is ever in flight in a ping-pong).
+fn iceoryx2_latency_config(
+    builder: iceoryx2::service::builder::publish_subscribe::Builder<u64, (), iceoryx2::service::ipc::Service>,
+) -> iceoryx2::service::builder::publish_subscribe::Builder<u64, (), iceoryx2::service::ipc::Service> {
+    builder
+        .max_publishers(1)
+        .max_subscribers(1)
+        .history_size(0)
+        .subscriber_max_buffer_size(1)
+        .enable_safe_overflow(true)
+}
+
 /// Cross-process ping-pong of `system`: `n` round trips, each recorded.
 pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
     let name = unique("ping");
@@ -348,20 +362,27 @@ pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
             use iceoryx2::prelude::*;
             let node = NodeBuilder::new().create::<ipc::Service>().expect("node");
             let service = |n: &str| {
-                node.service_builder(&n.try_into().expect("service name"))
-                    .publish_subscribe::<u64>()
-                    .open_or_create()
-                    .expect("service")
+                iceoryx2_latency_config(
+                    node.service_builder(&n.try_into().expect("service name"))
+                        .publish_subscribe::<u64>(),
+                )
+                .open_or_create()
+                .expect("service")
             };
             let (ping, pong) = (service(&ping_name), service(&pong_name));
             let tx = ping.publisher_builder().create().expect("publisher");
             let rx = pong.subscriber_builder().create().expect("subscriber");
             let peer = Peer::start("pingpong", system, &name, n, cores);
+            // As iceoryx2's own benchmark: the next sample is loaned right after a send, while
+            // the round trip is in flight, and written in place.
+            let mut loaned = Some(tx.loan_uninit().expect("loan"));
             let h = ping_loop(
                 n,
                 system,
                 |i| {
-                    tx.send_copy(i).expect("send");
+                    let sample = loaned.take().expect("a loaned sample");
+                    sample.write_payload(i).send().expect("send");
+                    loaned = Some(tx.loan_uninit().expect("loan"));
                 },
                 || loop {
                     if let Some(sample) = rx.receive().expect("receive") {
@@ -691,22 +712,26 @@ fn child_pingpong(system: &str, name: &str, n: u64) {
             use iceoryx2::prelude::*;
             let node = NodeBuilder::new().create::<ipc::Service>().expect("node");
             let service = |n: String| {
-                node.service_builder(&n.as_str().try_into().expect("service name"))
-                    .publish_subscribe::<u64>()
-                    .open_or_create()
-                    .expect("service")
+                iceoryx2_latency_config(
+                    node.service_builder(&n.as_str().try_into().expect("service name"))
+                        .publish_subscribe::<u64>(),
+                )
+                .open_or_create()
+                .expect("service")
             };
             let (ping, pong) = (service(format!("{name}-a")), service(format!("{name}-b")));
             let rx = ping.subscriber_builder().create().expect("subscriber");
             let tx = pong.publisher_builder().create().expect("publisher");
             ready();
             for _ in 0..n {
+                // Loaned before the wait, as in iceoryx2's own benchmark.
+                let sample = tx.loan_uninit().expect("loan");
                 let v = loop {
                     if let Some(sample) = rx.receive().expect("receive") {
                         break *sample;
                     }
                 };
-                tx.send_copy(v).expect("send");
+                sample.write_payload(v).send().expect("send");
             }
         }
         "zeromq ipc" => {
