@@ -34,7 +34,10 @@ pub(crate) struct Claimed {
 }
 
 /// Claims up to `max` sequences for `worker` of `group`; `None` if nothing is available.
-/// Orphaned claims (of workers that died or detached holding messages) come first.
+/// Orphaned claims (of workers that died or detached holding messages) come first. Never
+/// inlined: it is the worker's branch of `consumer::fill_range`, which is inlined into every
+/// poll.
+#[inline(never)]
 pub(crate) fn try_claim(
     shared: &Shared,
     group: usize,

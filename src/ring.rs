@@ -369,45 +369,35 @@ impl Shared {
     /// next anyway, and leaves alone the cursor, which that producer writes per message
     /// (reading it on every poll made its line bounce between the cores on every poll). A
     /// longer run of stamps means a batch, and the cursor (written once per batch) gives its
-    /// extent, so the consumer touches only slots the producer has finished with. A batch stamps its first slot last (`write_slots`), so the stamp a
-    /// caught-up consumer waits on shows the batch whole: it never chases the producer slot by
-    /// slot through a batch (which bounced each line several times and cost 4x in
-    /// throughput). A single producer stores headers with Release, so a stamp alone publishes
-    /// its slot; one taking over from a dead producer starts past any slot its predecessor
-    /// stamped and unstamps what it left of a batch (`Producer::new`). Multi producer: the
-    /// slot stamps, since claimed slots are published out of order.
+    /// extent, so the consumer touches only slots the producer has finished with. A batch
+    /// stamps its first slot last (`write_slots`), so the stamp a caught-up consumer waits on
+    /// shows the batch whole: it never chases the producer slot by slot through a batch
+    /// (which bounced each line several times and cost 4x in throughput). A single producer
+    /// stores headers with Release, so a stamp alone publishes its slot; one taking over from
+    /// a dead producer starts past any slot its predecessor stamped and unstamps what it left
+    /// of a batch (`Producer::new`). Multi producer: the stamps alone, all the way, since
+    /// claimed slots are published out of order.
     #[inline]
     pub(crate) fn published_until(&self, from: u64, max: u64) -> u64 {
         let end = from.saturating_add(max.min(self.capacity()));
-        if !self.multi_producer() {
-            // Saturating: `from` may come from shared memory.
-            let scan_end = from.saturating_add(STAMP_SCAN).min(end);
-            let mut s = from;
-            while s < scan_end {
-                if !self.is_stamped(s) {
-                    return s;
-                }
-                s += 1;
-            }
-            if s == end {
-                return s;
-            }
-            // [cursor] Acquire: pairs with the producer's Release store in
-            // `Producer::publish_range`: every slot below the cursor is written. It may lag
-            // the stamps just seen.
-            return self.cursor().load_acquire().max(s).min(end);
-        }
+        let multi = self.multi_producer();
+        // Saturating: `from` may come from shared memory.
+        let scan_end = if multi {
+            end
+        } else {
+            from.saturating_add(STAMP_SCAN).min(end)
+        };
         let mut s = from;
-        while s < end {
-            // [stamp] Acquire: pairs with the producer's Release header store in
-            // `Producer::commit`: the payload written before it is visible.
-            let header = self.slot_header(s).load_acquire();
-            if layout::SlotHeader::decode(header).stamp != layout::stamp(s) {
-                break;
-            }
+        while s < scan_end && self.is_stamped(s) {
             s += 1;
         }
-        s
+        if multi || s < scan_end || s == end {
+            return s;
+        }
+        // [cursor] Acquire: pairs with the producer's Release store in
+        // `Producer::publish_range`: every slot below the cursor is written. It may lag the
+        // stamps just seen.
+        self.cursor().load_acquire().max(s).min(end)
     }
 
     /// Whether the slot of `sequence` holds `sequence`, published.

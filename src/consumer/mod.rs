@@ -304,7 +304,8 @@ fn read_header(shared: &Shared, sequence: u64) -> SlotHeader {
 /// Extends `[next, end)`: a subscriber by what its barrier makes available, a worker by a new
 /// claim of up to `max` from its group. True if the range is non-empty. Always inlined, into
 /// `fill` and into the wait loops' polls alike: a subscriber's case is a few loads, and a
-/// call per poll lengthened every spin (the worker's case, larger, stays a call).
+/// call per poll lengthened every spin (the worker's claim, larger, stays a call:
+/// `group::try_claim`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn fill_range(
@@ -324,35 +325,19 @@ fn fill_range(
             *end = barrier.available(shared, from, max.min(MAX_LOOK));
             *next < *end
         }
-        Some(group) => fill_claim(shared, group, entry, barrier, next, end, redelivered_until, max),
-    }
-}
-
-/// A worker's case of [`fill_range`]: a new claim from its group.
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn fill_claim(
-    shared: &Shared,
-    group: EntryRef,
-    entry: usize,
-    barrier: &mut Barrier,
-    next: &mut u64,
-    end: &mut u64,
-    redelivered_until: &mut u64,
-    max: u64,
-) -> bool {
-    match crate::group::try_claim(shared, group.index, entry, max, barrier) {
-        Some(claimed) => {
-            *next = claimed.start;
-            *end = claimed.end;
-            *redelivered_until = if claimed.redelivered {
-                claimed.end
-            } else {
-                claimed.start
-            };
-            true
-        }
-        None => false,
+        Some(group) => match crate::group::try_claim(shared, group.index, entry, max, barrier) {
+            Some(claimed) => {
+                *next = claimed.start;
+                *end = claimed.end;
+                *redelivered_until = if claimed.redelivered {
+                    claimed.end
+                } else {
+                    claimed.start
+                };
+                true
+            }
+            None => false,
+        },
     }
 }
 
