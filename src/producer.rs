@@ -1030,14 +1030,18 @@ impl Drop for BatchClaim<'_> {
         let end = self.start + self.count;
         // The first slot last, so its stamp publishes the batch whole (see `write_slots`).
         let order = (self.start + 1..end).chain((self.count > 0).then_some(self.start));
+        let whole = self.producer.max_message_len();
         for sequence in order {
-            // Relaxed: our own pending header, written by this thread.
+            // Relaxed: our own pending header, written by this thread, or (no `set_len`) still
+            // the previous lap's, whose length is not this message's.
             let pending =
                 layout::SlotHeader::decode(self.producer.shared.slot_header(sequence).load_relaxed());
             if panicking {
                 self.producer.commit(sequence, 0, SLOT_SKIPPED);
-            } else {
+            } else if pending.flags & SLOT_PENDING_LEN != 0 {
                 self.producer.commit(sequence, pending.len, 0);
+            } else {
+                self.producer.commit(sequence, whole, 0);
             }
         }
         if self.count > 0 {

@@ -244,6 +244,29 @@ fn claims_write_in_place() {
 }
 
 #[test]
+fn a_batch_slot_without_a_length_is_its_whole_payload() {
+    // The documented default, in both producer modes and on a later lap too (where the slot
+    // still holds the previous message's header, with its length).
+    for multi in [false, true] {
+        let builder = Ring::builder().capacity(4).slot_size(32);
+        let ring = if multi { builder.multi_producer() } else { builder }.build().unwrap();
+        let mut c = ring.subscriber("c").attach().unwrap();
+        let mut p = ring.producer().unwrap();
+        for lap in 0..3u8 {
+            p.try_publish(&[lap; 3]).unwrap();
+            assert_eq!(c.try_recv().unwrap().len(), 3);
+            let mut batch = p.try_claim_batch(2).unwrap();
+            batch.slot_mut(0).unwrap().fill(lap);
+            batch.slot_mut(1).unwrap().fill(lap);
+            batch.set_len(1, 5).unwrap();
+            batch.publish();
+            let got: Vec<Vec<u8>> = c.try_poll(4).iter().map(|m| m.to_vec()).collect();
+            assert_eq!(got, vec![vec![lap; 24], vec![lap; 5]], "multi {multi}, lap {lap}");
+        }
+    }
+}
+
+#[test]
 fn a_claim_dropped_by_a_panic_is_skipped() {
     let ring = Ring::builder().capacity(8).multi_producer().build().unwrap();
     let mut c = ring.subscriber("c").attach().unwrap();
