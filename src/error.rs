@@ -12,12 +12,18 @@ pub enum Error {
         /// The capacity asked for.
         capacity: u64,
     },
-    /// The slot size is not a multiple of 8 in `MIN_SLOT_SIZE..=MAX_SLOT_SIZE`.
-    #[error("slot size {slot_size} is not a multiple of 8 between 16 and 16 MiB")]
+    /// The slot size is not a multiple of 8 in `MIN_SLOT_SIZE..=MAX_SLOT_SIZE` (from
+    /// `MIN_FIXED_SIZE` for a fixed-size ring).
+    #[error("slot size {slot_size} is not a multiple of 8 between 16 (8 for a fixed-size ring) and 16 MiB")]
     InvalidSlotSize {
         /// The slot size asked for.
         slot_size: usize,
     },
+    /// A fixed-size ring ([`crate::RingBuilder::fixed_size`]) was asked for with several
+    /// producers: its slots have no header to publish them one by one, so only a single
+    /// producer's cursor can.
+    #[error("a fixed-size ring has a single producer (multi-producer slots need their headers)")]
+    FixedSizeMultiProducer,
     /// The consumer table size is zero or above [`crate::MAX_CONSUMERS`].
     #[error("max_consumers {max_consumers} is not between 1 and 64")]
     InvalidMaxConsumers {
@@ -240,6 +246,14 @@ pub enum PublishError {
         len: usize,
         /// The slot's payload capacity.
         max: usize,
+    },
+    /// A fixed-size ring's messages are all its message size ([`crate::Ring::fixed_size`]).
+    #[error("message of {len} bytes in a ring of fixed {size}-byte messages")]
+    WrongSize {
+        /// The message's length.
+        len: usize,
+        /// The ring's message size.
+        size: usize,
     },
     /// A batch of more messages than the ring has slots can never fit.
     #[error("a batch of {n} messages exceeds the ring's {capacity} slots")]

@@ -20,6 +20,9 @@
 //! publish and consumers find published slots by their stamps; in single-producer mode it
 //! publishes its slot to a consumer waiting on it, and the cursor publishes whole batches.
 //! Either way the stamp tells a reader or a recovery scan which lap a slot holds.
+//!
+//! A fixed-size ring ([`FLAG_FIXED`]) has no slot header: a slot is the payload alone, every
+//! message is `slot_size` bytes, there is one producer and its cursor alone publishes.
 
 use crate::error::Error;
 use crate::sequence::MAX_SEQUENCE;
@@ -47,13 +50,13 @@ pub(crate) struct Header {
     version: u64,
     /// Number of slots, a power of two.
     capacity: u64,
-    /// Bytes per slot, header included.
+    /// Bytes per slot, header included (fixed-size rings: the message size).
     slot_size: u64,
     /// 1 single producer, 2 multi producer.
     mode: u64,
     /// Entries in the consumer table.
     max_consumers: u64,
-    /// [`FLAG_WAKEUPS`].
+    /// [`FLAG_WAKEUPS`], [`FLAG_FIXED`].
     flags: u64,
     /// Sequence of the first message.
     initial_sequence: u64,
@@ -79,6 +82,9 @@ pub(crate) const H_INIT: usize = std::mem::offset_of!(Header, init);
 
 /// Header flag: producers and consumers notify futex waiters (blocking waits are allowed).
 pub(crate) const FLAG_WAKEUPS: u64 = 1;
+/// Header flag: a fixed-size ring, whose slots hold the payload alone (no slot header); single
+/// producer, published by the cursor alone.
+pub(crate) const FLAG_FIXED: u64 = 2;
 
 // Hot lines, each written by one kind of party.
 /// Multi-producer claim counter: the next sequence to be claimed (producers, fetch_add).
@@ -158,6 +164,8 @@ pub const SLOT_HEADER: usize = 8;
 pub const MIN_SLOT_SIZE: usize = SLOT_HEADER + 8;
 /// Largest slot: the payload length field is 24 bits.
 pub const MAX_SLOT_SIZE: usize = SLOT_HEADER + (1 << 24) - 8;
+/// Smallest slot of a fixed-size ring (no header): one u64.
+pub const MIN_FIXED_SIZE: usize = 8;
 
 /// Slot flag: the slot holds no message (a producer gave it up); consumers pass it.
 pub(crate) const SLOT_SKIPPED: u8 = 1;
@@ -210,6 +218,8 @@ pub(crate) struct Params {
     pub max_consumers: usize,
     pub initial_sequence: u64,
     pub wakeups: bool,
+    /// Fixed-size messages in header-less slots ([`FLAG_FIXED`]).
+    pub fixed: bool,
 }
 
 /// Offsets derived from [`Params`]; the only place that does layout arithmetic.
@@ -229,10 +239,14 @@ impl Params {
                 capacity: self.capacity,
             });
         }
-        if self.slot_size % 8 != 0 || !(MIN_SLOT_SIZE..=MAX_SLOT_SIZE).contains(&self.slot_size) {
+        let min_slot = if self.fixed { MIN_FIXED_SIZE } else { MIN_SLOT_SIZE };
+        if self.slot_size % 8 != 0 || !(min_slot..=MAX_SLOT_SIZE).contains(&self.slot_size) {
             return Err(Error::InvalidSlotSize {
                 slot_size: self.slot_size,
             });
+        }
+        if self.fixed && self.mode != ProducerMode::Single {
+            return Err(Error::FixedSizeMultiProducer);
         }
         if self.max_consumers == 0 || self.max_consumers > MAX_CONSUMERS {
             return Err(Error::InvalidMaxConsumers {
@@ -283,6 +297,7 @@ impl Params {
                 self.initial_sequence,
             ),
             ("wakeups", expected.wakeups as u64, self.wakeups as u64),
+            ("fixed_size", expected.fixed as u64, self.fixed as u64),
         ];
         match fields.into_iter().find(|(_, want, have)| want != have) {
             None => Ok(()),
@@ -330,7 +345,10 @@ impl Layout {
                 || (E_KIND..E_DEAD_SINCE + 8).contains(&within)
                 || (E_NAME_LEN..E_NAME + MAX_NAME_LEN).contains(&within);
         }
-        offset >= self.slots_offset && (offset - self.slots_offset) % self.params.slot_size == 0
+        // A fixed-size ring's slots hold no word, only payload.
+        !self.params.fixed
+            && offset >= self.slots_offset
+            && (offset - self.slots_offset) % self.params.slot_size == 0
     }
 
     /// Whether `offset` is one of the layout's futex words.
@@ -340,10 +358,20 @@ impl Layout {
         offset == PUBLISHED_EVENT || offset == RELEASED_EVENT
     }
 
-    /// Bytes of payload a slot can hold.
+    /// Bytes of a slot before its payload: the slot header, or none in a fixed-size ring.
+    #[inline]
+    pub(crate) const fn header_len(&self) -> usize {
+        if self.params.fixed {
+            0
+        } else {
+            SLOT_HEADER
+        }
+    }
+
+    /// Bytes of payload a slot can hold (a fixed-size ring's message size).
     #[inline]
     pub(crate) const fn payload_capacity(&self) -> usize {
-        self.params.slot_size - SLOT_HEADER
+        self.params.slot_size - self.header_len()
     }
 }
 
@@ -424,6 +452,7 @@ mod tests {
             max_consumers: 4,
             initial_sequence: 0,
             wakeups: true,
+            fixed: false,
         }
     }
 
@@ -478,6 +507,20 @@ mod tests {
         p.initial_sequence = MAX_SEQUENCE + 1;
         assert!(matches!(p.validate(), Err(Error::InvalidInitialSequence { .. })));
         assert!(params(1, 16).validate().is_ok());
+    }
+
+    #[test]
+    fn fixed_size_slots_are_the_payload_alone() {
+        let mut p = params(8, 8);
+        p.fixed = true;
+        let layout = p.validate().unwrap();
+        assert_eq!((layout.header_len(), layout.payload_capacity()), (0, 8));
+        assert_eq!(layout.total_len, layout.slots_offset + 8 * 8);
+        p.slot_size = 12;
+        assert!(matches!(p.validate(), Err(Error::InvalidSlotSize { .. })));
+        p.slot_size = 64;
+        p.mode = ProducerMode::Multi;
+        assert!(matches!(p.validate(), Err(Error::FixedSizeMultiProducer)));
     }
 
     #[test]

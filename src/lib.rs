@@ -62,7 +62,7 @@ pub use consumer::{HandlerOptions, HandlerThread};
 pub use error::{Error, PublishError, RecvError};
 pub use layout::{
     ProducerMode, MAX_CAPACITY, MAX_CONSUMERS, MAX_DEPENDENCIES, MAX_NAME_LEN, MAX_PRODUCERS, MAX_SLOT_SIZE,
-    MIN_SLOT_SIZE, SLOT_HEADER,
+    MIN_FIXED_SIZE, MIN_SLOT_SIZE, SLOT_HEADER,
 };
 pub use producer::{BatchClaim, Claim, Producer};
 pub use ring::{Ring, RingBuilder};

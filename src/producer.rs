@@ -7,6 +7,9 @@
 //! ring claims nothing), and each slot is published by a Release store of its header word
 //! carrying the sequence's stamp (tag `[stamp]`).
 //!
+//! A fixed-size ring is single-producer without slot headers: the cursor store is the only
+//! publish, and a claim that panics publishes nothing.
+//!
 //! Both modes cache the write limit (the slowest gating consumer plus the capacity) and read
 //! the consumers' positions only when the cache says the ring may be full.
 
@@ -35,6 +38,8 @@ pub struct Producer {
     limit: u64,
     wait: WaitStrategy,
     multi: bool,
+    /// A fixed-size ring: no slot headers, the cursor alone publishes.
+    fixed: bool,
     /// Multi-producer: this handle's entry in the producer table (see `producers.rs`).
     entry: usize,
     /// Commits that lost to a skip (see [`Producer::abandoned`]).
@@ -71,7 +76,8 @@ impl Producer {
         };
         // Acquire: pairs with the previous producer's [cursor] Release.
         let mut next = shared.cursor().load_acquire();
-        if !multi {
+        let fixed = shared.layout.params.fixed;
+        if !multi && !fixed {
             next = adopt_stamped(&shared, next);
         }
         if next > MAX_SEQUENCE {
@@ -97,6 +103,7 @@ impl Producer {
             limit,
             wait,
             multi,
+            fixed,
             entry,
             abandoned: 0,
             #[cfg(not(loom))]
@@ -119,9 +126,19 @@ impl Producer {
         self.shared.layout.payload_capacity()
     }
 
+    /// Whether the ring is fixed-size ([`crate::RingBuilder::fixed_size`]): every message is
+    /// [`Producer::max_message_len`] bytes.
+    #[inline]
+    pub fn is_fixed_size(&self) -> bool {
+        self.fixed
+    }
+
     #[inline]
     fn check_len(&self, len: usize) -> Result<(), PublishError> {
         let max = self.max_message_len();
+        if self.fixed && len != max {
+            return Err(PublishError::WrongSize { len, size: max });
+        }
         if len > max {
             return Err(PublishError::TooLarge { len, max });
         }
@@ -301,10 +318,12 @@ impl Producer {
                 std::ptr::copy_nonoverlapping(data.as_ptr(), slots.payload(start), data.len());
             }
             track.end();
-            // [stamp] Release: as in `commit_header`.
-            slots
-                .header(start)
-                .store_release(layout::slot_header(start, data.len(), 0));
+            if !self.fixed {
+                // [stamp] Release: as in `commit_header`.
+                slots
+                    .header(start)
+                    .store_release(layout::slot_header(start, data.len(), 0));
+            }
             self.publish_range(start + 1);
             return Ok(start);
         }
@@ -442,8 +461,10 @@ impl Producer {
     /// `i` in place and return its message length, and publishes all `n` with one publish.
     /// Returns the first sequence. The fastest way to publish many small messages.
     ///
-    /// `payload` is the whole slot payload; a returned length above it is clamped to it. If
-    /// `fill` panics, the slots it did not finish are published as skipped.
+    /// `payload` is the whole slot payload; a returned length above it is clamped to it (in a
+    /// fixed-size ring the message is the whole payload, whatever `fill` returns). If `fill`
+    /// panics, the slots it did not finish are published as skipped (in a fixed-size ring,
+    /// none of the batch is published).
     ///
     /// # Errors
     ///
@@ -492,6 +513,14 @@ impl Producer {
         }
         impl Drop for Unwind<'_> {
             fn drop(&mut self) {
+                if self.producer.fixed {
+                    // No headers: the cursor publishes the batch, or, if `fill` panicked,
+                    // nothing (the next claim writes these slots again).
+                    if self.complete {
+                        self.producer.publish_range(self.end);
+                    }
+                    return;
+                }
                 if !self.complete {
                     // `fill` panicked: the slots it finished are committed (stamped) in a run
                     // after the first slot, whose length is known if it finished that one.
@@ -675,7 +704,7 @@ where
         track.end();
         if sequence == start && end - start > 1 {
             *first_len = Some(len);
-        } else if !commit_word(slots.header(sequence), multi, sequence, len, 0) {
+        } else if !slots.fixed() && !commit_word(slots.header(sequence), multi, sequence, len, 0) {
             lost += 1;
         }
     }
@@ -740,6 +769,7 @@ fn try_claim_in(
 /// since no consumer passes the unstamped slot, but a caught-up consumer reads stamps, so the
 /// run is unstamped (given the stamp of the lap before, as a fresh ring has) before this
 /// producer publishes the slot in front of it.
+/// Not for fixed-size rings, whose cursor is the only publish.
 fn adopt_stamped(shared: &Shared, cursor: u64) -> u64 {
     let capacity = shared.capacity();
     let mut next = cursor;
@@ -848,7 +878,8 @@ impl<'a> Claim<'a> {
     ///
     /// # Errors
     ///
-    /// [`PublishError::TooLarge`] if `len` exceeds the payload.
+    /// [`PublishError::TooLarge`] if `len` exceeds the payload; in a fixed-size ring
+    /// [`PublishError::WrongSize`] unless `len` is its message size.
     #[inline]
     pub fn set_len(&mut self, len: usize) -> Result<(), PublishError> {
         self.producer.check_len(len)?;
@@ -860,7 +891,7 @@ impl<'a> Claim<'a> {
     ///
     /// # Errors
     ///
-    /// [`PublishError::TooLarge`] if `data` exceeds the payload.
+    /// As [`Claim::set_len`].
     #[inline]
     pub fn write(&mut self, data: &[u8]) -> Result<(), PublishError> {
         self.set_len(data.len())?;
@@ -872,12 +903,13 @@ impl<'a> Claim<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::TypeMismatch`] if `T` is larger than the payload or needs alignment above 8.
+    /// [`Error::TypeMismatch`] if `T` is larger than the payload or needs alignment above 8,
+    /// or, in a fixed-size ring, is not the message size.
     #[inline]
     pub fn value_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut T, Error> {
         let size = std::mem::size_of::<T>();
         let capacity = self.producer.max_message_len();
-        if size > capacity || std::mem::align_of::<T>() > 8 {
+        if size > capacity || std::mem::align_of::<T>() > 8 || (self.producer.fixed && size != capacity) {
             return Err(Error::TypeMismatch {
                 size,
                 align: std::mem::align_of::<T>(),
@@ -902,6 +934,14 @@ impl Drop for Claim<'_> {
     fn drop(&mut self) {
         // The write ends before the publish lets consumers read the slot.
         self.track.end();
+        if self.producer.fixed {
+            // No header to mark it skipped: a panic publishes nothing (the next claim
+            // writes the slot again).
+            if !std::thread::panicking() {
+                self.producer.publish_range(self.sequence + 1);
+            }
+            return;
+        }
         let (len, flags) = if std::thread::panicking() {
             (0, SLOT_SKIPPED)
         } else {
@@ -916,7 +956,7 @@ impl Drop for Claim<'_> {
 ///
 /// Slot `i` holds sequence `first_sequence() + i`. A slot's length is its whole payload
 /// unless [`BatchClaim::set_len`] says otherwise. Dropped during a panic, every slot is
-/// published as skipped.
+/// published as skipped (in a fixed-size ring, nothing is published).
 pub struct BatchClaim<'a> {
     producer: &'a mut Producer,
     start: u64,
@@ -988,7 +1028,8 @@ impl<'a> BatchClaim<'a> {
     ///
     /// # Errors
     ///
-    /// [`PublishError::TooLarge`] if `len` exceeds the payload, [`PublishError::NoSuchSlot`]
+    /// [`PublishError::TooLarge`] if `len` exceeds the payload (in a fixed-size ring
+    /// [`PublishError::WrongSize`] unless it is the message size), [`PublishError::NoSuchSlot`]
     /// if `i >= len()`.
     #[inline]
     pub fn set_len(&mut self, i: usize, len: usize) -> Result<(), PublishError> {
@@ -998,6 +1039,9 @@ impl<'a> BatchClaim<'a> {
                 index: i,
                 len: self.len(),
             });
+        }
+        if self.producer.fixed {
+            return Ok(()); // every message is the whole slot
         }
         let sequence = self.start + i as u64;
         let pending = self.pending_header(sequence, len);
@@ -1028,6 +1072,13 @@ impl Drop for BatchClaim<'_> {
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
         let end = self.start + self.count;
+        if self.producer.fixed {
+            // The cursor is the only publish; a panic publishes nothing (no skip flag).
+            if !panicking && self.count > 0 {
+                self.producer.publish_range(end);
+            }
+            return;
+        }
         // The first slot last, so its stamp publishes the batch whole (see `write_slots`).
         let order = (self.start + 1..end).chain((self.count > 0).then_some(self.start));
         let whole = self.producer.max_message_len();

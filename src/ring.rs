@@ -74,8 +74,9 @@ impl Shared {
         r.word(layout::H_MODE).store_relaxed(params.mode.to_word());
         r.word(layout::H_MAX_CONSUMERS)
             .store_relaxed(params.max_consumers as u64);
-        r.word(layout::H_FLAGS)
-            .store_relaxed(if params.wakeups { layout::FLAG_WAKEUPS } else { 0 });
+        let flags = if params.wakeups { layout::FLAG_WAKEUPS } else { 0 }
+            | if params.fixed { layout::FLAG_FIXED } else { 0 };
+        r.word(layout::H_FLAGS).store_relaxed(flags);
         r.word(layout::H_INITIAL_SEQUENCE).store_relaxed(initial);
         r.word(layout::H_TOTAL_LEN).store_relaxed(layout.total_len as u64);
         shared.claim().store_relaxed(initial);
@@ -83,8 +84,8 @@ impl Shared {
         shared.write_limit().store_relaxed(initial);
         // Each slot starts stamped as holding the sequence one lap before the first one that
         // lands in it, so "published for this lap" is never true of a fresh slot, whatever
-        // the initial sequence.
-        for i in 0..params.capacity {
+        // the initial sequence. (A fixed-size ring's slots have no stamps.)
+        for i in (0..params.capacity).filter(|_| !params.fixed) {
             let first = initial + ((i.wrapping_sub(initial)) & layout.index_mask);
             let header = layout::slot_header(first.wrapping_sub(params.capacity), 0, 0);
             shared.slot_header(first).store_relaxed(header);
@@ -148,7 +149,7 @@ impl Shared {
             other => return Err(corrupt(format!("producer mode {other}"))),
         };
         let flags = word(layout::H_FLAGS);
-        if flags & !layout::FLAG_WAKEUPS != 0 {
+        if flags & !(layout::FLAG_WAKEUPS | layout::FLAG_FIXED) != 0 {
             return Err(corrupt(format!("unknown flags {flags:#x}")));
         }
         let params = Params {
@@ -158,6 +159,7 @@ impl Shared {
             max_consumers: usize::try_from(word(layout::H_MAX_CONSUMERS)).unwrap_or(usize::MAX),
             initial_sequence: word(layout::H_INITIAL_SEQUENCE),
             wakeups: flags & layout::FLAG_WAKEUPS != 0,
+            fixed: flags & layout::FLAG_FIXED != 0,
         };
         let ring_layout = params.validate().map_err(|e| corrupt(e.to_string()))?;
         let total = word(layout::H_TOTAL_LEN);
@@ -320,12 +322,14 @@ impl Shared {
             base: unsafe { self.region.bytes_unchecked(layout.slots_offset, area) },
             mask: layout.index_mask,
             slot_size: layout.params.slot_size,
+            header_len: layout.header_len(),
             payload_capacity: layout.payload_capacity(),
             _shared: std::marker::PhantomData,
         }
     }
 
-    /// The header word of the slot that holds `sequence`.
+    /// The header word of the slot that holds `sequence`. Not for fixed-size rings, whose
+    /// slots have none (there it is the payload's first word).
     #[inline]
     pub(crate) fn slot_header(&self, sequence: u64) -> &Word {
         let offset = self.layout.slot(sequence);
@@ -339,7 +343,7 @@ impl Shared {
     /// `payload_capacity()` bytes.
     #[inline]
     pub(crate) fn payload(&self, sequence: u64) -> *mut u8 {
-        let offset = self.layout.slot(sequence) + layout::SLOT_HEADER;
+        let offset = self.layout.slot(sequence) + self.layout.header_len();
         // SAFETY: as in `slot_header`: the payload ends where the slot ends, inside the region.
         unsafe {
             self.region
@@ -376,10 +380,16 @@ impl Shared {
     /// stores headers with Release, so a stamp alone publishes its slot; one taking over from
     /// a dead producer starts past any slot its predecessor stamped and unstamps what it left
     /// of a batch (`Producer::new`). Multi producer: the stamps alone, all the way, since
-    /// claimed slots are published out of order.
+    /// claimed slots are published out of order. Fixed size: the cursor alone, as the
+    /// Disruptor does (there are no stamps).
     #[inline]
     pub(crate) fn published_until(&self, from: u64, max: u64) -> u64 {
         let end = from.saturating_add(max.min(self.capacity()));
+        if self.layout.params.fixed {
+            // [cursor] Acquire: as below. Clamped to `end`: a cursor written by a peer into
+            // the mapping may be anything.
+            return self.cursor().load_acquire().clamp(from, end);
+        }
         let multi = self.multi_producer();
         // Saturating: `from` may come from shared memory.
         let scan_end = if multi {
@@ -517,6 +527,7 @@ impl Default for RingBuilder {
                 max_consumers: 32,
                 initial_sequence: 0,
                 wakeups: true,
+                fixed: false,
             },
             mode: 0o600,
             init_timeout: Duration::from_secs(2),
@@ -532,9 +543,30 @@ impl RingBuilder {
     }
 
     /// Bytes per slot including the 8-byte slot header: a multiple of 8, at least 16
-    /// (default 64, so 56 bytes of payload).
+    /// (default 64, so 56 bytes of payload). In a fixed-size ring
+    /// ([`RingBuilder::fixed_size`]), the message size.
     pub fn slot_size(mut self, slot_size: usize) -> Self {
         self.params.slot_size = slot_size;
+        self
+    }
+
+    /// Makes every message exactly `message_len` bytes, in slots without the 8-byte slot
+    /// header: a slot is the payload alone (`slot_size` becomes `message_len`), so a
+    /// stream of small values moves half the bytes (an 8-byte message takes 8 bytes, not 16)
+    /// and streams at the speed of the memory. `message_len` is a multiple of 8, from 8.
+    ///
+    /// What it costs: one producer only (the producer's cursor is the only publish; a
+    /// multi-producer ring needs its per-slot stamps, and [`RingBuilder::build`] says
+    /// [`Error::FixedSizeMultiProducer`]); a publish of any other length is
+    /// [`crate::PublishError::WrongSize`]; a consumer learns of new messages from the cursor,
+    /// which a caught-up consumer reads as one more cache line per message than a header
+    /// ring's stamp (ping-pong latency; batches do not notice); a producer that panics in a
+    /// claim or a batch publishes none of that claim (there is no skip flag). Everything
+    /// else (subscribers, groups, dependencies, wait strategies, /dev/shm and files, a
+    /// producer taking over from a dead one at the cursor) is the same.
+    pub fn fixed_size(mut self, message_len: usize) -> Self {
+        self.params.fixed = true;
+        self.params.slot_size = message_len;
         self
     }
 
@@ -747,6 +779,13 @@ impl Ring {
         self.shared.wakeups
     }
 
+    /// A fixed-size ring's message size ([`RingBuilder::fixed_size`]); `None` for a ring
+    /// with slot headers, whose messages are 0 to [`Ring::max_message_len`] bytes.
+    pub fn fixed_size(&self) -> Option<usize> {
+        let params = &self.shared.layout.params;
+        params.fixed.then_some(params.slot_size)
+    }
+
     /// The next sequence to be published: in single-producer mode every sequence below it
     /// is published; in multi-producer mode every sequence below it is claimed (some may
     /// still be being written).
@@ -841,12 +880,15 @@ pub(crate) struct Slots<'a> {
     base: *mut u8,
     mask: u64,
     slot_size: usize,
+    /// Bytes before the payload: the slot header, or 0 in a fixed-size ring.
+    header_len: usize,
     payload_capacity: usize,
     _shared: std::marker::PhantomData<&'a Shared>,
 }
 
 impl<'a> Slots<'a> {
-    /// The header word of the slot that holds `sequence` (as [`Shared::slot_header`]).
+    /// The header word of the slot that holds `sequence` (as [`Shared::slot_header`]; not for
+    /// fixed-size rings).
     #[inline]
     pub(crate) fn header(&self, sequence: u64) -> &'a Word {
         #[cfg(loom)]
@@ -871,7 +913,7 @@ impl<'a> Slots<'a> {
         // SAFETY: as in `header`: the payload ends where the slot ends, inside the area.
         unsafe {
             self.base
-                .add((sequence & self.mask) as usize * self.slot_size + layout::SLOT_HEADER)
+                .add((sequence & self.mask) as usize * self.slot_size + self.header_len)
         }
     }
 
@@ -879,5 +921,30 @@ impl<'a> Slots<'a> {
     #[inline]
     pub(crate) fn payload_capacity(&self) -> usize {
         self.payload_capacity
+    }
+
+    /// Whether this is a fixed-size ring (no slot headers).
+    #[inline]
+    pub(crate) fn fixed(&self) -> bool {
+        self.header_len == 0
+    }
+
+    /// The header of the published slot holding `sequence`, its length clamped to the
+    /// payload (the word is not trusted). A fixed-size ring's slots have none: there every
+    /// message is the whole payload.
+    #[inline(always)]
+    pub(crate) fn read_header(&self, sequence: u64) -> layout::SlotHeader {
+        if self.fixed() {
+            return layout::SlotHeader {
+                stamp: layout::stamp(sequence),
+                len: self.payload_capacity,
+                flags: 0,
+            };
+        }
+        // Acquire: pairs with the [stamp] Release (already synchronised by
+        // `Shared::published_until`, and free on x86).
+        let mut header = layout::SlotHeader::decode(self.header(sequence).load_acquire());
+        header.len = header.len.min(self.payload_capacity);
+        header
     }
 }

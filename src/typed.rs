@@ -53,10 +53,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-fn check_type<T: Pod>(capacity: usize) -> Result<(), Error> {
+/// `T` fits the payload (a fixed-size ring's: is its message size) and needs no more than
+/// the slots' 8-byte alignment.
+fn check_type<T: Pod>(capacity: usize, fixed: bool) -> Result<(), Error> {
     let size = std::mem::size_of::<T>();
     let align = std::mem::align_of::<T>();
-    if size > capacity || align > 8 {
+    if size > capacity || align > 8 || (fixed && size != capacity) {
         return Err(Error::TypeMismatch {
             size,
             align,
@@ -87,7 +89,7 @@ impl<T: Pod> TypedProducer<T> {
     ///
     /// [`Error::TypeMismatch`] if `T` does not fit a slot's payload or needs alignment above 8.
     pub fn new(inner: Producer) -> Result<Self, Error> {
-        check_type::<T>(inner.max_message_len())?;
+        check_type::<T>(inner.max_message_len(), inner.is_fixed_size())?;
         Ok(TypedProducer {
             inner,
             _type: PhantomData,
@@ -168,7 +170,7 @@ impl<T: Pod> TypedConsumer<T> {
     ///
     /// [`Error::TypeMismatch`] if `T` does not fit a slot's payload or needs alignment above 8.
     pub fn new(inner: Consumer) -> Result<Self, Error> {
-        check_type::<T>(inner.shared_payload_capacity())?;
+        check_type::<T>(inner.shared_payload_capacity(), inner.shared_fixed())?;
         Ok(TypedConsumer {
             inner,
             _type: PhantomData,

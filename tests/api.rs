@@ -249,7 +249,9 @@ fn a_batch_slot_without_a_length_is_its_whole_payload() {
     // still holds the previous message's header, with its length).
     for multi in [false, true] {
         let builder = Ring::builder().capacity(4).slot_size(32);
-        let ring = if multi { builder.multi_producer() } else { builder }.build().unwrap();
+        let ring = if multi { builder.multi_producer() } else { builder }
+            .build()
+            .unwrap();
         let mut c = ring.subscriber("c").attach().unwrap();
         let mut p = ring.producer().unwrap();
         for lap in 0..3u8 {
@@ -676,4 +678,133 @@ fn a_detached_durable_subscriber_is_evicted_after_its_delay() {
     }
     assert!(ring.consumers().is_empty());
     producer.try_publish(b"3").unwrap();
+}
+
+#[test]
+fn fixed_size_rings_carry_messages_of_one_size() {
+    assert_eq!(
+        Ring::builder()
+            .fixed_size(8)
+            .multi_producer()
+            .build()
+            .unwrap_err(),
+        Error::FixedSizeMultiProducer
+    );
+    assert!(matches!(
+        Ring::builder().fixed_size(12).build().unwrap_err(),
+        Error::InvalidSlotSize { slot_size: 12 }
+    ));
+    let ring = Ring::builder().capacity(16).fixed_size(8).build().unwrap();
+    assert_eq!(
+        (ring.fixed_size(), ring.slot_size(), ring.max_message_len()),
+        (Some(8), 8, 8)
+    );
+    assert_eq!(Ring::builder().build().unwrap().fixed_size(), None);
+    let mut c = ring.subscriber("c").attach().unwrap();
+    let mut w = ring.worker("g", "w").attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    assert!(p.is_fixed_size());
+    // Every way to publish, each refusing another size.
+    assert_eq!(
+        p.try_publish(&[1; 7]),
+        Err(PublishError::WrongSize { len: 7, size: 8 })
+    );
+    assert_eq!(
+        p.try_publish_value(&1u32),
+        Err(PublishError::WrongSize { len: 4, size: 8 })
+    );
+    assert_eq!(p.try_publish_value(&10u64), Ok(0));
+    assert_eq!(p.try_publish(&11u64.to_le_bytes()), Ok(1));
+    assert_eq!(
+        p.try_publish_batch(&[[0u8; 8].as_slice(), &[0u8; 9]]),
+        Err(PublishError::WrongSize { len: 9, size: 8 })
+    );
+    assert_eq!(
+        p.try_publish_batch(&[12u64.to_le_bytes(), 13u64.to_le_bytes()]),
+        Ok(2)
+    );
+    // The length `fill` returns does not matter: a message is the whole slot.
+    let first = p
+        .try_publish_batch_with(2, |i, slot| {
+            slot.copy_from_slice(&(14 + i as u64).to_le_bytes());
+            0
+        })
+        .unwrap();
+    assert_eq!(first, 4);
+    {
+        let mut claim = p.try_claim_slot().unwrap();
+        assert_eq!(claim.set_len(4), Err(PublishError::WrongSize { len: 4, size: 8 }));
+        assert!(matches!(
+            claim.value_mut::<u32>(),
+            Err(Error::TypeMismatch { size: 4, .. })
+        ));
+        *claim.value_mut::<u64>().unwrap() = 16;
+    }
+    {
+        let mut batch = p.try_claim_batch(2).unwrap();
+        assert_eq!(
+            batch.set_len(0, 1),
+            Err(PublishError::WrongSize { len: 1, size: 8 })
+        );
+        batch.slot_mut(0).unwrap().copy_from_slice(&17u64.to_le_bytes());
+        batch.slot_mut(1).unwrap().copy_from_slice(&18u64.to_le_bytes());
+        batch.set_len(1, 8).unwrap();
+        // Nothing is published before the batch is.
+        assert_eq!(c.try_poll(8).sequences(), 0..7);
+        assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
+    }
+    let values: Vec<u64> = w.try_poll(16).iter().map(|m| m.value::<u64>().unwrap()).collect();
+    assert_eq!(values, (10..19).collect::<Vec<_>>());
+    let last: Vec<(u64, usize, u64)> = c
+        .try_poll(8)
+        .iter()
+        .map(|m| (m.sequence(), m.len(), m.value::<u64>().unwrap()))
+        .collect();
+    assert_eq!(last, vec![(7, 8, 17), (8, 8, 18)]);
+    // Typed handles need the message size exactly.
+    drop(p);
+    assert!(matches!(
+        TypedProducer::<u32>::new(ring.producer().unwrap()),
+        Err(Error::TypeMismatch { size: 4, .. })
+    ));
+    let mut typed = TypedProducer::<u64>::new(ring.producer().unwrap()).unwrap();
+    let mut tc = TypedConsumer::<u64>::new(ring.subscriber("t").attach().unwrap()).unwrap();
+    assert_eq!(
+        typed.try_publish(&19),
+        Ok(9),
+        "a new producer continues at the cursor"
+    );
+    assert_eq!(tc.try_recv(), Ok((9, 19)));
+}
+
+#[test]
+fn a_fixed_size_claim_that_panics_publishes_nothing() {
+    let ring = Ring::builder().capacity(8).fixed_size(16).build().unwrap();
+    let mut c = ring.subscriber("c").attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    let panicked = |f: &mut dyn FnMut()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    assert!(panicked(&mut || {
+        let mut claim = p.try_claim_slot().unwrap();
+        claim.payload_mut().fill(0xee);
+        panic!("the writer failed");
+    }));
+    assert!(panicked(&mut || {
+        let _batch = p.try_claim_batch(3).unwrap();
+        panic!("the writer failed");
+    }));
+    assert!(panicked(&mut || {
+        let _ = p.try_publish_batch_with(3, |i, slot| {
+            slot.fill(0xee);
+            assert!(i < 1, "the writer failed");
+            16
+        });
+    }));
+    assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
+    // The slots are written again by the next publish, which gets the first sequence.
+    assert_eq!(p.try_publish(&[7; 16]), Ok(0));
+    let m = c.try_recv().unwrap();
+    assert_eq!((m.sequence(), &*m), (0, &[7u8; 16][..]));
+    drop(m);
+    assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
+    assert_eq!(c.skipped(), 0);
 }

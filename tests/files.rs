@@ -255,3 +255,67 @@ fn foreign_truncated_and_corrupt_files_are_refused_with_typed_errors() {
     ));
     assert!(started.elapsed() >= Duration::from_millis(50));
 }
+
+#[test]
+fn a_fixed_size_ring_file_keeps_its_kind_and_its_messages() {
+    let dir = dir();
+    let path = dir.path().join("fixed");
+    {
+        let ring = Ring::builder().capacity(16).fixed_size(8).create(&path).unwrap();
+        // A durable subscriber keeps the messages it has not read in the file.
+        let _keeps = ring
+            .subscriber("d")
+            .durable(true)
+            .start(Start::Earliest)
+            .attach()
+            .unwrap();
+        let mut producer = ring.producer().unwrap();
+        for i in 0..5u64 {
+            producer.publish_value(&(100 + i)).unwrap();
+        }
+    }
+    let ring = Ring::open(&path).unwrap();
+    assert_eq!((ring.fixed_size(), ring.cursor()), (Some(8), 5));
+    // A producer of the reopened ring continues at the cursor.
+    assert_eq!(ring.producer().unwrap().publish_value(&105u64), Ok(5));
+    let mut consumer = ring.subscriber("d").durable(true).attach().unwrap();
+    let batch = consumer.try_poll(16);
+    let got: Vec<(u64, u64)> = batch
+        .iter()
+        .map(|m| (m.sequence(), m.value::<u64>().unwrap()))
+        .collect();
+    assert_eq!(got, (0..6).map(|i| (i, 100 + i)).collect::<Vec<_>>());
+    drop(batch);
+    // Asking for the same ring with headers is a mismatch, and the other way round.
+    match Ring::builder()
+        .capacity(16)
+        .slot_size(8 + 8)
+        .open_or_create(&path)
+    {
+        Err(Error::ParamsMismatch { field, .. }) => assert_eq!(field, "slot_size"),
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    match Ring::builder().capacity(16).slot_size(8).open_or_create(&path) {
+        Err(Error::ParamsMismatch {
+            field,
+            expected,
+            found,
+            ..
+        }) => assert_eq!((field, expected, found), ("fixed_size", 0, 1)),
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    let headers = dir.path().join("headers");
+    Ring::builder()
+        .capacity(16)
+        .slot_size(16)
+        .create(&headers)
+        .unwrap();
+    match Ring::builder()
+        .capacity(16)
+        .fixed_size(16)
+        .open_or_create(&headers)
+    {
+        Err(Error::ParamsMismatch { field, .. }) => assert_eq!(field, "fixed_size"),
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}

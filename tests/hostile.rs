@@ -90,6 +90,9 @@ fn exercise(ring: &Ring) {
         let _ = producer.try_publish(b"after");
         let _ = producer.publish_timeout(b"after", SHORT);
         let _ = producer.try_publish_batch(&[b"a", b"b", b"c"]);
+        // A fixed-size ring's message size (too large for the others).
+        let _ = producer.try_publish(&[7; 32]);
+        let _ = producer.try_publish_batch(&[[8; 32], [9; 32]]);
     }
     for start in [Start::Earliest, Start::Latest, Start::Sequence(3)] {
         if let Ok(mut c) = ring.subscriber("late").start(start).attach() {
@@ -106,19 +109,37 @@ fn exercise(ring: &Ring) {
     let _ = ring.subscriber("after-s").after(["s", "g"]).attach();
 }
 
-fn run_case(multi: bool, writes: &[(Option<prop::sample::Index>, f64, u64)]) {
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Single,
+    Multi,
+    /// Fixed-size 32-byte messages: the same layout, slots without headers.
+    Fixed,
+}
+
+fn run_case(kind: Kind, writes: &[(Option<prop::sample::Index>, f64, u64)]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ring");
-    let mut builder = Ring::builder().capacity(8).slot_size(32).max_consumers(6);
-    if multi {
-        builder = builder.multi_producer();
+    let builder = Ring::builder().capacity(8).slot_size(32).max_consumers(6);
+    let ring = match kind {
+        Kind::Single => builder,
+        Kind::Multi => builder.multi_producer(),
+        Kind::Fixed => builder.fixed_size(32),
     }
-    let ring = builder.create(&path).unwrap();
+    .create(&path)
+    .unwrap();
+    let message = |i: u64| {
+        let mut m = i.to_le_bytes().to_vec();
+        if kind == Kind::Fixed {
+            m.resize(32, 0);
+        }
+        m
+    };
     let mut subscriber = ring.subscriber("s").start(Start::Earliest).attach().unwrap();
     let mut worker = ring.worker("g", "w").start(Start::Earliest).attach().unwrap();
     let mut producer = ring.producer().unwrap();
     for i in 0..5u64 {
-        producer.try_publish(&i.to_le_bytes()).unwrap();
+        producer.try_publish(&message(i)).unwrap();
     }
     drop(subscriber.try_recv().unwrap());
     let held = worker.try_poll(2);
@@ -149,8 +170,8 @@ fn run_case(multi: bool, writes: &[(Option<prop::sample::Index>, f64, u64)]) {
 
     with_watchdog(|| {
         // The handles that were attached while the garbage landed.
-        let _ = producer.try_publish(b"x");
-        let _ = producer.publish_timeout(b"x", SHORT);
+        let _ = producer.try_publish(&message(9));
+        let _ = producer.publish_timeout(&message(10), SHORT);
         let _ = subscriber.try_recv().map(|m| m.len());
         let _ = subscriber.recv_timeout(SHORT).map(|m| m.len());
         let _: usize = subscriber.try_poll(64).iter().map(|m| m.len()).sum();
@@ -170,12 +191,17 @@ proptest! {
 
     #[test]
     fn garbage_in_a_single_producer_ring_gives_errors_not_panics(writes in writes()) {
-        run_case(false, &writes);
+        run_case(Kind::Single, &writes);
     }
 
     #[test]
     fn garbage_in_a_multi_producer_ring_gives_errors_not_panics(writes in writes()) {
-        run_case(true, &writes);
+        run_case(Kind::Multi, &writes);
+    }
+
+    #[test]
+    fn garbage_in_a_fixed_size_ring_gives_errors_not_panics(writes in writes()) {
+        run_case(Kind::Fixed, &writes);
     }
 }
 

@@ -43,12 +43,17 @@ fn tiny(capacity: u64) -> RingBuilder {
 /// Publishes `values` from one producer, spinning (yielding) while the ring is full.
 fn produce(mut producer: ringmq::Producer, values: &[u64]) {
     for v in values {
-        loop {
-            match producer.try_publish(&v.to_le_bytes()) {
-                Ok(_) => break,
-                Err(PublishError::Full) => thread::yield_now(),
-                Err(e) => panic!("unexpected {e}"),
-            }
+        produce_one(&mut producer, *v);
+    }
+}
+
+/// Publishes `value`, spinning (yielding) while the ring is full.
+fn produce_one(producer: &mut ringmq::Producer, value: u64) {
+    loop {
+        match producer.try_publish(&value.to_le_bytes()) {
+            Ok(_) => return,
+            Err(PublishError::Full) => thread::yield_now(),
+            Err(e) => panic!("unexpected {e}"),
         }
     }
 }
@@ -73,6 +78,39 @@ fn single_producer_publish_consume() {
             .unwrap();
         let producer = ring.producer().unwrap();
         let t = thread::spawn(move || produce(producer, &[10, 11, 12]));
+        for i in 0..3 {
+            assert_eq!(take(&mut consumer), (i, 10 + i));
+        }
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn fixed_size_cursor_publish_consume() {
+    // No slot headers: the cursor's Release store alone publishes, one message and then a
+    // batch, into two slots so the batch wraps onto a slot the consumer may still be reading.
+    model(3, || {
+        let ring = tiny(2).fixed_size(8).build().unwrap();
+        let mut consumer = ring
+            .subscriber("c")
+            .wait_strategy(WaitStrategy::BusySpin)
+            .attach()
+            .unwrap();
+        let mut producer = ring.producer().unwrap();
+        let t = thread::spawn(move || {
+            produce_one(&mut producer, 10);
+            loop {
+                let fill = |i: usize, slot: &mut [u8]| {
+                    slot.copy_from_slice(&(11 + i as u64).to_le_bytes());
+                    8
+                };
+                match producer.try_publish_batch_with(2, fill) {
+                    Ok(_) => break,
+                    Err(PublishError::Full) => thread::yield_now(),
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+        });
         for i in 0..3 {
             assert_eq!(take(&mut consumer), (i, 10 + i));
         }

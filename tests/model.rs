@@ -1,6 +1,7 @@
 //! A proptest model test: random sequences of publish, batch publish, claim, attach, detach,
 //! receive and poll on a small ring, against a model built on a `VecDeque` of the messages
-//! the ring still holds and the position of every consumer.
+//! the ring still holds and the position of every consumer. Run on single-producer,
+//! multi-producer and fixed-size rings (the last with every message `FIXED` bytes).
 
 use proptest::prelude::*;
 use ringmq::{Consumer, PublishError, RecvError, Ring, Start};
@@ -8,6 +9,15 @@ use std::collections::VecDeque;
 
 const CAPACITY: u64 = 4;
 const SLOT: usize = 32;
+/// The message size of the fixed-size ring.
+const FIXED: usize = 24;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Single,
+    Multi,
+    Fixed,
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -83,15 +93,20 @@ impl Model {
     }
 }
 
-fn run(ops: Vec<Op>, multi: bool) {
-    let mut builder = Ring::builder()
+fn run(ops: Vec<Op>, kind: Kind) {
+    let builder = Ring::builder()
         .capacity(CAPACITY)
         .slot_size(SLOT)
         .max_consumers(8);
-    if multi {
-        builder = builder.multi_producer();
+    let ring = match kind {
+        Kind::Single => builder,
+        Kind::Multi => builder.multi_producer(),
+        Kind::Fixed => builder.fixed_size(FIXED),
     }
-    let ring = builder.build().unwrap();
+    .build()
+    .unwrap();
+    // A fixed-size ring's messages are all one size.
+    let len_of = |len: usize| if kind == Kind::Fixed { FIXED } else { len };
     let mut producer = ring.producer().unwrap();
     let mut handles: Vec<Option<Consumer>> = (0..4).map(|_| None).collect();
     let mut model = Model {
@@ -103,7 +118,7 @@ fn run(ops: Vec<Op>, multi: bool) {
     for op in ops {
         match op {
             Op::Publish(len) => {
-                let bytes = body(model.next, len);
+                let bytes = body(model.next, len_of(len));
                 match producer.try_publish(&bytes) {
                     Ok(seq) => {
                         assert!(model.room() >= 1, "published into a full ring");
@@ -116,7 +131,7 @@ fn run(ops: Vec<Op>, multi: bool) {
             }
             Op::PublishBatch(n) => {
                 let msgs: Vec<Vec<u8>> = (0..n as u64)
-                    .map(|i| body(model.next + i, 3 + i as usize))
+                    .map(|i| body(model.next + i, len_of(3 + i as usize)))
                     .collect();
                 match producer.try_publish_batch(&msgs) {
                     Ok(first) => {
@@ -132,7 +147,7 @@ fn run(ops: Vec<Op>, multi: bool) {
             Op::Claim(len) => match producer.try_claim_slot() {
                 Ok(mut claim) => {
                     assert!(model.room() >= 1);
-                    let bytes = body(model.next, len);
+                    let bytes = body(model.next, len_of(len));
                     claim.write(&bytes).unwrap();
                     drop(claim);
                     model.push(bytes);
@@ -222,11 +237,16 @@ proptest! {
 
     #[test]
     fn ring_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
-        run(ops, false);
+        run(ops, Kind::Single);
     }
 
     #[test]
     fn multi_producer_ring_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
-        run(ops, true);
+        run(ops, Kind::Multi);
+    }
+
+    #[test]
+    fn fixed_size_ring_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
+        run(ops, Kind::Fixed);
     }
 }

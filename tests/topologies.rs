@@ -496,3 +496,98 @@ fn recv_timeout_expires() {
     assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
     assert!(c.try_poll(8).is_empty());
 }
+
+/// A fixed-size message: its sequence and a value derived from it.
+fn fixed_message(s: u64) -> [u64; 2] {
+    [s, s.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555]
+}
+
+#[test]
+fn fixed_size_ring_feeds_a_subscriber_a_stage_after_it_and_a_group() {
+    // Header-less slots, published by the cursor alone: a subscriber polling batches, a
+    // subscriber after it taking one message at a time, and two workers after the first
+    // subscriber, every message checked, the workers' union exactly once.
+    let ring = Ring::builder().capacity(64).fixed_size(16).build().unwrap();
+    let first = ring
+        .subscriber("first")
+        .wait_strategy(WaitStrategy::Block)
+        .attach()
+        .unwrap();
+    let second = ring
+        .subscriber("second")
+        .after(["first"])
+        .wait_strategy(WaitStrategy::Yield)
+        .attach()
+        .unwrap();
+    let read = |mut consumer: ringmq::Consumer, batches: bool| {
+        thread::spawn(move || {
+            let mut expected = 0;
+            while expected < N {
+                if batches {
+                    let batch = consumer.poll(32).unwrap();
+                    for m in &batch {
+                        assert_eq!(m.sequence(), expected);
+                        assert_eq!(m.value::<[u64; 2]>().unwrap(), fixed_message(expected));
+                        expected += 1;
+                    }
+                } else {
+                    let m = consumer.recv().unwrap();
+                    assert_eq!((m.sequence(), m.len()), (expected, 16));
+                    assert_eq!(m.value::<[u64; 2]>().unwrap(), fixed_message(expected));
+                    expected += 1;
+                }
+            }
+        })
+    };
+    let readers = [read(first, true), read(second, false)];
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers = (0..2)
+        .map(|w| {
+            let mut worker = ring
+                .worker("g", &format!("w{w}"))
+                .after(["first"])
+                .wait_strategy(WaitStrategy::Block)
+                .attach()
+                .unwrap();
+            let taken = taken.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                // The timeout only lets a worker see that the other took the last message.
+                while taken.load(Ordering::Acquire) < N as usize {
+                    let Ok(m) = worker.recv_timeout(Duration::from_millis(20)) else {
+                        continue;
+                    };
+                    let value = m.value::<[u64; 2]>().unwrap();
+                    assert_eq!(value, fixed_message(m.sequence()));
+                    got.push(m.sequence());
+                    taken.fetch_add(1, Ordering::AcqRel);
+                }
+                got
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut producer = ring.producer_with(WaitStrategy::Block).unwrap();
+    let mut s = 0;
+    while s < N {
+        if s % 3 == 0 {
+            assert_eq!(producer.publish_value(&fixed_message(s)).unwrap(), s);
+            s += 1;
+        } else {
+            let n = (1 + s % 24).min(N - s) as usize;
+            let start = producer
+                .publish_batch_with(n, |i, slot| {
+                    let words = fixed_message(s + i as u64);
+                    slot.copy_from_slice(bytemuck::bytes_of(&words));
+                    16
+                })
+                .unwrap();
+            assert_eq!(start, s);
+            s += n as u64;
+        }
+    }
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    let parts = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert_exactly_once(parts, N);
+}

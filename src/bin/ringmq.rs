@@ -43,8 +43,12 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         slot_size: usize,
         /// Allow any number of producers (default: one).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fixed_size")]
         multi_producer: bool,
+        /// Every message exactly this many bytes (a multiple of 8), in slots without headers;
+        /// replaces --slot-size. Single producer.
+        #[arg(long, conflicts_with = "slot_size")]
+        fixed_size: Option<usize>,
         /// Entries of the consumer table (1-64).
         #[arg(long, default_value_t = 32)]
         max_consumers: usize,
@@ -249,6 +253,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             capacity,
             slot_size,
             multi_producer,
+            fixed_size,
             max_consumers,
             mode,
         } => {
@@ -265,9 +270,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if multi_producer {
                 builder = builder.multi_producer();
             }
-            builder.create(&path)?;
+            if let Some(size) = fixed_size {
+                builder = builder.fixed_size(size);
+            }
+            let created = builder.create(&path)?;
             if json {
-                print_json(&json!({ "path": path, "capacity": capacity, "slot_size": slot_size }));
+                print_json(&json!({
+                    "path": path,
+                    "capacity": capacity,
+                    "slot_size": created.slot_size(),
+                    "fixed_size": created.fixed_size(),
+                }));
             } else {
                 println!("created {}", path.display());
             }
@@ -409,6 +422,7 @@ fn stat(path: &Path, json: bool) -> Result<(), Failure> {
             "path": path,
             "capacity": ring.capacity(),
             "slot_size": ring.slot_size(),
+            "fixed_size": ring.fixed_size(),
             "producer_mode": mode,
             "cursor": cursor,
             "skipped": ring.skipped_count(),
@@ -419,8 +433,12 @@ fn stat(path: &Path, json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     println!("ring        {}", path.display());
+    let messages = match ring.fixed_size() {
+        Some(_) => "fixed-size messages (no slot headers)".to_owned(),
+        None => format!("messages up to {} bytes", ring.max_message_len()),
+    };
     println!(
-        "parameters  {} slots of {} bytes, {mode} producer",
+        "parameters  {} slots of {} bytes, {messages}, {mode} producer",
         ring.capacity(),
         ring.slot_size()
     );

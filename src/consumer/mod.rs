@@ -291,16 +291,6 @@ fn start_position(shared: &Shared, entry: EntryRef, start: Start, members: u64) 
     Ok(settled)
 }
 
-/// Reads the header of the slot holding `sequence`, which the caller may read.
-#[inline]
-fn read_header(shared: &Shared, sequence: u64) -> SlotHeader {
-    // Acquire: pairs with the [stamp] Release (already synchronised by `published_until`, and
-    // free on x86); the length is clamped to the payload because the word is not trusted.
-    let mut header = SlotHeader::decode(shared.slot_header(sequence).load_acquire());
-    header.len = header.len.min(shared.layout.payload_capacity());
-    header
-}
-
 /// Extends `[next, end)`: a subscriber by what its barrier makes available, a worker by a new
 /// claim of up to `max` from its group. True if the range is non-empty. Always inlined, into
 /// `fill` and into the wait loops' polls alike: a subscriber's case is a few loads, and a
@@ -431,6 +421,11 @@ impl Consumer {
         self.shared.layout.payload_capacity()
     }
 
+    /// Whether the ring is fixed-size (every message its payload capacity).
+    pub(crate) fn shared_fixed(&self) -> bool {
+        self.shared.layout.params.fixed
+    }
+
     /// Whether this is a worker of a group.
     #[inline]
     pub fn is_worker(&self) -> bool {
@@ -516,7 +511,7 @@ impl Consumer {
     /// Reads the header of the slot holding `sequence`, which this consumer may read.
     #[inline]
     fn header(&self, sequence: u64) -> SlotHeader {
-        read_header(&self.shared, sequence)
+        self.shared.slots().read_header(sequence)
     }
 
     /// Publishes this consumer's position as `upto`. `[released]`
@@ -929,9 +924,7 @@ impl<'b> Iterator for BatchIter<'b> {
         let shared = self.shared;
         let slots = self.slots;
         for sequence in self.range.by_ref() {
-            // Acquire: as in `read_header`; the length clamped to the payload likewise.
-            let mut header = SlotHeader::decode(slots.header(sequence).load_acquire());
-            header.len = header.len.min(slots.payload_capacity());
+            let header = slots.read_header(sequence);
             if header.flags & SLOT_SKIPPED != 0 {
                 self.skipped += 1;
                 self.total.set(self.total.get().max(self.skipped));
