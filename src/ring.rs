@@ -558,12 +558,13 @@ impl RingBuilder {
     /// What it costs: one producer only (the producer's cursor is the only publish; a
     /// multi-producer ring needs its per-slot stamps, and [`RingBuilder::build`] says
     /// [`Error::FixedSizeMultiProducer`]); a publish of any other length is
-    /// [`crate::PublishError::WrongSize`]; a consumer learns of new messages from the cursor,
-    /// which a caught-up consumer reads as one more cache line per message than a header
-    /// ring's stamp (ping-pong latency; batches do not notice); a producer that panics in a
-    /// claim or a batch publishes none of that claim (there is no skip flag). Everything
-    /// else (subscribers, groups, dependencies, wait strategies, /dev/shm and files, a
-    /// producer taking over from a dead one at the cursor) is the same.
+    /// [`crate::PublishError::WrongSize`]; a producer that panics in a claim or a batch
+    /// publishes none of that claim (there is no skip flag). Consumers learn of new messages
+    /// from the cursor alone, as the Disruptor's do (a caught-up consumer reads the cursor's
+    /// line and then the slot's, where a header ring's reads one stamp; the `perf/` ping-pong
+    /// measured the two the same on this project's machine). Everything else (subscribers,
+    /// groups, dependencies, wait strategies, /dev/shm and files, a producer taking over from
+    /// a dead one at the cursor) is the same.
     pub fn fixed_size(mut self, message_len: usize) -> Self {
         self.params.fixed = true;
         self.params.slot_size = message_len;

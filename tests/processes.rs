@@ -606,3 +606,51 @@ fn a_killed_single_producer_is_replaced_by_a_new_one() {
     assert!(seen.iter().enumerate().all(|(i, (s, _))| *s == i as u64));
     assert_eq!(seen.last(), Some(&(sequence, b"next".to_vec())));
 }
+
+#[test]
+fn a_fixed_size_ring_between_processes_and_its_producer_replaced() {
+    // Created from the command line, fed by a producer process (single publishes, then
+    // batches), read and verified by a subscriber process; the producer killed and
+    // replaced at exactly its cursor, since a fixed-size ring has no stamps to publish past it.
+    const N: u64 = 5_000;
+    let ring_file = ShmRing::new("fixed");
+    let r = ring_file.arg();
+    let created = run(&format!("--json create {r} --capacity 128 --fixed-size 32"));
+    assert_success(&created);
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(
+        (created["fixed_size"].as_u64(), created["slot_size"].as_u64()),
+        (Some(32), Some(32))
+    );
+    let ring = Ring::open(&ring_file.0).unwrap();
+    assert_eq!(ring.fixed_size(), Some(32));
+    let mut reader = Proc::spawn(&format!(
+        "consume {r} --name v --from earliest --count {} --verify --json --wait yield --batch 16",
+        2 * N
+    ));
+    wait_until("the subscriber to attach", || attached(&ring, "v"));
+    for batch in [1, 32] {
+        let mut producer = Proc::spawn(&format!(
+            "produce {r} --count {N} --verifiable {batch} --wait yield --json --batch {batch}"
+        ));
+        assert_eq!(producer.json()["published"], N);
+    }
+    let summary = reader.json();
+    assert_eq!(summary["received"], 2 * N, "{summary}");
+    for field in ["out_of_order", "gaps", "duplicates", "corrupt", "redelivered"] {
+        assert_eq!(summary[field], 0, "{field}: {summary}");
+    }
+    let mut consumer = ring.subscriber("c").attach().unwrap();
+    let mut first = Proc::spawn(&format!("produce {r} --count 1000000 --verifiable 7 --rate 1000"));
+    wait_until("the producer to publish", || ring.cursor() > 2 * N + 5);
+    first.kill();
+    let cursor = ring.cursor();
+    let mut second = ring.producer().expect("the dead producer's role passes on");
+    assert_eq!(second.publish(&[9; 32]), Ok(cursor));
+    let mut seen = Vec::new();
+    while let Ok(m) = consumer.try_recv() {
+        assert_eq!(m.len(), 32);
+        seen.push(m.sequence());
+    }
+    assert_eq!(seen, (2 * N..=cursor).collect::<Vec<_>>());
+}

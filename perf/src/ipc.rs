@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 /// Systems of the cross-process throughput scenario (`ipc`).
 pub const THROUGHPUT: &[&str] = &[
     "ringmq (batch 64)",
+    "ringmq fixed-size (batch 64)",
     "ringmq (single)",
     "ringfire",
     "disruptor-mp",
@@ -147,13 +148,14 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
     let mut cleanup = Cleanup(vec![shm_path(&name)]);
     pin(cores.a);
     let rate = match system {
-        "ringmq (batch 64)" | "ringmq (single)" => {
-            let ring = ringmq::Ring::builder()
-                .capacity(CAPACITY)
-                .slot_size(16)
-                .wakeups(false)
-                .create(shm_path(&name))
-                .expect("ring");
+        "ringmq (batch 64)" | "ringmq fixed-size (batch 64)" | "ringmq (single)" => {
+            let builder = ringmq::Ring::builder().capacity(CAPACITY).wakeups(false);
+            let builder = if system.contains("fixed-size") {
+                builder.fixed_size(8)
+            } else {
+                builder.slot_size(16)
+            };
+            let ring = builder.create(shm_path(&name)).expect("ring");
             let peer = Peer::start("throughput", system, &name, n, cores);
             let mut producer = ring
                 .producer_with(ringmq::WaitStrategy::BusySpin)
@@ -559,7 +561,7 @@ impl Checker {
 fn child_throughput(system: &str, name: &str, n: u64) {
     let mut checker = Checker::default();
     match system {
-        "ringmq (batch 64)" | "ringmq (single)" => {
+        "ringmq (batch 64)" | "ringmq fixed-size (batch 64)" | "ringmq (single)" => {
             let ring = ringmq::Ring::open(shm_path(name)).expect("open");
             let mut consumer = ring
                 .subscriber("perf")

@@ -10,6 +10,7 @@ use std::time::Instant;
 pub const SYSTEMS: &[&str] = &[
     "bare cache line",
     "ringmq",
+    "ringmq fixed-size",
     "rtrb",
     "disruptor",
     "crossbeam ArrayQueue",
@@ -20,7 +21,8 @@ pub const SYSTEMS: &[&str] = &[
 pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
     match system {
         "bare cache line" => crate::calibrate::cache_line_rtt(cores, n),
-        "ringmq" => ringmq(cores, n),
+        "ringmq" => ringmq(cores, n, false),
+        "ringmq fixed-size" => ringmq(cores, n, true),
         "rtrb" => rtrb(cores, n),
         "disruptor" => disruptor(cores, n),
         "crossbeam ArrayQueue" => array_queue(cores, n),
@@ -33,14 +35,17 @@ fn histogram() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds")
 }
 
-fn ringmq(cores: Cores, n: u64) -> Histogram<u64> {
+/// Two rings of u64s, with slot headers or fixed-size (where a caught-up consumer reads the
+/// cursor and then the slot: one more line per hop).
+fn ringmq(cores: Cores, n: u64, fixed: bool) -> Histogram<u64> {
     let ring = || {
-        Ring::builder()
-            .capacity(64)
-            .slot_size(16)
-            .wakeups(false)
-            .build()
-            .expect("valid ring")
+        let builder = Ring::builder().capacity(64).wakeups(false);
+        let builder = if fixed {
+            builder.fixed_size(8)
+        } else {
+            builder.slot_size(16)
+        };
+        builder.build().expect("valid ring")
     };
     let (ping, pong) = (ring(), ring());
     let wait = WaitStrategy::BusySpin;

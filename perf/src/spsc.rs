@@ -13,7 +13,9 @@ pub const BATCH: usize = 64;
 /// The systems this scenario runs, by name.
 pub const SYSTEMS: &[&str] = &[
     "ringmq (batch 64)",
+    "ringmq fixed-size (batch 64)",
     "ringmq (single)",
+    "ringmq fixed-size (single)",
     "rtrb",
     "disruptor (batch 64)",
     "crossbeam ArrayQueue",
@@ -54,8 +56,10 @@ impl Payload for [u64; 8] {
 /// Runs `system` for `n` messages of type `T`; messages per second.
 pub fn run<T: Payload>(system: &str, cores: Cores, n: u64) -> f64 {
     match system {
-        "ringmq (batch 64)" => ringmq::<T>(cores, n, BATCH),
-        "ringmq (single)" => ringmq::<T>(cores, n, 1),
+        "ringmq (batch 64)" => ringmq::<T>(cores, n, BATCH, false),
+        "ringmq fixed-size (batch 64)" => ringmq::<T>(cores, n, BATCH, true),
+        "ringmq (single)" => ringmq::<T>(cores, n, 1, false),
+        "ringmq fixed-size (single)" => ringmq::<T>(cores, n, 1, true),
         "rtrb" => {
             let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
             spin_queue(
@@ -94,14 +98,17 @@ fn rate(n: u64, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize) -> f64 {
+/// ringmq with slot headers (`fixed` false) or a fixed-size ring of `T`s (header-less
+/// slots, published by the cursor alone).
+fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
     let size = std::mem::size_of::<T>();
-    let ring = Ring::builder()
-        .capacity(CAPACITY as u64)
-        .slot_size(ringmq::SLOT_HEADER + size)
-        .wakeups(false)
-        .build()
-        .expect("valid ring");
+    let builder = Ring::builder().capacity(CAPACITY as u64).wakeups(false);
+    let builder = if fixed {
+        builder.fixed_size(size)
+    } else {
+        builder.slot_size(ringmq::SLOT_HEADER + size)
+    };
+    let ring = builder.build().expect("valid ring");
     let mut consumer = ring
         .subscriber("perf")
         .wait_strategy(WaitStrategy::BusySpin)
