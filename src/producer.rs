@@ -96,7 +96,7 @@ impl Producer {
                 reason: format!("cursor {next} is past the largest sequence"),
             });
         }
-        let limit = if multi { 0 } else { shared.refresh_limit(next) };
+        let limit = if multi { 0 } else { shared.refresh_limit(next, 0) };
         Ok(Producer {
             shared,
             next,
@@ -224,7 +224,7 @@ impl Producer {
             return Err(PublishError::Exhausted);
         }
         if start + n > self.limit {
-            self.limit = shared.refresh_limit(start);
+            self.limit = shared.refresh_limit(start, self.limit);
             if start + n > self.limit {
                 let limit = &mut self.limit;
                 let mut reaper = Reaper::new(shared);
@@ -234,7 +234,7 @@ impl Producer {
                     None,
                     None,
                     || {
-                        *limit = shared.refresh_limit(start);
+                        *limit = shared.refresh_limit(start, *limit);
                         (start + n <= *limit).then_some(())
                     },
                     &mut || reaper.idle(shared),
@@ -726,7 +726,7 @@ fn try_claim_in(
         if next + n > MAX_SEQUENCE {
             return Err(PublishError::Exhausted);
         }
-        *limit = shared.refresh_limit(next);
+        *limit = shared.refresh_limit(next, *limit);
         return if next + n <= *limit {
             Ok(next)
         } else {
@@ -745,7 +745,7 @@ fn try_claim_in(
             return Err(PublishError::Exhausted);
         }
         if start + n > *limit {
-            *limit = shared.refresh_limit(start);
+            *limit = shared.refresh_limit(start, *limit);
             if start + n > *limit {
                 return Err(PublishError::Full);
             }

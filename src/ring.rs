@@ -452,9 +452,17 @@ impl Shared {
     /// this a store-buffering pair: either the producer sees the new epoch and recomputes
     /// (now seeing the new consumer), or the consumer sees the raised limit and starts no
     /// lower than `limit - capacity`, which the producer will not overwrite.
+    ///
+    /// `known` is the limit this producer acted on last (returned by an earlier call, so
+    /// already in the shared write limit and checked against the epoch). A limit no higher
+    /// returns `known` at once, without the read-modify-write and the fence: every consumer
+    /// that attached since started no lower than `known - capacity`, which slots below
+    /// `known` do not overwrite. A producer on a full ring so spins on loads alone, as it
+    /// would on any queue, instead of a fence and a locked instruction per try (which also
+    /// slowed the consumer it waits for).
     #[cold]
     #[inline(never)]
-    pub(crate) fn refresh_limit(&self, own: u64) -> u64 {
+    pub(crate) fn refresh_limit(&self, own: u64, known: u64) -> u64 {
         loop {
             // Acquire: pairs with the attacher's AcqRel epoch bump, which follows its
             // position store and mask update.
@@ -463,6 +471,9 @@ impl Shared {
                 .gating_minimum(own)
                 .saturating_add(self.capacity())
                 .min(MAX_SEQUENCE);
+            if limit <= known {
+                return known;
+            }
             self.write_limit().fetch_max_acqrel(limit);
             // [attach] SeqCst: pairs with the fence in `table::settle_start`.
             fence(Ordering::SeqCst);
