@@ -24,6 +24,12 @@ impl Barrier {
         Barrier { deps }
     }
 
+    /// Whether this barrier waits on the producers alone (no dependencies).
+    #[inline]
+    pub(crate) fn on_producers(&self) -> bool {
+        self.deps.is_empty()
+    }
+
     /// The event a waiter on this barrier sleeps on.
     pub(crate) fn event<'s>(&self, shared: &'s Shared) -> Event<'s> {
         if self.deps.is_empty() {

@@ -410,6 +410,17 @@ impl Shared {
         self.cursor().load_acquire().max(s).min(end)
     }
 
+    /// The word that every publish of `sequence` writes: its slot's header (or, in a
+    /// fixed-size ring, the cursor). A busy-spinning consumer waits for it to change, a load
+    /// whose address it computed once, and then asks `published_until`.
+    #[inline]
+    pub(crate) fn publish_word(&self, sequence: u64) -> &Word {
+        if self.layout.params.fixed {
+            return self.region.word(layout::CURSOR);
+        }
+        self.slot_header(sequence)
+    }
+
     /// Whether the slot of `sequence` holds `sequence`, published.
     #[inline]
     pub(crate) fn is_stamped(&self, sequence: u64) -> bool {

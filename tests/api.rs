@@ -808,3 +808,42 @@ fn a_fixed_size_claim_that_panics_publishes_nothing() {
     assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
     assert_eq!(c.skipped(), 0);
 }
+
+#[test]
+fn a_busy_spinning_subscriber_sees_each_publish_and_honours_its_deadline() {
+    // A busy-spinning subscriber spins on the word the next publish writes (its slot's
+    // header, or a fixed-size ring's cursor) between polls.
+    for fixed in [false, true] {
+        let builder = Ring::builder().capacity(8);
+        let ring = if fixed {
+            builder.fixed_size(8)
+        } else {
+            builder.slot_size(16)
+        }
+        .build()
+        .unwrap();
+        let mut c = ring
+            .subscriber("spin")
+            .wait_strategy(WaitStrategy::BusySpin)
+            .attach()
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            c.recv_timeout(Duration::from_millis(5)).unwrap_err(),
+            RecvError::Timeout
+        );
+        assert!(started.elapsed() >= Duration::from_millis(5));
+        let mut p = ring.producer_with(WaitStrategy::Yield).unwrap();
+        let producer = std::thread::spawn(move || {
+            for i in 0..2_000u64 {
+                p.publish_value(&i).unwrap();
+            }
+        });
+        for i in 0..2_000u64 {
+            let m = c.recv().unwrap();
+            assert_eq!((m.sequence(), m.value::<u64>().unwrap()), (i, i), "fixed {fixed}");
+        }
+        producer.join().unwrap();
+        assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
+    }
+}
