@@ -358,6 +358,24 @@ impl Layout {
         offset == PUBLISHED_EVENT || offset == RELEASED_EVENT
     }
 
+    /// How many single publishes a single producer's cursor may lag behind their stamps
+    /// (`producer::CURSOR_EVERY`, fewer in a ring of under 32 slots): under half a lap, so
+    /// the stamps past the cursor are all of the current lap and show the exact end.
+    #[inline]
+    pub(crate) const fn cursor_every(&self) -> u64 {
+        let half = self.params.capacity / 2;
+        let every = if half < crate::producer::CURSOR_EVERY {
+            half
+        } else {
+            crate::producer::CURSOR_EVERY
+        };
+        if every == 0 {
+            1
+        } else {
+            every
+        }
+    }
+
     /// Bytes of a slot before its payload: the slot header, or none in a fixed-size ring.
     #[inline]
     pub(crate) const fn header_len(&self) -> usize {
@@ -507,6 +525,15 @@ mod tests {
         p.initial_sequence = MAX_SEQUENCE + 1;
         assert!(matches!(p.validate(), Err(Error::InvalidInitialSequence { .. })));
         assert!(params(1, 16).validate().is_ok());
+    }
+
+    #[test]
+    fn the_cursor_lags_less_than_a_lap() {
+        for (capacity, every) in [(1, 1), (2, 1), (4, 2), (8, 4), (32, 16), (1 << 20, 16)] {
+            let layout = params(capacity, 64).validate().unwrap();
+            assert_eq!(layout.cursor_every(), every, "capacity {capacity}");
+            assert!(every.is_power_of_two() && (every < capacity || capacity == 1));
+        }
     }
 
     #[test]

@@ -353,13 +353,22 @@ impl Shared {
 
     /// The next sequence to be published (single producer) or claimed (multi producer).
     pub(crate) fn next_sequence(&self) -> u64 {
-        let word = if self.multi_producer() {
-            self.claim()
-        } else {
-            self.cursor()
-        };
-        // Acquire: pairs with the producers' [cursor] Release store or AcqRel claims.
-        word.load_acquire()
+        if self.multi_producer() {
+            // Acquire: pairs with the producers' AcqRel claims.
+            return self.claim().load_acquire();
+        }
+        // Acquire: pairs with the producer's [cursor] Release store.
+        let cursor = self.cursor().load_acquire();
+        if self.layout.params.fixed {
+            return cursor;
+        }
+        // Single publishes let the cursor lag their stamps (`CURSOR_EVERY`).
+        let mut next = cursor;
+        let end = cursor.saturating_add(self.capacity()).min(MAX_SEQUENCE);
+        while next < end && self.is_stamped(next) {
+            next += 1;
+        }
+        next
     }
 
     /// The first sequence at or after `from` that is not yet published, looking at most
@@ -376,7 +385,10 @@ impl Shared {
     /// extent, so the consumer touches only slots the producer has finished with. A batch
     /// stamps its first slot last (`write_slots`), so the stamp a caught-up consumer waits on
     /// shows the batch whole: it never chases the producer slot by slot through a batch
-    /// (which bounced each line several times and cost 4x in throughput). A single producer
+    /// (which bounced each line several times and cost 4x in throughput). Single publishes
+    /// store the cursor only every `Layout::cursor_every` messages (so a consumer reading it
+    /// does not pull its line away on nearly every one of them): the few stamped slots past
+    /// it are read after it. A single producer
     /// stores headers with Release, so a stamp alone publishes its slot; one taking over from
     /// a dead producer starts past any slot its predecessor stamped and unstamps what it left
     /// of a batch (`Producer::new`). Multi producer: the stamps alone, all the way, since
@@ -406,8 +418,15 @@ impl Shared {
         }
         // [cursor] Acquire: pairs with the producer's Release store in
         // `Producer::publish_range`: every slot below the cursor is written. It may lag the
-        // stamps just seen.
-        self.cursor().load_acquire().max(s).min(end)
+        // stamps just seen, and single publishes past it (`CURSOR_EVERY`): those few are
+        // found by their stamps.
+        let cursor = self.cursor().load_acquire().max(s).min(end);
+        let mut s = cursor;
+        let lag_end = cursor.saturating_add(self.layout.cursor_every() - 1).min(end);
+        while s < lag_end && self.is_stamped(s) {
+            s += 1;
+        }
+        s
     }
 
     /// The word that every publish of `sequence` writes: its slot's header (or, in a

@@ -847,3 +847,36 @@ fn a_busy_spinning_subscriber_sees_each_publish_and_honours_its_deadline() {
         assert_eq!(c.try_recv().unwrap_err(), RecvError::Empty);
     }
 }
+
+#[test]
+fn single_publishes_keep_the_cursor_exact_for_readers_of_it() {
+    // A single producer stores its cursor only every few single publishes (their stamps
+    // publish them); everything that reads the cursor must still see the exact end.
+    let ring = Ring::builder().capacity(64).slot_size(16).build().unwrap();
+    let mut behind = ring.subscriber("behind").attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    for i in 0..40u64 {
+        assert_eq!(ring.cursor(), i);
+        let mut latest = ring.subscriber("latest").attach().unwrap();
+        p.try_publish_value(&i).unwrap();
+        assert_eq!(
+            latest.try_recv().unwrap().sequence(),
+            i,
+            "Start::Latest after {i}"
+        );
+        assert_eq!(latest.try_recv().unwrap_err(), RecvError::Empty);
+    }
+    assert_eq!(ring.cursor(), 40);
+    // A consumer 40 behind takes them all, in order, in one batch.
+    let got: Vec<u64> = behind
+        .try_poll(64)
+        .iter()
+        .map(|m| m.value::<u64>().unwrap())
+        .collect();
+    assert_eq!(got, (0..40).collect::<Vec<_>>());
+    // A dropped producer leaves the cursor exact; the next continues there.
+    drop(p);
+    let mut next = ring.producer().unwrap();
+    assert_eq!(next.try_publish_value(&40u64), Ok(40));
+    assert_eq!(behind.try_recv().unwrap().sequence(), 40);
+}

@@ -86,6 +86,27 @@ fn single_producer_publish_consume() {
 }
 
 #[test]
+fn single_publishes_ahead_of_the_cursor() {
+    // A single producer stores its cursor every other single publish in a ring of four
+    // slots: a consumer finds the rest by their stamps, and `cursor()` is exact.
+    model(3, || {
+        let ring = tiny(4).build().unwrap();
+        let mut consumer = ring
+            .subscriber("c")
+            .wait_strategy(WaitStrategy::BusySpin)
+            .attach()
+            .unwrap();
+        let producer = ring.producer().unwrap();
+        let t = thread::spawn(move || produce(producer, &[10, 11, 12]));
+        for i in 0..3 {
+            assert_eq!(take(&mut consumer), (i, 10 + i));
+        }
+        t.join().unwrap();
+        assert_eq!(ring.cursor(), 3);
+    });
+}
+
+#[test]
 fn fixed_size_cursor_publish_consume() {
     // No slot headers: the cursor's Release store alone publishes, one message and then a
     // batch, into two slots so the batch wraps onto a slot the consumer may still be reading.
