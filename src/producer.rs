@@ -48,6 +48,9 @@ pub struct Producer {
     next: u64,
     /// Sequences below this may be written (cached; refreshed when a claim reaches it).
     limit: u64,
+    /// `Layout::cursor_every() - 1`: a single publish stores the cursor when the sequence
+    /// after it has none of these bits.
+    cursor_mask: u64,
     wait: WaitStrategy,
     multi: bool,
     /// A fixed-size ring: no slot headers, the cursor alone publishes.
@@ -109,10 +112,12 @@ impl Producer {
             });
         }
         let limit = if multi { 0 } else { shared.refresh_limit(next, 0) };
+        let cursor_mask = shared.layout.cursor_every() - 1;
         Ok(Producer {
             shared,
             next,
             limit,
+            cursor_mask,
             wait,
             multi,
             fixed,
@@ -341,8 +346,7 @@ impl Producer {
                 .header(start)
                 .store_release(layout::slot_header(start, data.len(), 0));
             self.next = start + 1;
-            // A power of two: a mask, not a division.
-            if self.next & (self.shared.layout.cursor_every() - 1) == 0 {
+            if self.next & self.cursor_mask == 0 {
                 // [cursor] Release: as in `publish_range`.
                 self.shared.cursor().store_release(self.next);
             }
