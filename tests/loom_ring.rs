@@ -67,30 +67,11 @@ fn take(consumer: &mut ringmq::Consumer) -> (u64, u64) {
     }
 }
 
-#[test]
-fn single_producer_publish_consume() {
-    model(3, || {
-        let ring = tiny(2).build().unwrap();
-        let mut consumer = ring
-            .subscriber("c")
-            .wait_strategy(WaitStrategy::BusySpin)
-            .attach()
-            .unwrap();
-        let producer = ring.producer().unwrap();
-        let t = thread::spawn(move || produce(producer, &[10, 11, 12]));
-        for i in 0..3 {
-            assert_eq!(take(&mut consumer), (i, 10 + i));
-        }
-        t.join().unwrap();
-    });
-}
-
-#[test]
-fn single_publishes_ahead_of_the_cursor() {
-    // A single producer stores its cursor every other single publish in a ring of four
-    // slots: a consumer finds the rest by their stamps, and `cursor()` is exact.
-    model(3, || {
-        let ring = tiny(4).build().unwrap();
+/// One single producer publishing three values into a ring of `capacity` slots, one
+/// consumer taking them; `cursor()` exact afterwards.
+fn single_producer_model(capacity: u64) {
+    model(3, move || {
+        let ring = tiny(capacity).build().unwrap();
         let mut consumer = ring
             .subscriber("c")
             .wait_strategy(WaitStrategy::BusySpin)
@@ -104,6 +85,19 @@ fn single_publishes_ahead_of_the_cursor() {
         t.join().unwrap();
         assert_eq!(ring.cursor(), 3);
     });
+}
+
+#[test]
+fn single_producer_publish_consume() {
+    // Two slots: every message wraps.
+    single_producer_model(2);
+}
+
+#[test]
+fn single_publishes_ahead_of_the_cursor() {
+    // Four slots: the producer stores its cursor every other single publish; the consumer
+    // finds the rest by their stamps, and `cursor()` is exact.
+    single_producer_model(4);
 }
 
 #[test]
