@@ -795,6 +795,7 @@ fn try_claim_in(
 /// since no consumer passes the unstamped slot, but a caught-up consumer reads stamps, so the
 /// run is unstamped (given the stamp of the lap before, as a fresh ring has) before this
 /// producer publishes the slot in front of it.
+///
 /// Not for fixed-size rings, whose cursor is the only publish.
 fn adopt_stamped(shared: &Shared, cursor: u64) -> u64 {
     let capacity = shared.capacity();
