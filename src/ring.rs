@@ -416,11 +416,19 @@ impl Shared {
         if multi || s < scan_end || s == end {
             return s;
         }
+        self.published_past(s, end)
+    }
+
+    /// `published_until` for a single-producer consumer that found `STAMP_SCAN` stamps up
+    /// to `stamped`: the cursor's extent. Out of line: a consumer that keeps up never gets
+    /// here, and its polls stay short.
+    #[inline(never)]
+    fn published_past(&self, stamped: u64, end: u64) -> u64 {
         // [cursor] Acquire: pairs with the producer's Release store in
         // `Producer::publish_range`: every slot below the cursor is written. It may lag the
         // stamps just seen, and single publishes past it (`CURSOR_EVERY`): those few are
         // found by their stamps.
-        let cursor = self.cursor().load_acquire().max(s).min(end);
+        let cursor = self.cursor().load_acquire().max(stamped).min(end);
         let mut s = cursor;
         let lag_end = cursor.saturating_add(self.layout.cursor_every() - 1).min(end);
         while s < lag_end && self.is_stamped(s) {
