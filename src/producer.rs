@@ -550,10 +550,8 @@ impl Producer {
                 if !self.complete {
                     // `fill` panicked: the slots it finished are committed (stamped) in a run
                     // after the first slot, whose length is known if it finished that one.
-                    let mut unwritten = self.start + u64::from(self.first_len.is_some());
-                    while unwritten < self.end && self.producer.shared.is_stamped(unwritten) {
-                        unwritten += 1;
-                    }
+                    let finished = self.start + u64::from(self.first_len.is_some());
+                    let unwritten = self.producer.shared.first_unstamped(finished, self.end);
                     for sequence in unwritten..self.end {
                         self.producer.commit(sequence, 0, SLOT_SKIPPED);
                     }
@@ -799,10 +797,7 @@ fn try_claim_in(
 /// Not for fixed-size rings, whose cursor is the only publish.
 fn adopt_stamped(shared: &Shared, cursor: u64) -> u64 {
     let capacity = shared.capacity();
-    let mut next = cursor;
-    while next < cursor.saturating_add(capacity) && next < MAX_SEQUENCE && shared.is_stamped(next) {
-        next += 1;
-    }
+    let next = shared.stamped_past(cursor);
     if next != cursor {
         // [cursor] Release: as in `publish_range`.
         shared.cursor().store_release(next);

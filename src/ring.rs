@@ -362,13 +362,26 @@ impl Shared {
         if self.layout.params.fixed {
             return cursor;
         }
-        // Single publishes let the cursor lag their stamps (`CURSOR_EVERY`).
-        let mut next = cursor;
-        let end = cursor.saturating_add(self.capacity()).min(MAX_SEQUENCE);
-        while next < end && self.is_stamped(next) {
-            next += 1;
+        self.stamped_past(cursor)
+    }
+
+    /// Where the run of stamped slots that starts at a single producer's `cursor` ends: the
+    /// first unpublished sequence, since single publishes let the cursor lag their stamps
+    /// (`CURSOR_EVERY`) and a producer may die between its stamps and its cursor. At most a
+    /// lap is looked at (the cursor may come from a peer writing into the mapping).
+    pub(crate) fn stamped_past(&self, cursor: u64) -> u64 {
+        self.first_unstamped(cursor, cursor.saturating_add(self.capacity()).min(MAX_SEQUENCE))
+    }
+
+    /// The first sequence in `from..end` whose slot does not hold it, published (`end` if
+    /// every one does).
+    #[inline(always)]
+    pub(crate) fn first_unstamped(&self, from: u64, end: u64) -> u64 {
+        let mut s = from;
+        while s < end && self.is_stamped(s) {
+            s += 1;
         }
-        next
+        s
     }
 
     /// The first sequence at or after `from` that is not yet published, looking at most
@@ -388,10 +401,9 @@ impl Shared {
     /// (which bounced each line several times and cost 4x in throughput). Single publishes
     /// store the cursor only every `Layout::cursor_every` messages (so a consumer reading it
     /// does not pull its line away on nearly every one of them): the few stamped slots past
-    /// it are read after it. A single producer
-    /// stores headers with Release, so a stamp alone publishes its slot; one taking over from
-    /// a dead producer starts past any slot its predecessor stamped and unstamps what it left
-    /// of a batch (`Producer::new`). Multi producer: the stamps alone, all the way, since
+    /// it are read after it. A single producer stores headers with Release, so a stamp alone
+    /// publishes its slot; one taking over from a dead producer starts past any slot its
+    /// predecessor stamped and unstamps what it left of a batch (`Producer::new`). Multi producer: the stamps alone, all the way, since
     /// claimed slots are published out of order. Fixed size: the cursor alone, as the
     /// Disruptor does (there are no stamps).
     #[inline]
@@ -409,10 +421,7 @@ impl Shared {
         } else {
             from.saturating_add(STAMP_SCAN).min(end)
         };
-        let mut s = from;
-        while s < scan_end && self.is_stamped(s) {
-            s += 1;
-        }
+        let s = self.first_unstamped(from, scan_end);
         if multi || s < scan_end || s == end {
             return s;
         }
@@ -424,17 +433,13 @@ impl Shared {
     /// here, and its polls stay short.
     #[inline(never)]
     fn published_past(&self, stamped: u64, end: u64) -> u64 {
-        // [cursor] Acquire: pairs with the producer's Release store in
-        // `Producer::publish_range`: every slot below the cursor is written. It may lag the
+        // [cursor] Acquire: pairs with the producer's Release stores (`publish_range`,
+        // `write_one`, its drop): every slot below the cursor is written. It may lag the
         // stamps just seen, and single publishes past it (`CURSOR_EVERY`): those few are
         // found by their stamps.
         let cursor = self.cursor().load_acquire().max(stamped).min(end);
-        let mut s = cursor;
         let lag_end = cursor.saturating_add(self.layout.cursor_every() - 1).min(end);
-        while s < lag_end && self.is_stamped(s) {
-            s += 1;
-        }
-        s
+        self.first_unstamped(cursor, lag_end)
     }
 
     /// The word that every publish of `sequence` writes: its slot's header (or, in a
@@ -612,9 +617,8 @@ impl RingBuilder {
     /// from the cursor alone, as the Disruptor's do (a caught-up consumer reads the cursor's
     /// line and then the slot's, where a header ring's reads one stamp; in the `perf/`
     /// ping-pong the fixed-size ring's round trip was 0-10 ns longer on this project's
-    /// machine). Everything else (subscribers,
-    /// groups, dependencies, wait strategies, /dev/shm and files, a producer taking over from
-    /// a dead one at the cursor) is the same.
+    /// machine). Everything else (subscribers, groups, dependencies, wait strategies, /dev/shm
+    /// and files, a producer taking over from a dead one at the cursor) is the same.
     pub fn fixed_size(mut self, message_len: usize) -> Self {
         self.params.fixed = true;
         self.params.slot_size = message_len;
