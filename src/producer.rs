@@ -373,7 +373,7 @@ impl Producer {
     /// [`PublishError::Full`] if the slowest gating consumer is a whole ring behind,
     /// [`PublishError::TooLarge`] if `data` exceeds the slot payload,
     /// [`PublishError::Exhausted`] past [`crate::MAX_SEQUENCE`].
-    #[inline]
+    #[inline(always)]
     pub fn try_publish(&mut self, data: &[u8]) -> Result<u64, PublishError> {
         self.check_len(data.len())?;
         let start = self.try_claim(1)?;
@@ -385,7 +385,7 @@ impl Producer {
     /// # Errors
     ///
     /// [`PublishError::TooLarge`], [`PublishError::Exhausted`].
-    #[inline]
+    #[inline(always)]
     pub fn publish(&mut self, data: &[u8]) -> Result<u64, PublishError> {
         self.check_len(data.len())?;
         let start = self.claim_until(1, None)?;
@@ -595,7 +595,7 @@ impl Producer {
     /// # Errors
     ///
     /// As [`Producer::try_publish`].
-    #[inline]
+    #[inline(always)]
     pub fn try_publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
         // `try_publish`'s body, here in the generic (caller-instantiated) function so the
         // copy has a constant length.
@@ -610,7 +610,7 @@ impl Producer {
     /// # Errors
     ///
     /// As [`Producer::publish`].
-    #[inline]
+    #[inline(always)]
     pub fn publish_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<u64, PublishError> {
         // As in `try_publish_value`: a constant-length copy.
         let data = bytemuck::bytes_of(value);

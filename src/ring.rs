@@ -19,6 +19,11 @@ use std::time::Duration;
 use std::time::Instant;
 
 /// What every handle of one ring shares: its memory and its validated layout.
+///
+/// Aligned to a line pair so that no other allocation shares its lines: every publish and
+/// every poll reads these fields, and a neighbour written by one side (a handle, a closure's
+/// captures) would bounce them between the cores on every write.
+#[repr(align(128))]
 pub(crate) struct Shared {
     pub(crate) region: Region,
     pub(crate) layout: Layout,
