@@ -100,6 +100,40 @@ fn single_publishes_ahead_of_the_cursor() {
     single_producer_model(4);
 }
 
+/// A busy-spinning `recv`, which watches the word the next publish writes and takes a
+/// message on that word alone when it shows it (`Consumer::spin_fill`): two messages into two
+/// slots, with slot headers or fixed-size (where the word is the cursor).
+fn busy_spin_recv_model(fixed: bool) {
+    model(3, move || {
+        let builder = tiny(2);
+        let ring = if fixed { builder.fixed_size(8) } else { builder }
+            .build()
+            .unwrap();
+        let mut consumer = ring
+            .subscriber("c")
+            .wait_strategy(WaitStrategy::BusySpin)
+            .attach()
+            .unwrap();
+        let producer = ring.producer().unwrap();
+        let t = thread::spawn(move || produce(producer, &[10, 11]));
+        for i in 0..2 {
+            let m = consumer.recv().unwrap();
+            assert_eq!((m.sequence(), m.value::<u64>().unwrap()), (i, 10 + i));
+        }
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn busy_spin_recv_on_the_stamp() {
+    busy_spin_recv_model(false);
+}
+
+#[test]
+fn busy_spin_recv_on_the_cursor() {
+    busy_spin_recv_model(true);
+}
+
 #[test]
 fn fixed_size_cursor_publish_consume() {
     // No slot headers: the cursor's Release store alone publishes, one message and then a

@@ -516,7 +516,9 @@ impl Consumer {
     /// whose address it computes once, rather than running the whole poll each time. A poll
     /// runs at once when that word changes, so a message is seen as soon as its line arrives
     /// (in ping-pong this cut ~10 ns of the round trip), and every 64 spins as in
-    /// `wait::wait_for` (dead peers, the stop flag, the deadline).
+    /// `wait::wait_for` (dead peers, the stop flag, the deadline). When one message is wanted
+    /// (`recv`) and the changed word itself shows it published (its stamp, or a cursor past
+    /// it: what `Shared::published_until` would find), the poll is skipped.
     #[inline]
     fn spin_fill(&mut self, max: u64, deadline: Option<Instant>) -> Result<(), RecvError> {
         // Borrow the fields apart rather than clone the `Arc` (as in `wait_fill`).
@@ -532,7 +534,10 @@ impl Consumer {
             ..
         } = self;
         let shared: &Shared = shared;
-        let word = shared.publish_word((*end).max(*next));
+        let from = (*end).max(*next);
+        let word = shared.publish_word(from);
+        let fixed = shared.layout.params.fixed;
+        let stamp = crate::layout::stamp(from);
         let mut reaper = Reaper::new(shared);
         let mut rounds = 0u32;
         loop {
@@ -564,8 +569,20 @@ impl Consumer {
                     }
                     break;
                 }
-                // Relaxed: as above.
-                if word.load_relaxed() != before {
+                // [stamp] / [cursor] Acquire: pairs with the producer's Release store of this
+                // word (`commit_word`, `Producer::write_one`, `publish_range`): when it shows
+                // the message, the payload written before it is visible.
+                let now = word.load_acquire();
+                if now != before {
+                    let published = if fixed {
+                        now > from
+                    } else {
+                        SlotHeader::decode(now).stamp == stamp
+                    };
+                    if max == 1 && published {
+                        *end = from + 1;
+                        return Ok(());
+                    }
                     break;
                 }
             }
@@ -655,7 +672,7 @@ impl Consumer {
     /// # Errors
     ///
     /// [`RecvError::Empty`] if nothing is available.
-    #[inline]
+    #[inline(always)]
     pub fn try_recv(&mut self) -> Result<Message<'_>, RecvError> {
         loop {
             if !self.fill(1) {
@@ -672,7 +689,7 @@ impl Consumer {
     /// # Errors
     ///
     /// [`RecvError::Stopped`] only inside a handler that is being stopped; otherwise none.
-    #[inline]
+    #[inline(always)]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
         if self.fill(1) {
             if let Some(header) = self.skip_to_message() {
@@ -893,7 +910,7 @@ impl Deref for Message<'_> {
 }
 
 impl Drop for Message<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // The read ends before the release lets a producer reuse the slot.
         self.track.end();
