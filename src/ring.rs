@@ -317,11 +317,16 @@ impl Shared {
     /// The slot array's geometry as a value, for loops over many slots; see [`Slots`].
     #[inline]
     pub(crate) fn slots(&self) -> Slots<'_> {
+        // SAFETY: the geometry is this ring's, made just now.
+        unsafe { self.slots_with(self.geometry()) }
+    }
+
+    /// The slot geometry and the cursor's address, for a handle to keep (see [`Geometry`]).
+    #[inline]
+    pub(crate) fn geometry(&self) -> Geometry {
         let layout = &self.layout;
         let area = layout.index_mask as usize * layout.params.slot_size + layout.params.slot_size;
-        Slots {
-            #[cfg(loom)]
-            shared: self,
+        Geometry {
             // SAFETY: the slot area is `capacity * slot_size` bytes from `slots_offset`, inside
             // the region (`total_len <= region.len()`, asserted in `create` / checked on open).
             base: unsafe { self.region.bytes_unchecked(layout.slots_offset, area) },
@@ -329,7 +334,45 @@ impl Shared {
             slot_size: layout.params.slot_size,
             header_len: layout.header_len(),
             payload_capacity: layout.payload_capacity(),
+            // SAFETY: the cursor's 8 bytes lie in the header lines, below `slots_offset`.
+            #[cfg(not(loom))]
+            cursor: unsafe { self.region.bytes_unchecked(layout::CURSOR, 8) } as *const Sequence,
+        }
+    }
+
+    /// [`Shared::slots`] from a geometry kept by the caller: nothing of `self` is read.
+    ///
+    /// # Safety
+    ///
+    /// `geometry` came from this `Shared`'s [`Shared::geometry`].
+    #[inline]
+    pub(crate) unsafe fn slots_with(&self, geometry: Geometry) -> Slots<'_> {
+        Slots {
+            #[cfg(loom)]
+            shared: self,
+            geometry,
             _shared: std::marker::PhantomData,
+        }
+    }
+
+    /// [`Shared::cursor`] from a geometry kept by the caller, without the offset check.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Shared::slots_with`].
+    #[inline]
+    pub(crate) unsafe fn cursor_with(&self, geometry: &Geometry) -> &Sequence {
+        #[cfg(loom)]
+        {
+            let _ = geometry;
+            self.cursor()
+        }
+        #[cfg(not(loom))]
+        // SAFETY: `geometry.cursor` points at this region's cursor word (caller's contract),
+        // 8-aligned in a 128-aligned region that lives as long as `self`; `Sequence` is
+        // `repr(transparent)` over `AtomicU64`, and every access to the word is atomic.
+        unsafe {
+            &*geometry.cursor
         }
     }
 
@@ -929,13 +972,12 @@ impl Ring {
 /// batch goes (see `Shared::published_until`).
 pub(crate) const STAMP_SCAN: u64 = 8;
 
-/// The slot array's geometry copied out of [`Shared`]: a loop over slots that holds it in a
-/// local keeps it in registers, where through `&Shared` the compiler reloads every field for
-/// every slot (a payload written through a raw pointer might, for all it knows, alias them).
+/// The slot array's geometry and the cursor's address, copied out of [`Shared`]: a loop over
+/// slots that holds it in a local keeps it in registers, where through `&Shared` the compiler
+/// reloads every field for every slot (a payload written through a raw pointer might, for
+/// all it knows, alias them). A handle may keep one for its ring ([`Shared::slots_with`]).
 #[derive(Clone, Copy)]
-pub(crate) struct Slots<'a> {
-    #[cfg(loom)]
-    shared: &'a Shared,
+pub(crate) struct Geometry {
     /// The first slot.
     base: *mut u8,
     mask: u64,
@@ -943,6 +985,33 @@ pub(crate) struct Slots<'a> {
     /// Bytes before the payload: the slot header, or 0 in a fixed-size ring.
     header_len: usize,
     payload_capacity: usize,
+    /// The cursor word (under loom the words are loom objects kept apart: see `cursor_with`).
+    #[cfg(not(loom))]
+    cursor: *const Sequence,
+}
+
+// SAFETY: the pointers are addresses in a ring's region, dereferenced only through
+// `Shared::slots_with` and `Shared::cursor_with`, whose callers hold that ring's `Shared`
+// (which owns the region) for as long as they use them; every shared access through them
+// follows the ring's protocol, as for `Region`.
+unsafe impl Send for Geometry {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Geometry {}
+
+impl Geometry {
+    /// Bytes of payload per slot.
+    #[inline]
+    pub(crate) fn payload_capacity(&self) -> usize {
+        self.payload_capacity
+    }
+}
+
+/// [`Geometry`] for the duration of a borrow of its [`Shared`].
+#[derive(Clone, Copy)]
+pub(crate) struct Slots<'a> {
+    #[cfg(loom)]
+    shared: &'a Shared,
+    geometry: Geometry,
     _shared: std::marker::PhantomData<&'a Shared>,
 }
 
@@ -959,7 +1028,11 @@ impl<'a> Slots<'a> {
         // multiples of 8 from a 128-aligned area; `Word` is `repr(transparent)` over
         // `AtomicU64` and every access to header words is atomic.
         unsafe {
-            &*(self.base.add((sequence & self.mask) as usize * self.slot_size) as *const Word)
+            &*(self
+                .geometry
+                .base
+                .add((sequence & self.geometry.mask) as usize * self.geometry.slot_size)
+                as *const Word)
         }
     }
 
@@ -972,21 +1045,22 @@ impl<'a> Slots<'a> {
         #[cfg(not(loom))]
         // SAFETY: as in `header`: the payload ends where the slot ends, inside the area.
         unsafe {
-            self.base
-                .add((sequence & self.mask) as usize * self.slot_size + self.header_len)
+            self.geometry.base.add(
+                (sequence & self.geometry.mask) as usize * self.geometry.slot_size + self.geometry.header_len,
+            )
         }
     }
 
     /// Bytes of payload per slot.
     #[inline]
     pub(crate) fn payload_capacity(&self) -> usize {
-        self.payload_capacity
+        self.geometry.payload_capacity
     }
 
     /// Whether this is a fixed-size ring (no slot headers).
     #[inline]
     pub(crate) fn fixed(&self) -> bool {
-        self.header_len == 0
+        self.geometry.header_len == 0
     }
 
     /// The header of the published slot holding `sequence`, its length clamped to the
@@ -997,14 +1071,14 @@ impl<'a> Slots<'a> {
         if self.fixed() {
             return layout::SlotHeader {
                 stamp: layout::stamp(sequence),
-                len: self.payload_capacity,
+                len: self.geometry.payload_capacity,
                 flags: 0,
             };
         }
         // Acquire: pairs with the [stamp] Release (already synchronised by
         // `Shared::published_until`, and free on x86).
         let mut header = layout::SlotHeader::decode(self.header(sequence).load_acquire());
-        header.len = header.len.min(self.payload_capacity);
+        header.len = header.len.min(self.geometry.payload_capacity);
         header
     }
 }
