@@ -724,7 +724,7 @@ impl Consumer {
     /// Every available message, up to `max`, without waiting (the batch may be empty). The
     /// whole batch is released with one store when it drops. A worker claims the batch's
     /// messages for itself: they are delivered to it whether or not it iterates them.
-    #[inline]
+    #[inline(always)]
     pub fn try_poll(&mut self, max: usize) -> Batch<'_> {
         let max = (max as u64).max(1);
         self.fill(max);
@@ -736,7 +736,7 @@ impl Consumer {
     /// # Errors
     ///
     /// [`RecvError::Stopped`] only inside a handler that is being stopped.
-    #[inline]
+    #[inline(always)]
     pub fn poll(&mut self, max: usize) -> Result<Batch<'_>, RecvError> {
         let max = (max as u64).max(1);
         self.wait_fill(max, None)?;
