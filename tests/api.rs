@@ -12,6 +12,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The handles move to other threads (`Send`), and a ring handle and a producer may be shared
+/// by reference (`Sync`): the producer keeps raw addresses into the ring (its `Geometry`),
+/// whose `Send`/`Sync` are written by hand.
+#[test]
+fn handles_cross_threads() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Ring>();
+    sync::<Ring>();
+    send::<ringmq::Producer>();
+    sync::<ringmq::Producer>();
+    send::<ringmq::Consumer>();
+}
+
 #[test]
 fn bad_ring_parameters_are_typed_errors() {
     let err = |b: ringmq::RingBuilder| b.build().unwrap_err();
