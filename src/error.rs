@@ -116,6 +116,15 @@ pub enum Error {
         /// The slot's payload capacity.
         capacity: usize,
     },
+    /// Typed slices of a batch ([`crate::Batch::as_slices`]) need a fixed-size ring whose
+    /// messages are `size_of::<T>()` bytes, in slots aligned for `T`.
+    #[error("slices of {size}-byte values (align {align}) need a fixed-size ring of {size}-byte messages")]
+    NotFixedSizeOf {
+        /// `size_of::<T>()`.
+        size: usize,
+        /// `align_of::<T>()`.
+        align: usize,
+    },
     /// The core to pin a handler thread to does not exist.
     #[error("core {core} is not one of this process's cores")]
     InvalidCore {

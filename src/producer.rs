@@ -519,6 +519,72 @@ impl Producer {
         Ok(batch.fill_from(messages))
     }
 
+    /// Publishes each of `values` as one message of its bytes, with one publish, if there is
+    /// room for all of them now. Returns the first sequence. In a fixed-size ring of
+    /// `size_of::<T>()`-byte messages the slice is copied in whole (in two parts if it wraps
+    /// around the ring's end): the fastest way to publish a batch; read it back with
+    /// [`crate::Batch::as_slices`].
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::WrongSize`] (fixed-size ring) or [`PublishError::TooLarge`] if a `T`
+    /// is not a message of this ring (nothing is published), [`PublishError::Full`],
+    /// [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    #[inline]
+    pub fn try_publish_values<T: bytemuck::NoUninit>(&mut self, values: &[T]) -> Result<u64, PublishError> {
+        self.check_len(std::mem::size_of::<T>())?;
+        let count = self.check_batch(values.len())?;
+        let start = self.try_claim(count)?;
+        self.write_values(start, values)
+    }
+
+    /// Like [`Producer::try_publish_values`], waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::WrongSize`], [`PublishError::TooLarge`], [`PublishError::BatchTooLarge`],
+    /// [`PublishError::Exhausted`].
+    #[inline]
+    pub fn publish_values<T: bytemuck::NoUninit>(&mut self, values: &[T]) -> Result<u64, PublishError> {
+        self.check_len(std::mem::size_of::<T>())?;
+        let count = self.check_batch(values.len())?;
+        let start = self.claim_until(count, None)?;
+        self.write_values(start, values)
+    }
+
+    /// Writes and publishes `values` into the claimed slots from `start`.
+    #[inline]
+    fn write_values<T: bytemuck::NoUninit>(&mut self, start: u64, values: &[T]) -> Result<u64, PublishError> {
+        let size = std::mem::size_of::<T>();
+        // Under loom every slot's write is tracked on its own (the slot by slot path below).
+        if self.fixed && !cfg!(loom) {
+            // `check_len` made `size` the ring's fixed size, at least `MIN_FIXED_SIZE`: a
+            // non-empty `T`, whose slice casts to bytes.
+            let bytes: &[u8] = bytemuck::cast_slice(values);
+            let capacity = self.shared.capacity();
+            let count = values.len() as u64;
+            let first = count.min(capacity - crate::sequence::slot_index(start, capacity) as u64);
+            let (head, tail) = bytes.split_at(first as usize * size);
+            let slots = self.slots();
+            // SAFETY: a fixed-size ring's slots are its payloads back to back, so the `first`
+            // slots from `start` (not past the ring's end) and the rest from the first slot
+            // are runs of `head.len()` and `tail.len()` bytes; this producer alone claimed
+            // them and no gating consumer still reads them (write limit); the source is a
+            // separate Rust slice.
+            unsafe {
+                std::ptr::copy_nonoverlapping(head.as_ptr(), slots.payload(start), head.len());
+                std::ptr::copy_nonoverlapping(tail.as_ptr(), slots.payload(start + first), tail.len());
+            }
+            // The cursor publishes the whole batch.
+            self.publish_range(start + count);
+            return Ok(start);
+        }
+        self.fill_batch(start, values.len() as u64, |i, slot| {
+            slot[..size].copy_from_slice(bytemuck::bytes_of(&values[i]));
+            size
+        })
+    }
+
     /// Claims `n` consecutive slots if there is room now, lets `fill(i, payload)` write slot
     /// `i` in place and return its message length, and publishes all `n` with one publish.
     /// Returns the first sequence. The fastest way to publish many small messages.

@@ -894,3 +894,125 @@ fn single_publishes_keep_the_cursor_exact_for_readers_of_it() {
     assert_eq!(next.try_publish_value(&40u64), Ok(40));
     assert_eq!(behind.try_recv().unwrap().sequence(), 40);
 }
+
+#[test]
+fn values_publish_in_bulk_and_batches_read_as_slices_across_the_wrap() {
+    let ring = Ring::builder().capacity(8).fixed_size(8).build().unwrap();
+    let mut c = ring.subscriber("c").start(Start::Earliest).attach().unwrap();
+    let mut p = ring.producer().unwrap();
+    assert_eq!(p.try_publish_values::<u64>(&[]).unwrap(), 0);
+    assert_eq!(p.try_publish_values(&[10u64, 11, 12, 13, 14]).unwrap(), 0);
+    {
+        let batch = c.try_poll(64);
+        let (a, b) = batch.as_slices::<u64>().unwrap();
+        assert_eq!((a, b), (&[10u64, 11, 12, 13, 14][..], &[][..]));
+    }
+    // Sequences 5..11 are slots 5, 6, 7, 0, 1, 2: the copy and the view wrap.
+    assert_eq!(p.try_publish_values(&[15u64, 16, 17, 18, 19, 20]).unwrap(), 5);
+    {
+        let batch = c.try_poll(64);
+        assert_eq!(batch.sequences(), 5..11);
+        let (a, b) = batch.as_slices::<u64>().unwrap();
+        assert_eq!((a, b), (&[15u64, 16, 17][..], &[18u64, 19, 20][..]));
+        // The same messages one by one.
+        let one_by_one: Vec<u64> = batch.iter().map(|m| m.value::<u64>().unwrap()).collect();
+        assert_eq!(one_by_one, [15, 16, 17, 18, 19, 20]);
+    }
+    let empty = c.try_poll(64);
+    assert_eq!(empty.as_slices::<u64>().unwrap(), (&[][..], &[][..]));
+    drop(empty);
+    // Room is checked for the whole slice: nothing of it is published without room for all.
+    assert_eq!(
+        p.try_publish_values(&[0u64; 9]).unwrap_err(),
+        PublishError::BatchTooLarge { n: 9, capacity: 8 }
+    );
+    p.try_publish_values(&[1u64; 6]).unwrap();
+    assert_eq!(p.try_publish_values(&[2u64; 3]).unwrap_err(), PublishError::Full);
+    assert_eq!(ring.cursor(), 17);
+}
+
+#[test]
+fn values_need_the_ring_s_message_size_and_slices_a_fixed_size_ring() {
+    let fixed = Ring::builder().capacity(8).fixed_size(16).build().unwrap();
+    let mut c = fixed.subscriber("c").start(Start::Earliest).attach().unwrap();
+    let mut p = fixed.producer().unwrap();
+    assert_eq!(
+        p.try_publish_values(&[1u64, 2]).unwrap_err(),
+        PublishError::WrongSize { len: 8, size: 16 }
+    );
+    p.try_publish_values(&[[1u64, 2], [3, 4]]).unwrap();
+    let batch = c.try_poll(8);
+    assert_eq!(
+        batch.as_slices::<u64>().unwrap_err(),
+        Error::NotFixedSizeOf { size: 8, align: 8 }
+    );
+    assert_eq!(batch.as_slices::<[u64; 2]>().unwrap().0, &[[1, 2], [3, 4]]);
+    drop(batch);
+
+    // A ring with headers takes each value as one message, and has no slices to give.
+    let headers = Ring::builder().capacity(8).slot_size(24).build().unwrap();
+    let mut c = headers.subscriber("c").start(Start::Earliest).attach().unwrap();
+    let mut p = headers.producer().unwrap();
+    assert_eq!(
+        p.try_publish_values(&[[0u64; 3]]).unwrap_err(),
+        PublishError::TooLarge { len: 24, max: 16 }
+    );
+    assert_eq!(p.publish_values(&[7u64, 8, 9]).unwrap(), 0);
+    let batch = c.try_poll(8);
+    let got: Vec<u64> = batch.iter().map(|m| m.value::<u64>().unwrap()).collect();
+    assert_eq!(got, [7, 8, 9]);
+    assert_eq!(
+        batch.as_slices::<u64>().unwrap_err(),
+        Error::NotFixedSizeOf { size: 8, align: 8 }
+    );
+}
+
+#[test]
+fn bulk_values_stream_between_threads_in_order() {
+    // Batches of 1 to 13 values into a 16-slot ring, read as slices by a subscriber and
+    // one by one by a worker of a group after it: every value once, in order.
+    let ring = Ring::builder().capacity(16).fixed_size(8).build().unwrap();
+    let mut sub = ring
+        .subscriber("slices")
+        .wait_strategy(WaitStrategy::Yield)
+        .attach()
+        .unwrap();
+    let mut worker = ring
+        .worker("after", "w")
+        .after(["slices"])
+        .wait_strategy(WaitStrategy::Yield)
+        .attach()
+        .unwrap();
+    let mut p = ring.producer_with(WaitStrategy::Yield).unwrap();
+    const N: u64 = 20_000;
+    let producer = std::thread::spawn(move || {
+        let mut next = 0u64;
+        let mut k = 1u64;
+        while next < N {
+            let n = k.min(N - next);
+            let values: Vec<u64> = (next..next + n).collect();
+            p.publish_values(&values).unwrap();
+            next += n;
+            k = k % 13 + 1;
+        }
+    });
+    let reader = std::thread::spawn(move || {
+        let mut expected = 0u64;
+        while expected < N {
+            let batch = sub.poll(64).unwrap();
+            let (a, b) = batch.as_slices::<u64>().unwrap();
+            for &v in a.iter().chain(b) {
+                assert_eq!(v, expected);
+                expected += 1;
+            }
+        }
+    });
+    let mut expected = 0u64;
+    while expected < N {
+        let m = worker.recv().unwrap();
+        assert_eq!(m.value::<u64>().unwrap(), expected);
+        expected += 1;
+    }
+    producer.join().unwrap();
+    reader.join().unwrap();
+}

@@ -14,6 +14,7 @@ pub const BATCH: usize = 64;
 pub const SYSTEMS: &[&str] = &[
     "ringmq (batch 64)",
     "ringmq fixed-size (batch 64)",
+    "ringmq fixed-size (slices of 64)",
     "ringmq (single)",
     "ringmq fixed-size (single)",
     "rtrb",
@@ -58,6 +59,7 @@ pub fn run<T: Payload>(system: &str, cores: Cores, n: u64) -> f64 {
     match system {
         "ringmq (batch 64)" => ringmq::<T>(cores, n, BATCH, false),
         "ringmq fixed-size (batch 64)" => ringmq::<T>(cores, n, BATCH, true),
+        "ringmq fixed-size (slices of 64)" => ringmq_slices::<T>(cores, n),
         "ringmq (single)" => ringmq::<T>(cores, n, 1, false),
         "ringmq fixed-size (single)" => ringmq::<T>(cores, n, 1, true),
         "rtrb" => {
@@ -98,6 +100,17 @@ fn rate(n: u64, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A busy-spinning subscriber and producer of `ring`.
+fn busy_pair(ring: &Ring) -> (ringmq::Consumer, ringmq::Producer) {
+    let consumer = ring
+        .subscriber("perf")
+        .wait_strategy(WaitStrategy::BusySpin)
+        .attach()
+        .expect("attach");
+    let producer = ring.producer_with(WaitStrategy::BusySpin).expect("producer");
+    (consumer, producer)
+}
+
 /// ringmq with slot headers (`fixed` false) or a fixed-size ring of `T`s (header-less
 /// slots, published by the cursor alone).
 fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
@@ -109,12 +122,7 @@ fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
         builder.slot_size(ringmq::SLOT_HEADER + size)
     };
     let ring = builder.build().expect("valid ring");
-    let mut consumer = ring
-        .subscriber("perf")
-        .wait_strategy(WaitStrategy::BusySpin)
-        .attach()
-        .expect("attach");
-    let mut producer = ring.producer_with(WaitStrategy::BusySpin).expect("producer");
+    let (mut consumer, mut producer) = busy_pair(&ring);
     let reader = std::thread::spawn(move || {
         pin(cores.b);
         let mut expected = 0u64;
@@ -146,6 +154,45 @@ fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
             if written.is_ok() {
                 next += k as u64;
             }
+        }
+    }
+    reader.join().expect("ringmq reader");
+    rate(n, start)
+}
+
+/// A fixed-size ring of `T`s moved as slices: `try_publish_values` of 64 values (one copy)
+/// and `Batch::as_slices` (no copy), every value checked.
+fn ringmq_slices<T: Payload>(cores: Cores, n: u64) -> f64 {
+    let ring = Ring::builder()
+        .capacity(CAPACITY as u64)
+        .wakeups(false)
+        .fixed_size(std::mem::size_of::<T>())
+        .build()
+        .expect("valid ring");
+    let (mut consumer, mut producer) = busy_pair(&ring);
+    let reader = std::thread::spawn(move || {
+        pin(cores.b);
+        let mut expected = 0u64;
+        while expected < n {
+            let batch = consumer.try_poll(4096);
+            let (a, b) = batch.as_slices::<T>().expect("a fixed-size ring of T");
+            for v in a.iter().chain(b) {
+                assert_eq!(v.number(), expected, "ringmq lost or reordered a message");
+                expected += 1;
+            }
+        }
+    });
+    pin(cores.a);
+    let start = Instant::now();
+    let mut values = [T::default(); BATCH];
+    let mut next = 0u64;
+    while next < n {
+        let k = BATCH.min((n - next) as usize);
+        for (i, v) in values[..k].iter_mut().enumerate() {
+            *v = T::make(next + i as u64);
+        }
+        if producer.try_publish_values(&values[..k]).is_ok() {
+            next += k as u64;
         }
     }
     reader.join().expect("ringmq reader");
