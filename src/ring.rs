@@ -977,6 +977,8 @@ pub(crate) const STAMP_SCAN: u64 = 8;
 /// reloads every field for every slot (a payload written through a raw pointer might, for
 /// all it knows, alias them). A handle may keep one for its ring ([`Shared::slots_with`]).
 #[derive(Clone, Copy)]
+// Under loom the slot accessors go through `Shared` (loom objects), leaving the addresses unread.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) struct Geometry {
     /// The first slot.
     base: *mut u8,

@@ -40,6 +40,11 @@ fn tiny(capacity: u64) -> RingBuilder {
         .wakeups(false)
 }
 
+/// Subscriber "c" of `ring`, waiting by `wait`.
+fn subscriber(ring: &Ring, wait: WaitStrategy) -> ringmq::Consumer {
+    ring.subscriber("c").wait_strategy(wait).attach().unwrap()
+}
+
 /// Publishes `values` from one producer, spinning (yielding) while the ring is full.
 fn produce(mut producer: ringmq::Producer, values: &[u64]) {
     for v in values {
@@ -72,11 +77,7 @@ fn take(consumer: &mut ringmq::Consumer) -> (u64, u64) {
 fn single_producer_model(capacity: u64) {
     model(3, move || {
         let ring = tiny(capacity).build().unwrap();
-        let mut consumer = ring
-            .subscriber("c")
-            .wait_strategy(WaitStrategy::BusySpin)
-            .attach()
-            .unwrap();
+        let mut consumer = subscriber(&ring, WaitStrategy::BusySpin);
         let producer = ring.producer().unwrap();
         let t = thread::spawn(move || produce(producer, &[10, 11, 12]));
         for i in 0..3 {
@@ -109,11 +110,7 @@ fn busy_spin_recv_model(fixed: bool) {
         let ring = if fixed { builder.fixed_size(8) } else { builder }
             .build()
             .unwrap();
-        let mut consumer = ring
-            .subscriber("c")
-            .wait_strategy(WaitStrategy::BusySpin)
-            .attach()
-            .unwrap();
+        let mut consumer = subscriber(&ring, WaitStrategy::BusySpin);
         let producer = ring.producer().unwrap();
         let t = thread::spawn(move || produce(producer, &[10, 11]));
         for i in 0..2 {
@@ -140,11 +137,7 @@ fn fixed_size_cursor_publish_consume() {
     // batch, into two slots so the batch wraps onto a slot the consumer may still be reading.
     model(3, || {
         let ring = tiny(2).fixed_size(8).build().unwrap();
-        let mut consumer = ring
-            .subscriber("c")
-            .wait_strategy(WaitStrategy::BusySpin)
-            .attach()
-            .unwrap();
+        let mut consumer = subscriber(&ring, WaitStrategy::BusySpin);
         let mut producer = ring.producer().unwrap();
         let t = thread::spawn(move || {
             produce_one(&mut producer, 10);
@@ -171,11 +164,7 @@ fn fixed_size_cursor_publish_consume() {
 fn multi_producer_claim_and_stamp_publish() {
     model(3, || {
         let ring = tiny(1).multi_producer().wakeups(true).build().unwrap();
-        let mut consumer = ring
-            .subscriber("c")
-            .wait_strategy(WaitStrategy::Block)
-            .attach()
-            .unwrap();
+        let mut consumer = subscriber(&ring, WaitStrategy::Block);
         let mut a = ring.producer_with(WaitStrategy::Block).unwrap();
         let mut b = ring.producer_with(WaitStrategy::Block).unwrap();
         let ta = thread::spawn(move || a.publish(&100u64.to_le_bytes()).unwrap());
@@ -292,11 +281,7 @@ fn futex_wakeup_is_never_lost() {
             .max_consumers(2)
             .build()
             .unwrap();
-        let mut consumer = ring
-            .subscriber("c")
-            .wait_strategy(WaitStrategy::Block)
-            .attach()
-            .unwrap();
+        let mut consumer = subscriber(&ring, WaitStrategy::Block);
         let mut producer = ring.producer_with(WaitStrategy::Block).unwrap();
         let t = thread::spawn(move || {
             producer.publish(&1u64.to_le_bytes()).unwrap();
