@@ -279,7 +279,7 @@ impl Producer {
     #[inline]
     fn await_slot(&self, sequence: u64) {
         if self.multi {
-            await_previous_lap(&self.shared, sequence);
+            await_previous_lap(&self.shared, self.entry, sequence);
         }
     }
 
@@ -677,6 +677,7 @@ impl Producer {
         let lost = write_slots(
             &producer.shared,
             producer.multi,
+            producer.entry,
             start,
             end,
             &mut guard.first_len,
@@ -767,10 +768,12 @@ fn announce_floor(shared: &Shared, entry: usize) {
 /// lap while consumers detached).
 ///
 /// Until then the slot carries the stamp of the lap before; any other stamp is not the
-/// protocol's (a peer wrote into the mapping) and is not waited on, so no garbage can hang a
-/// producer. A producer of the previous lap that died is skipped by the reaper this waits
-/// with (on a shared ring).
-fn await_previous_lap(shared: &Shared, sequence: u64) {
+/// protocol's (a peer wrote into the mapping) and is not waited on. A producer of the
+/// previous lap that died is skipped by the reaper this waits with (on a shared ring); a
+/// previous-lap sequence that no live producer but this one (`entry`) can hold is skipped
+/// here (`producers::skip_orphan`): a claim counter a peer moved forward leaves such
+/// sequences claimed by nobody, and waiting on them hung the producer for good.
+fn await_previous_lap(shared: &Shared, entry: usize, sequence: u64) {
     let capacity = shared.capacity();
     let unpublished = layout::stamp(sequence.wrapping_sub(capacity.wrapping_mul(2)));
     let header = shared.slot_header(sequence);
@@ -785,6 +788,7 @@ fn await_previous_lap(shared: &Shared, sequence: u64) {
         rounds = rounds.wrapping_add(1);
         if rounds % 64 == 0 {
             reaper.idle(shared);
+            crate::producers::skip_orphan(shared, entry, sequence.wrapping_sub(capacity));
         }
         crate::sync::yield_now();
     }
@@ -801,9 +805,11 @@ fn await_previous_lap(shared: &Shared, sequence: u64) {
 /// batch at once. A caught-up consumer that looks at that stamp (`Shared::published_until`)
 /// then takes the batch whole instead of chasing the producer slot by slot through it.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn write_slots<F>(
     shared: &Shared,
     multi: bool,
+    entry: usize,
     start: u64,
     end: u64,
     first_len: &mut Option<usize>,
@@ -818,7 +824,7 @@ where
     let mut lost = 0;
     for sequence in start..end {
         if multi {
-            await_previous_lap(shared, sequence);
+            await_previous_lap(shared, entry, sequence);
         }
         let mut track = shared
             .region

@@ -142,6 +142,36 @@ pub(crate) fn reap_dead(shared: &Shared) -> u64 {
     skipped
 }
 
+/// Skips `sequence` if it is below the claim counter, unpublished, and no live producer but
+/// `own` (which is waiting on it, a lap later) can hold it, under the same conditions as
+/// [`skip_from`] for a dead producer's slots. A consistent ring has no such sequence that a
+/// waiting producer would not see published or skipped anyway; one whose claim counter a peer
+/// moved forward does (sequences nobody claimed), and a producer waiting on one would wait
+/// forever.
+pub(crate) fn skip_orphan(shared: &Shared, own: usize, sequence: u64) {
+    let capacity = shared.capacity();
+    // [floor] Acquire: as in `skip_from`.
+    let counter = shared.claim().load_acquire();
+    let live = live_floor(shared, own);
+    let gate = shared.gating_minimum(u64::MAX).saturating_add(capacity);
+    if sequence >= counter || live <= sequence || sequence >= gate {
+        return;
+    }
+    let header = shared.slot_header(sequence);
+    // Acquire: as in `skip_from`.
+    let current = header.load_acquire();
+    if layout::SlotHeader::decode(current).stamp != layout::stamp(sequence.wrapping_sub(capacity)) {
+        return; // published meanwhile, or not the protocol's
+    }
+    let skip = layout::slot_header(sequence, 0, SLOT_SKIPPED);
+    // [stamp] AcqRel: as in `skip_from` (a skip races a late commit: one of them wins).
+    if header.compare_exchange_acqrel(current, skip).is_ok() {
+        // Relaxed: a statistic.
+        shared.skipped_total().fetch_add_relaxed(1);
+        shared.notify_published();
+    }
+}
+
 /// Skips the unpublished slots from `start` up to the claim counter that no live producer can
 /// own. Returns (slots skipped, whether every slot up to the counter is now published).
 fn skip_from(shared: &Shared, dead: usize, start: u64) -> (u64, bool) {
