@@ -21,7 +21,9 @@
 //!
 //! A slot is skipped only once the previous lap's message in it is published and released by
 //! every gating consumer, exactly the conditions under which its producer could have written
-//! it.
+//! it. A producer waiting on such a slot a lap later skips it by the same rule
+//! ([`skip_orphan`]): a claim counter that a peer moved forward leaves sequences nobody
+//! claimed, which no reaper would find (no producer died).
 
 use crate::layout::{self, IDLE, MAX_PRODUCERS, PRODUCER_TABLE, P_FLOOR, P_STATE, SLOT_SKIPPED};
 use crate::liveness::producer_lock;
