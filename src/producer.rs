@@ -561,9 +561,8 @@ impl Producer {
             // `check_len` made `size` the ring's fixed size, at least `MIN_FIXED_SIZE`: a
             // non-empty `T`, whose slice casts to bytes.
             let bytes: &[u8] = bytemuck::cast_slice(values);
-            let capacity = self.shared.capacity();
             let count = values.len() as u64;
-            let first = count.min(capacity - crate::sequence::slot_index(start, capacity) as u64);
+            let first = self.shared.slots_before_wrap(start, count);
             let (head, tail) = bytes.split_at(first as usize * size);
             let slots = self.slots();
             // SAFETY: a fixed-size ring's slots are its payloads back to back, so the `first`

@@ -145,29 +145,19 @@ pub(crate) fn reap_dead(shared: &Shared) -> u64 {
 }
 
 /// Skips `sequence` if it is below the claim counter, unpublished, and no live producer but
-/// `own` (which is waiting on it, a lap later) can hold it, under the same conditions as
-/// [`skip_from`] for a dead producer's slots. A consistent ring has no such sequence that a
-/// waiting producer would not see published or skipped anyway; one whose claim counter a peer
-/// moved forward does (sequences nobody claimed), and a producer waiting on one would wait
-/// forever.
+/// `own` (which is waiting on it, a lap later) can hold it, by [`skip_step`] as [`skip_from`]
+/// does for a dead producer's slots. A consistent ring has no such sequence that a waiting
+/// producer would not see published or skipped anyway; one whose claim counter a peer moved
+/// forward does (sequences nobody claimed), and a producer waiting on one would wait forever.
 pub(crate) fn skip_orphan(shared: &Shared, own: usize, sequence: u64) {
-    let capacity = shared.capacity();
     // [floor] Acquire: as in `skip_from`.
     let counter = shared.claim().load_acquire();
-    let live = live_floor(shared, own);
-    let gate = shared.gating_minimum(u64::MAX).saturating_add(capacity);
-    if sequence >= counter || live <= sequence || sequence >= gate {
+    if sequence >= counter {
         return;
     }
-    let header = shared.slot_header(sequence);
-    // Acquire: as in `skip_from`.
-    let current = header.load_acquire();
-    if layout::SlotHeader::decode(current).stamp != layout::stamp(sequence.wrapping_sub(capacity)) {
-        return; // published meanwhile, or not the protocol's
-    }
-    let skip = layout::slot_header(sequence, 0, SLOT_SKIPPED);
-    // [stamp] AcqRel: as in `skip_from` (a skip races a late commit: one of them wins).
-    if header.compare_exchange_acqrel(current, skip).is_ok() {
+    let live = live_floor(shared, own);
+    let gate = shared.gating_minimum(u64::MAX).saturating_add(shared.capacity());
+    if skip_step(shared, sequence, live, gate) == Step::Skipped {
         // Relaxed: a statistic.
         shared.skipped_total().fetch_add_relaxed(1);
         shared.notify_published();
@@ -191,29 +181,53 @@ fn skip_from(shared: &Shared, dead: usize, start: u64) -> (u64, bool) {
     // how far this got.
     let end = counter.min(start.saturating_add(capacity));
     while sequence < end {
-        let header = shared.slot_header(sequence);
-        // Acquire: pairs with the [stamp] Release of whoever published it.
-        let current = header.load_acquire();
-        let stamp = layout::SlotHeader::decode(current).stamp;
-        if stamp == layout::stamp(sequence) {
-            sequence += 1;
-            continue;
+        match skip_step(shared, sequence, live, gate) {
+            Step::Published => {}
+            Step::Skipped => skipped += 1,
+            Step::Blocked => break,
         }
-        let previous_lap_done = stamp == layout::stamp(sequence.wrapping_sub(capacity));
-        if !previous_lap_done || sequence >= gate || live <= sequence {
-            break;
-        }
-        let skip = layout::slot_header(sequence, 0, SLOT_SKIPPED);
-        // [stamp] AcqRel: the skip publishes like a producer's commit (pairs with the
-        // consumers' Acquire), and it races a late commit: exactly one of the two succeeds.
-        if header.compare_exchange_acqrel(current, skip).is_ok() {
-            skipped += 1;
-        }
-        // Lost to a late publish, or won: either way the slot is published now.
+        sequence += 1;
     }
     // Relaxed: the dead producer's entry is the caller's while it holds the token.
     floor(shared, dead).store_relaxed(sequence);
     (skipped, sequence >= counter)
+}
+
+/// What [`skip_step`] did with a slot.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Published by its producer (already, or by a late commit that won the race).
+    Published,
+    /// Published as skipped by this call.
+    Skipped,
+    /// Not skippable yet: its previous lap is unpublished or unreleased (`gate`), or a live
+    /// producer may hold it (its floor, `live`, is at or below it).
+    Blocked,
+}
+
+/// Skips the unpublished slot of `sequence` if its previous lap is published and released by
+/// every gating consumer (`sequence < gate`) and no live producer's floor covers it
+/// (`sequence < live`).
+fn skip_step(shared: &Shared, sequence: u64, live: u64, gate: u64) -> Step {
+    let header = shared.slot_header(sequence);
+    // Acquire: pairs with the [stamp] Release of whoever published it.
+    let current = header.load_acquire();
+    let stamp = layout::SlotHeader::decode(current).stamp;
+    if stamp == layout::stamp(sequence) {
+        return Step::Published;
+    }
+    let previous_lap_done = stamp == layout::stamp(sequence.wrapping_sub(shared.capacity()));
+    if !previous_lap_done || sequence >= gate || live <= sequence {
+        return Step::Blocked;
+    }
+    let skip = layout::slot_header(sequence, 0, SLOT_SKIPPED);
+    // [stamp] AcqRel: the skip publishes like a producer's commit (pairs with the
+    // consumers' Acquire), and it races a late commit: exactly one of the two succeeds.
+    if header.compare_exchange_acqrel(current, skip).is_ok() {
+        Step::Skipped
+    } else {
+        Step::Published
+    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -314,6 +314,14 @@ impl Shared {
         self.region.word(self.layout.entry(index) + field)
     }
 
+    /// How many of the `count` (at most a lap) slots from `start` lie before the slot array's
+    /// end; the rest continue from its first slot.
+    #[inline]
+    pub(crate) fn slots_before_wrap(&self, start: u64, count: u64) -> u64 {
+        let capacity = self.capacity();
+        count.min(capacity - crate::sequence::slot_index(start, capacity) as u64)
+    }
+
     /// The slot array's geometry as a value, for loops over many slots; see [`Slots`].
     #[inline]
     pub(crate) fn slots(&self) -> Slots<'_> {
