@@ -530,7 +530,7 @@ impl Producer {
     /// [`PublishError::WrongSize`] (fixed-size ring) or [`PublishError::TooLarge`] if a `T`
     /// is not a message of this ring (nothing is published), [`PublishError::Full`],
     /// [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
-    #[inline]
+    #[inline(always)]
     pub fn try_publish_values<T: bytemuck::NoUninit>(&mut self, values: &[T]) -> Result<u64, PublishError> {
         self.check_len(std::mem::size_of::<T>())?;
         let count = self.check_batch(values.len())?;
@@ -544,7 +544,7 @@ impl Producer {
     ///
     /// [`PublishError::WrongSize`], [`PublishError::TooLarge`], [`PublishError::BatchTooLarge`],
     /// [`PublishError::Exhausted`].
-    #[inline]
+    #[inline(always)]
     pub fn publish_values<T: bytemuck::NoUninit>(&mut self, values: &[T]) -> Result<u64, PublishError> {
         self.check_len(std::mem::size_of::<T>())?;
         let count = self.check_batch(values.len())?;
@@ -553,7 +553,7 @@ impl Producer {
     }
 
     /// Writes and publishes `values` into the claimed slots from `start`.
-    #[inline]
+    #[inline(always)]
     fn write_values<T: bytemuck::NoUninit>(&mut self, start: u64, values: &[T]) -> Result<u64, PublishError> {
         let size = std::mem::size_of::<T>();
         // Under loom every slot's write is tracked on its own (the slot by slot path below).
@@ -562,9 +562,9 @@ impl Producer {
             // non-empty `T`, whose slice casts to bytes.
             let bytes: &[u8] = bytemuck::cast_slice(values);
             let count = values.len() as u64;
-            let first = self.shared.slots_before_wrap(start, count);
-            let (head, tail) = bytes.split_at(first as usize * size);
             let slots = self.slots();
+            let first = slots.before_wrap(start, count);
+            let (head, tail) = bytes.split_at(first as usize * size);
             // SAFETY: a fixed-size ring's slots are its payloads back to back, so the `first`
             // slots from `start` (not past the ring's end) and the rest from the first slot
             // are runs of `head.len()` and `tail.len()` bytes; this producer alone claimed
@@ -572,7 +572,9 @@ impl Producer {
             // separate Rust slice.
             unsafe {
                 std::ptr::copy_nonoverlapping(head.as_ptr(), slots.payload(start), head.len());
-                std::ptr::copy_nonoverlapping(tail.as_ptr(), slots.payload(start + first), tail.len());
+                if !tail.is_empty() {
+                    std::ptr::copy_nonoverlapping(tail.as_ptr(), slots.payload(start + first), tail.len());
+                }
             }
             // The cursor publishes the whole batch.
             self.publish_range(start + count);

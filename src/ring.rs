@@ -314,14 +314,6 @@ impl Shared {
         self.region.word(self.layout.entry(index) + field)
     }
 
-    /// How many of the `count` (at most a lap) slots from `start` lie before the slot array's
-    /// end; the rest continue from its first slot.
-    #[inline]
-    pub(crate) fn slots_before_wrap(&self, start: u64, count: u64) -> u64 {
-        let capacity = self.capacity();
-        count.min(capacity - crate::sequence::slot_index(start, capacity) as u64)
-    }
-
     /// The slot array's geometry as a value, for loops over many slots; see [`Slots`].
     #[inline]
     pub(crate) fn slots(&self) -> Slots<'_> {
@@ -1065,6 +1057,14 @@ impl<'a> Slots<'a> {
     #[inline]
     pub(crate) fn payload_capacity(&self) -> usize {
         self.geometry.payload_capacity
+    }
+
+    /// How many of the `count` (at most a lap) slots from `start` lie before the slot array's
+    /// end; the rest continue from its first slot.
+    #[inline]
+    pub(crate) fn before_wrap(&self, start: u64, count: u64) -> u64 {
+        let capacity = self.geometry.mask + 1;
+        count.min(capacity - (start & self.geometry.mask))
     }
 
     /// Whether this is a fixed-size ring (no slot headers).

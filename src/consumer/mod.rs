@@ -1000,7 +1000,7 @@ impl Batch<'_> {
             return Err(mismatch());
         }
         let count = self.range.end - self.range.start;
-        let first = shared.slots_before_wrap(self.range.start, count);
+        let first = slots.before_wrap(self.range.start, count);
         let view = |from: u64, n: u64| -> Result<&[T], Error> {
             if n == 0 {
                 // Not a cast: an empty byte slice's dangling address need not be aligned for T.
