@@ -167,7 +167,17 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
                     next += 1;
                 }
             } else {
-                crate::topology::publish_numbers(&mut producer, n);
+                // As the in-process case (`spsc`) publishes, so the two compare.
+                while next < n {
+                    let k = 64.min((n - next) as usize);
+                    let written = producer.try_publish_batch_with(k, |i, slot| {
+                        slot[..8].copy_from_slice(&(next + i as u64).to_ne_bytes());
+                        8
+                    });
+                    if written.is_ok() {
+                        next += k as u64;
+                    }
+                }
             }
             peer.finish(system)
         }
@@ -569,12 +579,24 @@ fn child_throughput(system: &str, name: &str, n: u64) {
                 .attach()
                 .expect("attach");
             ready();
-            while checker.expected < n {
+            // The clock starts at the first message; then the loop is the in-process case's
+            // reader (`spsc`), so the two compare.
+            let first = consumer
+                .recv()
+                .expect("no stop flag")
+                .value::<u64>()
+                .expect("u64");
+            checker.check(first, system);
+            let mut expected = checker.expected;
+            while expected < n {
                 let batch = consumer.try_poll(4096);
                 for m in &batch {
-                    checker.check(m.value::<u64>().expect("u64"), system);
+                    let v: u64 = m.value().expect("u64");
+                    assert_eq!(v, expected, "{system} lost or reordered a message");
+                    expected += 1;
                 }
             }
+            checker.expected = expected;
         }
         "ringfire" => {
             let mut consumer = ringfire::RingConsumer::<u64>::builder()
