@@ -522,8 +522,9 @@ impl Producer {
     /// Publishes each of `values` as one message of its bytes, with one publish, if there is
     /// room for all of them now. Returns the first sequence. In a fixed-size ring of
     /// `size_of::<T>()`-byte messages the slice is copied in whole (in two parts if it wraps
-    /// around the ring's end): the fastest way to publish a batch; read it back with
-    /// [`crate::Batch::as_slices`].
+    /// around the ring's end): the fastest way to publish values that already sit in a slice;
+    /// read them back with [`crate::Batch::as_slices`]. Values built only to be published go
+    /// faster written in place by [`Producer::try_publish_batch_with`] (no staging stores).
     ///
     /// # Errors
     ///
