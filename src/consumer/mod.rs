@@ -691,12 +691,14 @@ impl Consumer {
     /// [`RecvError::Stopped`] only inside a handler that is being stopped; otherwise none.
     #[inline(always)]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
-        if self.fill(1) {
-            if let Some(header) = self.skip_to_message() {
-                return Ok(self.message(header));
+        loop {
+            if self.fill(1) {
+                if let Some(header) = self.skip_to_message() {
+                    return Ok(self.message(header));
+                }
             }
+            self.wait_one(None)?;
         }
-        self.recv_deadline(None)
     }
 
     /// The next message, waiting at most `timeout`.
@@ -712,11 +714,22 @@ impl Consumer {
     #[inline]
     fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<Message<'_>, RecvError> {
         loop {
-            self.wait_fill(1, deadline)?;
-            if let Some(header) = self.skip_to_message() {
-                return Ok(self.message(header));
+            if self.fill(1) {
+                if let Some(header) = self.skip_to_message() {
+                    return Ok(self.message(header));
+                }
             }
+            self.wait_one(deadline)?;
         }
+    }
+
+    /// Waits until a message is known (`wait_fill` of one). Out of line, and returning only
+    /// whether to go on: the caller builds the `Message` itself after the return, so the
+    /// message does not pass through memory between the arrival and its delivery (returned
+    /// from here, it was stored and reloaded: ~5 ns of a round trip).
+    #[inline(never)]
+    fn wait_one(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
+        self.wait_fill(1, deadline)
     }
 
     // ---- pulling batches ----------------------------------------------------------------
