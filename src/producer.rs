@@ -60,6 +60,10 @@ pub struct Producer {
     wakeups: bool,
     wait: WaitStrategy,
     multi: bool,
+    /// Multi-producer on a ring shared between processes: each commit is a compare-exchange
+    /// that a reaper's skip can beat (`commit_word`). On a heap ring nobody skips a slot a
+    /// producer holds, and commits are plain Release stores.
+    defended: bool,
     /// A fixed-size ring: no slot headers, the cursor alone publishes.
     fixed: bool,
     /// Multi-producer: this handle's entry in the producer table (see `producers.rs`).
@@ -121,6 +125,7 @@ impl Producer {
         let limit = if multi { 0 } else { shared.refresh_limit(next, 0) };
         let cursor_mask = shared.layout.cursor_every() - 1;
         let (geometry, wakeups) = (shared.geometry(), shared.wakeups);
+        let shared_ring = shared.liveness.is_shared();
         Ok(Producer {
             geometry,
             wakeups,
@@ -130,6 +135,7 @@ impl Producer {
             cursor_mask,
             wait,
             multi,
+            defended: multi && shared_ring,
             fixed,
             entry,
             abandoned: 0,
@@ -275,6 +281,13 @@ impl Producer {
 
     // ---- writing and publishing --------------------------------------------------------
 
+    /// Test hook: commit by compare-exchange as on a shared ring (`defended`), so a test can
+    /// model a mistaken reaper's skip racing this live producer on a heap ring.
+    #[cfg(test)]
+    pub(crate) fn defend_commits(&mut self) {
+        self.defended = self.multi;
+    }
+
     /// Multi-producer: waits for the previous lap of the slot; see [`await_previous_lap`].
     #[inline]
     fn await_slot(&self, sequence: u64) {
@@ -290,7 +303,7 @@ impl Producer {
         if self.pause_before_commit {
             crate::hooks::pause_forever("commit");
         }
-        let committed = commit_header(&self.shared, self.multi, sequence, len, flags);
+        let committed = commit_header(&self.shared, self.defended, sequence, len, flags);
         if !committed {
             self.abandoned += 1;
         }
@@ -674,6 +687,7 @@ impl Producer {
         let lost = write_slots(
             &producer.shared,
             producer.multi,
+            producer.defended,
             producer.entry,
             start,
             end,
@@ -747,23 +761,32 @@ impl Producer {
     }
 }
 
-/// Writes a slot's header word, the word of the slot written last (`[stamp]`). In
-/// multi-producer mode it is the publish, a compare-exchange so a skip and a late commit
-/// cannot both succeed; returns false if the slot was skipped first. In single-producer mode
-/// it is a Release store that publishes the slot to a consumer waiting on it, while the cursor
-/// store in `publish_range` publishes whole batches.
+/// Writes a slot's header word, the word of the slot written last (`[stamp]`): a Release
+/// store that publishes the slot to a consumer waiting on it (in single-producer mode the
+/// cursor store in `publish_range` publishes whole batches too; in multi-producer mode the
+/// stamps alone publish).
+///
+/// `defended` (a multi-producer on a ring shared between processes): a compare-exchange
+/// instead, so a reaper's skip and a late commit cannot both succeed; returns false if the
+/// slot was skipped first. Only there can a reaper skip a slot (`producers::reap_dead`: a
+/// producer whose process died), and only a mistaken one could skip a slot whose producer
+/// still runs. On a heap ring every producer is alive and no slot a producer holds is ever
+/// skipped (`producers::skip_orphan` takes only sequences no producer's floor covers), so
+/// the store suffices: a locked compare-exchange per slot, between two cores, waits for the
+/// slot's line each time (one producer made ~50 M u64s/s in batches of 64 with it).
 #[inline]
-fn commit_header(shared: &Shared, multi: bool, sequence: u64, len: usize, flags: u8) -> bool {
-    commit_word(shared.slot_header(sequence), multi, sequence, len, flags)
+fn commit_header(shared: &Shared, defended: bool, sequence: u64, len: usize, flags: u8) -> bool {
+    commit_word(shared.slot_header(sequence), defended, sequence, len, flags)
 }
 
 /// [`commit_header`] on the slot's header `word`.
 #[inline]
-fn commit_word(word: &Word, multi: bool, sequence: u64, len: usize, flags: u8) -> bool {
+fn commit_word(word: &Word, defended: bool, sequence: u64, len: usize, flags: u8) -> bool {
     let header = layout::slot_header(sequence, len, flags);
-    if !multi {
+    if !defended {
         // [stamp] Release: publishes the slot on its own to a consumer waiting on it (see
-        // `Shared::published_until`); the [cursor] store publishes whole batches.
+        // `Shared::published_until`); in single-producer mode the [cursor] store publishes
+        // whole batches too.
         word.store_release(header);
         return true;
     }
@@ -797,14 +820,27 @@ fn announce_floor(shared: &Shared, entry: usize) {
 /// previous-lap sequence that no live producer but this one (`entry`) can hold is skipped
 /// here (`producers::skip_orphan`): a claim counter a peer moved forward leaves such
 /// sequences claimed by nobody, and waiting on them hung the producer for good.
+///
+/// Always inlined, the wait itself out of line: this runs for every slot a multi-producer
+/// writes, and a call per slot (its pushes and spills) cost a batch of u64s between two
+/// cores about a third of its rate (the store-buffer rule in docs/architecture.md).
+#[inline(always)]
 fn await_previous_lap(shared: &Shared, entry: usize, sequence: u64) {
     let capacity = shared.capacity();
     let unpublished = layout::stamp(sequence.wrapping_sub(capacity.wrapping_mul(2)));
-    let header = shared.slot_header(sequence);
     // Acquire: pairs with the [stamp] Release of the previous lap's producer.
-    if layout::SlotHeader::decode(header.load_acquire()).stamp != unpublished {
+    if layout::SlotHeader::decode(shared.slot_header(sequence).load_acquire()).stamp != unpublished {
         return;
     }
+    wait_previous_lap(shared, entry, sequence, unpublished);
+}
+
+/// [`await_previous_lap`]'s wait: the slot still carries the `unpublished` stamp.
+#[cold]
+#[inline(never)]
+fn wait_previous_lap(shared: &Shared, entry: usize, sequence: u64, unpublished: u32) {
+    let capacity = shared.capacity();
+    let header = shared.slot_header(sequence);
     let mut reaper = Reaper::new(shared);
     let mut rounds = 0u32;
     // Acquire: as above.
@@ -819,7 +855,8 @@ fn await_previous_lap(shared: &Shared, entry: usize, sequence: u64) {
 }
 
 /// The loop of `Producer::fill_batch` in a ring with slot headers (a fixed-size ring's is
-/// `Producer::fill_fixed`): writes slots `start..end` through `fill` and commits each; returns how many commits found their slot given up (multi-producer, see
+/// `Producer::fill_fixed`): writes slots `start..end` through `fill` and commits each;
+/// returns how many commits found their slot given up (`defended` commits only, see
 /// [`commit_header`]). It keeps its progress in registers only: if `fill` panics, the caller
 /// finds where it stopped by the stamps. A free function taking the ring's geometry as a
 /// local value (`Slots`), so the compiler need not reload it around each payload write.
@@ -833,6 +870,7 @@ fn await_previous_lap(shared: &Shared, entry: usize, sequence: u64) {
 fn write_slots<F>(
     shared: &Shared,
     multi: bool,
+    defended: bool,
     entry: usize,
     start: u64,
     end: u64,
@@ -860,7 +898,7 @@ where
         track.end();
         if sequence == start && end - start > 1 {
             *first_len = Some(len);
-        } else if !commit_word(slots.header(sequence), multi, sequence, len, 0) {
+        } else if !commit_word(slots.header(sequence), defended, sequence, len, 0) {
             lost += 1;
         }
     }
@@ -1292,5 +1330,19 @@ mod tests {
         assert_eq!(second.try_publish(b"b").unwrap(), 2);
         let got: Vec<Vec<u8>> = consumer.try_poll(8).iter().map(|m| m.to_vec()).collect();
         assert_eq!(got, vec![b"b".to_vec()]);
+    }
+
+    /// Multi-producer commits are compare-exchanges (a reaper's skip can beat them) exactly
+    /// where a reaper can skip: on a ring in a file, shared between processes.
+    #[test]
+    fn commits_are_defended_exactly_on_shared_multi_producer_rings() {
+        let builder = || Ring::builder().capacity(8).slot_size(16);
+        let heap = builder().multi_producer().build().unwrap();
+        assert!(!heap.producer().unwrap().defended);
+        let dir = tempfile::tempdir().unwrap();
+        let shared = builder().multi_producer().create(dir.path().join("mp")).unwrap();
+        assert!(shared.producer().unwrap().defended);
+        let single = builder().create(dir.path().join("sp")).unwrap();
+        assert!(!single.producer().unwrap().defended);
     }
 }

@@ -12,12 +12,15 @@
 //! comes before the claim RMW in the producer's program order, and whoever read the counter
 //! past `s` read it from that RMW or a later one, so it also sees the floor. The slot is then
 //! **skipped**: its header moves by compare-and-swap from the previous lap's header to a
-//! published header carrying [`SLOT_SKIPPED`], which consumers pass over and count. A
-//! producer's own publish is the same kind of compare-and-swap from the previous lap's header,
-//! so of a skip and a late publish exactly one wins, and a publisher that lost is told
-//! (`PublishError::Abandoned`) instead of overwriting. With the kernel confirming deaths
-//! (a live producer always holds its token), a live producer never loses that race; the
-//! compare-and-swap is what keeps a mistake from becoming a corrupt slot.
+//! published header carrying [`SLOT_SKIPPED`], which consumers pass over and count. On a ring
+//! shared between processes a producer's own publish is the same kind of compare-and-swap
+//! from the previous lap's header, so of a skip and a late publish exactly one wins, and a
+//! publisher that lost is told (`PublishError::Abandoned`) instead of overwriting. With the
+//! kernel confirming deaths (a live producer always holds its token), a live producer never
+//! loses that race; the compare-and-swap is what keeps a mistake from becoming a corrupt slot.
+//! On a heap ring no producer is ever found dead, [`reap_dead`] does nothing, and
+//! [`skip_orphan`] takes only sequences no producer's floor covers, so nothing skips a slot a
+//! producer holds: there a publish is a plain Release store (see `producer::commit_header`).
 //!
 //! A slot is skipped only once the previous lap's message in it is published and released by
 //! every gating consumer, exactly the conditions under which its producer could have written
@@ -253,6 +256,9 @@ mod tests {
             .attach()
             .unwrap();
         let mut producer = ring.producer().unwrap();
+        // As on a shared ring, where a reaper can skip (on a heap ring nobody skips a held
+        // slot and commits are plain stores).
+        producer.defend_commits();
         let mut claim = producer.try_claim_slot().unwrap();
         claim.write(b"late").unwrap();
         // A reaper that (wrongly) took this live producer for dead: nobody else is live, so
@@ -352,6 +358,8 @@ mod loom_tests {
             let ring = ring();
             let shared = ring.shared.clone();
             let mut producer = ring.producer().unwrap();
+            // Commits as on a shared ring, where a (mistaken) reaper can skip.
+            producer.defend_commits();
             let entry = 0;
             let late = thread::spawn(move || producer.try_publish(b"late"));
             let reaper_shared = shared.clone();
