@@ -160,25 +160,8 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
             let mut producer = ring
                 .producer_with(ringmq::WaitStrategy::BusySpin)
                 .expect("producer");
-            let mut next = 0u64;
-            if system == "ringmq (single)" {
-                while next < n {
-                    producer.publish_value(&next).expect("room");
-                    next += 1;
-                }
-            } else {
-                // As the in-process case (`spsc`) publishes, so the two compare.
-                while next < n {
-                    let k = 64.min((n - next) as usize);
-                    let written = producer.try_publish_batch_with(k, |i, slot| {
-                        slot[..8].copy_from_slice(&(next + i as u64).to_ne_bytes());
-                        8
-                    });
-                    if written.is_ok() {
-                        next += k as u64;
-                    }
-                }
-            }
+            let batch = if system == "ringmq (single)" { 1 } else { 64 };
+            crate::spsc::publish_numbers::<u64>(&mut producer, n, batch);
             peer.finish(system)
         }
         "ringfire" => {
@@ -579,24 +562,16 @@ fn child_throughput(system: &str, name: &str, n: u64) {
                 .attach()
                 .expect("attach");
             ready();
-            // The clock starts at the first message; then the loop is the in-process case's
-            // reader (`spsc`), so the two compare.
+            // The clock starts at the first message; then the reader is the in-process
+            // case's (`spsc`), so the two compare.
             let first = consumer
                 .recv()
                 .expect("no stop flag")
                 .value::<u64>()
                 .expect("u64");
             checker.check(first, system);
-            let mut expected = checker.expected;
-            while expected < n {
-                let batch = consumer.try_poll(4096);
-                for m in &batch {
-                    let v: u64 = m.value().expect("u64");
-                    assert_eq!(v, expected, "{system} lost or reordered a message");
-                    expected += 1;
-                }
-            }
-            checker.expected = expected;
+            crate::spsc::read_numbers::<u64>(&mut consumer, checker.expected, n, system);
+            checker.expected = n;
         }
         "ringfire" => {
             let mut consumer = ringfire::RingConsumer::<u64>::builder()

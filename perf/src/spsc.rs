@@ -125,18 +125,20 @@ fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
     let (mut consumer, mut producer) = busy_pair(&ring);
     let reader = std::thread::spawn(move || {
         pin(cores.b);
-        let mut expected = 0u64;
-        while expected < n {
-            let batch = consumer.try_poll(4096);
-            for m in &batch {
-                let v: T = m.value().expect("a whole message");
-                assert_eq!(v.number(), expected, "ringmq lost or reordered a message");
-                expected += 1;
-            }
-        }
+        read_numbers::<T>(&mut consumer, 0, n, "ringmq");
     });
     pin(cores.a);
     let start = Instant::now();
+    publish_numbers::<T>(&mut producer, n, batch);
+    reader.join().expect("ringmq reader");
+    rate(n, start)
+}
+
+/// Publishes the messages `0..n`, one at a time (`batch` 1, `try_publish_value`) or
+/// `batch` at a time (`try_publish_batch_with`), spinning while the ring is full. The
+/// in-process and cross-process (`ipc`) 1P1C cases share it, so the two compare.
+pub fn publish_numbers<T: Payload>(producer: &mut ringmq::Producer, n: u64, batch: usize) {
+    let size = std::mem::size_of::<T>();
     let mut next = 0u64;
     if batch == 1 {
         while next < n {
@@ -144,20 +146,32 @@ fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
                 next += 1;
             }
         }
-    } else {
-        while next < n {
-            let k = batch.min((n - next) as usize);
-            let written = producer.try_publish_batch_with(k, |i, slot| {
-                slot[..size].copy_from_slice(bytemuck::bytes_of(&T::make(next + i as u64)));
-                size
-            });
-            if written.is_ok() {
-                next += k as u64;
-            }
+        return;
+    }
+    while next < n {
+        let k = batch.min((n - next) as usize);
+        let written = producer.try_publish_batch_with(k, |i, slot| {
+            slot[..size].copy_from_slice(bytemuck::bytes_of(&T::make(next + i as u64)));
+            size
+        });
+        if written.is_ok() {
+            next += k as u64;
         }
     }
-    reader.join().expect("ringmq reader");
-    rate(n, start)
+}
+
+/// Reads the messages `from..n` in polls of up to 4096, checking each one's number (a lost
+/// or reordered message fails the run, naming `system`). Shared as `publish_numbers` is.
+pub fn read_numbers<T: Payload>(consumer: &mut ringmq::Consumer, from: u64, n: u64, system: &str) {
+    let mut expected = from;
+    while expected < n {
+        let batch = consumer.try_poll(4096);
+        for m in &batch {
+            let v: T = m.value().expect("a whole message");
+            assert_eq!(v.number(), expected, "{system} lost or reordered a message");
+            expected += 1;
+        }
+    }
 }
 
 /// A fixed-size ring of `T`s moved as slices: `try_publish_values` of 64 values (one copy)
