@@ -5,7 +5,8 @@
 //! `[cursor]`), no read-modify-write. Multi-producer mode: a blocking claim is one
 //! `fetch_add` of the shared claim counter, a `try_` claim a compare-exchange (so a full
 //! ring claims nothing), and each slot is published by a Release store of its header word
-//! carrying the sequence's stamp (tag `[stamp]`).
+//! carrying the sequence's stamp (tag `[stamp]`); on a ring shared between processes, by a
+//! compare-exchange of that word instead, which a reaper's skip can beat (`commit_header`).
 //!
 //! A fixed-size ring is single-producer without slot headers: the cursor store is the only
 //! publish, and a claim that panics publishes nothing.
@@ -145,9 +146,9 @@ impl Producer {
     }
 
     /// How many of this producer's messages were not published because their slots had been
-    /// given up as a dead producer's (see `PublishError::Abandoned`). Only a multi-producer
-    /// whose liveness token was lost can see this; with the kernel's OFD locks that means
-    /// never while the process lives.
+    /// given up as a dead producer's (see `PublishError::Abandoned`). Only a multi-producer on
+    /// a ring shared between processes whose liveness token was lost can see this; with the
+    /// kernel's OFD locks that means never while the process lives.
     #[inline]
     pub fn abandoned(&self) -> u64 {
         self.abandoned

@@ -691,14 +691,7 @@ impl Consumer {
     /// [`RecvError::Stopped`] only inside a handler that is being stopped; otherwise none.
     #[inline(always)]
     pub fn recv(&mut self) -> Result<Message<'_>, RecvError> {
-        loop {
-            if self.fill(1) {
-                if let Some(header) = self.skip_to_message() {
-                    return Ok(self.message(header));
-                }
-            }
-            self.wait_one(None)?;
-        }
+        self.recv_deadline(None)
     }
 
     /// The next message, waiting at most `timeout`.
@@ -711,7 +704,7 @@ impl Consumer {
         self.recv_deadline(crate::wait::deadline_after(timeout))
     }
 
-    #[inline]
+    #[inline(always)]
     fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<Message<'_>, RecvError> {
         loop {
             if self.fill(1) {
