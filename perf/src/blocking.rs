@@ -5,14 +5,21 @@
 //! is asleep when each arrives; then it goes quiet for `idle` and sends one last message. The
 //! consumer's own thread CPU time over that quiet stretch, divided by its length, is the idle
 //! CPU share.
+//!
+//! `bare futex` is the machine's limit for the scenario: a thread asleep in `FUTEX_WAIT` on a
+//! word that the producer bumps and `FUTEX_WAKE`s, nothing else. What a queue adds to a
+//! wake-up is its figure less this one; the rest is the kernel and, on a VM, the hypervisor
+//! delivering the wake-up to an idle vCPU.
 
 use crate::pin::{pair, Cores};
 use hdrhistogram::Histogram;
 use ringmq::{Ring, WaitStrategy};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The systems this scenario runs, by name.
 pub const SYSTEMS: &[&str] = &[
+    "bare futex",
     "ringmq Block",
     "ringmq Backoff",
     "crossbeam-channel",
@@ -36,11 +43,83 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// `FUTEX_WAIT` on `word` while it holds `expected` (returns at once if it does not, or on a
+/// signal; the caller re-checks).
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: `word` is a live, aligned 32-bit atomic for the duration of the call; a null
+    // timeout waits without limit; the kernel only reads the word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// `FUTEX_WAKE` one waiter on `word`.
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: as in `futex_wait`; FUTEX_WAKE does not touch the word's memory.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}
+
+/// The bare wake-up: a one-message mailbox whose consumer sleeps in `FUTEX_WAIT` whenever it
+/// is empty. `sent` counts messages put in, `taken` messages read; the producer, 200 us apart,
+/// waits for `taken` to catch up before it overwrites `value`, so none is lost.
+struct Mailbox {
+    value: AtomicU64,
+    sent: AtomicU32,
+    taken: AtomicU32,
+}
+
+impl Mailbox {
+    fn send(&self, v: u64) {
+        let next = self.sent.load(Ordering::Relaxed).wrapping_add(1);
+        // Acquire pairs with `recv`'s Release store of `taken`: its read of the previous
+        // value is done before this one overwrites it.
+        while self.taken.load(Ordering::Acquire) != next.wrapping_sub(1) {
+            std::hint::spin_loop();
+        }
+        self.value.store(v, Ordering::Relaxed);
+        // Release pairs with `recv`'s Acquire load: the value is visible once `sent` moves.
+        self.sent.store(next, Ordering::Release);
+        futex_wake(&self.sent);
+    }
+
+    fn recv(&self) -> u64 {
+        let taken = self.taken.load(Ordering::Relaxed);
+        // Acquire pairs with `send`'s Release store of `sent`.
+        while self.sent.load(Ordering::Acquire) == taken {
+            futex_wait(&self.sent, taken);
+        }
+        let v = self.value.load(Ordering::Relaxed);
+        // Release pairs with `send`'s Acquire load: `v` is read before the slot is reused.
+        self.taken.store(taken.wrapping_add(1), Ordering::Release);
+        v
+    }
+}
+
 /// The consumer's side, whatever the queue: `recv` blocks for the next value.
 fn consume(n: u64, epoch: Instant, mut recv: impl FnMut() -> u64) -> Outcome {
     let mut wake = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+    let mut previous = 0;
     for _ in 0..n {
         let sent = recv();
+        // Send times are 200 us apart: one out of order or twice is a lost or duplicated message.
+        assert!(
+            sent > previous,
+            "wake-up messages out of order: {sent} after {previous}"
+        );
+        previous = sent;
         let now = epoch.elapsed().as_nanos() as u64;
         wake.saturating_record(now.saturating_sub(sent));
     }
@@ -67,6 +146,19 @@ fn produce(n: u64, idle: Duration, epoch: Instant, mut send: impl FnMut(u64)) {
 pub fn run(system: &str, cores: Cores, n: u64, idle: Duration) -> Outcome {
     let epoch = Instant::now();
     match system {
+        "bare futex" => {
+            let mailbox = std::sync::Arc::new(Mailbox {
+                value: AtomicU64::new(0),
+                sent: AtomicU32::new(0),
+                taken: AtomicU32::new(0),
+            });
+            let reader = std::sync::Arc::clone(&mailbox);
+            pair(
+                cores,
+                move || consume(n, epoch, || reader.recv()),
+                || produce(n, idle, epoch, |v| mailbox.send(v)),
+            )
+        }
         "ringmq Block" | "ringmq Backoff" => {
             let wait = if system == "ringmq Block" {
                 WaitStrategy::Block

@@ -9,7 +9,8 @@
 //! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
 //! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips),
 //! `fixedrate` (one message per microsecond, latency corrected for coordinated omission), `blocking` (wake-up
-//! latency of a sleeping consumer and its CPU while idle), `1p3c`, `3p1c`, `pipeline`,
+//! latency of a sleeping consumer and its CPU while idle, with a bare `FUTEX_WAIT`/`FUTEX_WAKE`
+//! as the limit), `1p3c`, `3p1c`, `pipeline`,
 //! `diamond` and `group2` (the Disruptor's topologies, oversubscribed on two cores: yielding
 //! waits, unpinned), `ipc` and `ipc-pingpong` (1P1C and
 //! round trips between two processes through /dev/shm, with the cache line through a shared

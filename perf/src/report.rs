@@ -127,7 +127,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
         if blocking {
             let _ = writeln!(
                 md,
-                "| system | placement | rounds | wake-up p50 ns (median, range) | p90 | p99 | max | idle CPU % (median) |\n|---|---|---|---|---|---|---|---|"
+                "| system | placement | rounds | wake-up p50 ns (median, range) | p90 | p99 | max | idle CPU % (median) | p50 / bare futex |\n|---|---|---|---|---|---|---|---|---|"
             );
         } else if latency {
             let _ = writeln!(
@@ -163,6 +163,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             .into_iter()
             .find(|f| f.is_finite())
             .unwrap_or(f64::NAN);
+            let futex = figure_of("bare futex", &of_scenario);
             let ringmq = [
                 figure_of("ringmq (batch 64)", &of_scenario),
                 figure_of("ringmq", &of_scenario),
@@ -192,16 +193,18 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     let q = |x| merged.value_at_quantile(x);
                     let _ = writeln!(
                         md,
-                        "| {system} | {place} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {cpu:.2} |",
+                        "| {system} | {place} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {cpu:.2} | {} |",
                         runs.len(),
                         q(0.9),
                         q(0.99),
-                        merged.max()
+                        merged.max(),
+                        if (mid / futex).is_finite() { format!("{:.2}", mid / futex) } else { "-".to_owned() }
                     );
                     json_rows.push(serde_json::json!({
                         "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
                         "wake_p50_ns": mid, "wake_p50_range_ns": [lo, hi], "wake_p90_ns": q(0.9),
                         "wake_p99_ns": q(0.99), "wake_max_ns": merged.max(), "idle_cpu_percent": cpu,
+                        "ratio_to_bare_futex": mid / futex,
                     }));
                 } else if latency {
                     let mut merged =
@@ -261,7 +264,8 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             // ringmq against the best peer and the machine's limit, in this placement.
             let systems = dedup(here.iter().map(|s| s.system.as_str()));
             let is_ringmq = |s: &str| s.starts_with("ringmq");
-            let is_limit = |s: &str| s.starts_with("bare cache line") || s == "streaming limit";
+            let is_limit =
+                |s: &str| s.starts_with("bare cache line") || s == "streaming limit" || s == "bare futex";
             let peers: Vec<f64> = systems
                 .iter()
                 .filter(|s| !is_ringmq(s) && !is_limit(s))
@@ -282,7 +286,13 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             } else {
                 peers.iter().copied().fold(f64::NAN, f64::max)
             };
-            let limit = if latency { bare } else { streaming };
+            let limit = if latency {
+                bare
+            } else if blocking {
+                futex
+            } else {
+                streaming
+            };
             if ours.is_finite() && (best.is_finite() || limit.is_finite()) {
                 let show = |x: f64| {
                     if x.is_finite() {
