@@ -1,10 +1,14 @@
 //! The machine's own limits, measured in every run: the bare cache-line round trip between
 //! the two pinned cores, and a streaming limit (a producer filling a 64 KiB array of u64s with
-//! a release store of its index every 64 slots). Both also serve to label the placement.
+//! a release store of its index every 64 slots; for `spsc64`, the same with 64-byte messages
+//! in an array as large as that scenario's rings).
+//! The round trip also labels the placement.
 
 use crate::pin::{pin, Cores};
+use crate::spsc::Payload;
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -92,6 +96,69 @@ pub fn streaming(cores: Cores, n: u64) -> f64 {
         }
         for i in next..next + STRIDE {
             data[i as usize % SLOTS].store(i, Ordering::Relaxed);
+        }
+        next += STRIDE;
+        head.store(next, Ordering::Release);
+    }
+    reader.join().expect("streaming reader");
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Slots of the 64-byte streaming limit's array: as many as the `spsc64` queues have (4 MiB).
+/// In 64 KiB (1024 slots) it streamed only ~120 M/s here: the writer, never more than 1024
+/// messages ahead, wrote every line just after the reader had read it.
+const LINE_SLOTS: usize = crate::spsc::CAPACITY;
+
+/// An array of 64-byte messages written by one thread and read by another, ordered by the
+/// `head` and `tail` indices (as in a ring buffer, no slot is accessed by both at once).
+struct Lines(Vec<UnsafeCell<[u64; 8]>>);
+
+// SAFETY: `streaming_lines` hands a slot to the reader only through `head` (Release/Acquire)
+// and back to the writer only through `tail`, so no slot is read and written concurrently.
+unsafe impl Sync for Lines {}
+
+/// Streaming limit for 64-byte messages (`spsc64`): the u64 limit's loop with whole cache
+/// lines (a message a line), each message copied in and out as a ring buffer copies it (plain
+/// copies of `[u64; 8]`) and checked by the reader as the queues' readers check theirs.
+pub fn streaming_lines(cores: Cores, n: u64) -> f64 {
+    let data = Arc::new(Lines((0..LINE_SLOTS).map(|_| UnsafeCell::new([0; 8])).collect()));
+    let head = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let tail = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let reader = {
+        let (data, head, tail) = (data.clone(), head.clone(), tail.clone());
+        std::thread::spawn(move || {
+            pin(cores.b);
+            let mut next = 0u64;
+            while next < n {
+                // Acquire pairs with the writer's Release store of `head`.
+                let available = head.load(Ordering::Acquire);
+                while next < available {
+                    let slot = data.0[next as usize % LINE_SLOTS].get();
+                    // SAFETY: `next < head`: the writer finished this slot before its
+                    // Release store of `head`, and will not touch it again until `tail`
+                    // passes it.
+                    let value = unsafe { slot.read() };
+                    assert_eq!(value.number(), next, "streaming limit lost a value");
+                    next += 1;
+                }
+                // Release pairs with the writer's Acquire load of `tail`.
+                tail.store(next, Ordering::Release);
+            }
+        })
+    };
+    pin(cores.a);
+    let start = Instant::now();
+    let mut next = 0u64;
+    let mut cached_tail = 0u64;
+    while next < n {
+        while next + STRIDE > cached_tail + LINE_SLOTS as u64 {
+            cached_tail = tail.load(Ordering::Acquire);
+        }
+        for i in next..next + STRIDE {
+            let slot = data.0[i as usize % LINE_SLOTS].get();
+            // SAFETY: `i < tail + LINE_SLOTS`: the reader is done with this slot, and will
+            // not read it until the Release store of `head` below.
+            unsafe { slot.write(<[u64; 8]>::make(i)) };
         }
         next += STRIDE;
         head.store(next, Ordering::Release);

@@ -6,7 +6,7 @@
 //!     [--only NAME[,NAME...]] [--rounds N]
 //! ```
 //!
-//! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limit), `spsc`
+//! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limits), `spsc`
 //! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips),
 //! `fixedrate` (one message per microsecond, latency corrected for coordinated omission), `blocking` (wake-up
 //! latency of a sleeping consumer and its CPU while idle, with a bare `FUTEX_WAIT`/`FUTEX_WAKE`
@@ -160,7 +160,7 @@ fn main() {
     for round in 0..rounds {
         for scenario in &args.scenarios {
             let cases: Vec<&str> = match scenario.as_str() {
-                "calibrate" => vec!["streaming limit"],
+                "calibrate" => vec!["streaming limit", "streaming limit (64 B)"],
                 "spsc" | "spsc64" => spsc::SYSTEMS.to_vec(),
                 "pingpong" => pingpong::SYSTEMS.to_vec(),
                 "blocking" => blocking::SYSTEMS.to_vec(),
@@ -184,7 +184,10 @@ fn main() {
                 let before = isolated(move || calibrate::probe(cores));
                 let scenario_name = scenario.clone();
                 let value = isolated(move || match scenario_name.as_str() {
-                    "calibrate" => Value::Rate(calibrate::streaming(cores, stream_n)),
+                    "calibrate" if system == "streaming limit" => {
+                        Value::Rate(calibrate::streaming(cores, stream_n))
+                    }
+                    "calibrate" => Value::Rate(calibrate::streaming_lines(cores, stream_n / 4)),
                     "spsc" => Value::Rate(spsc::run::<u64>(system, cores, spsc_n)),
                     "spsc64" => Value::Rate(spsc::run::<[u64; 8]>(system, cores, spsc_n / 2)),
                     "blocking" => {

@@ -6,7 +6,7 @@ use ringmq::{Ring, WaitStrategy};
 use std::time::Instant;
 
 /// Capacity of every queue in this scenario (a power of two all peers accept).
-const CAPACITY: usize = 1 << 16;
+pub const CAPACITY: usize = 1 << 16;
 /// Batch size where a system publishes in batches.
 pub const BATCH: usize = 64;
 
