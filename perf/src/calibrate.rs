@@ -56,6 +56,78 @@ pub fn cache_line_rtt(cores: Cores, n: u64) -> Histogram<u64> {
     h
 }
 
+/// The bare ring's name in the ping-pong scenario and its report.
+pub const BARE_RING: &str = "bare ring (64 slots of 16 bytes)";
+
+/// Slots of the bare ring: as many as the ping-pong scenarios' rings have.
+pub const RING_SLOTS: usize = 64;
+
+/// A bare ring's slots and nothing else: 16 bytes each (a stamp word, then the payload), four
+/// to a cache line, as in a ringmq ring of `slot_size(16)`. A stamp of 0 is "never written",
+/// so a zero-filled mapping is an empty ring.
+pub type RingSlots = [[AtomicU64; 2]; RING_SLOTS];
+
+/// Writes message `i` (payload `value`) into its slot, the stamp (`i + 1`) last.
+#[inline(always)]
+pub fn ring_send(ring: &RingSlots, i: u64, value: u64) {
+    let slot = &ring[i as usize % RING_SLOTS];
+    slot[1].store(value, Ordering::Relaxed);
+    // Release pairs with `ring_recv`'s Acquire: the payload is visible with the stamp.
+    slot[0].store(i + 1, Ordering::Release);
+}
+
+/// Waits for message `i`'s stamp; its payload.
+#[inline(always)]
+pub fn ring_recv(ring: &RingSlots, i: u64) -> u64 {
+    let slot = &ring[i as usize % RING_SLOTS];
+    // Acquire pairs with `ring_send`'s Release.
+    while slot[0].load(Ordering::Acquire) != i + 1 {
+        std::hint::spin_loop();
+    }
+    slot[1].load(Ordering::Relaxed)
+}
+
+/// [`RingSlots`] on a line boundary of their own.
+#[repr(C, align(128))]
+struct BareRing(RingSlots);
+
+impl BareRing {
+    fn new() -> Self {
+        BareRing(std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]))
+    }
+}
+
+/// Bare ring ping-pong: the bare cache line's round trip, with each message in the next
+/// 16-byte slot of a 64-slot ring (a stamp and a payload, as ringmq's slots) instead of in one
+/// fixed word. No positions, no cursor, no gating (one message is ever outstanding): what the
+/// slots alone cost. A ring's messages move through 16 lines where the bare line uses one,
+/// which on this machine costs up to ~30 ns of the round trip in "near" placement.
+pub fn ring_rtt(cores: Cores, n: u64) -> Histogram<u64> {
+    let ping = Arc::new(BareRing::new());
+    let pong = Arc::new(BareRing::new());
+    let echo = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        std::thread::spawn(move || {
+            pin(cores.b);
+            for i in 0..n {
+                let value = ring_recv(&ping.0, i);
+                ring_send(&pong.0, i, value);
+            }
+        })
+    };
+    pin(cores.a);
+    let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+    for i in 0..n {
+        let t = Instant::now();
+        ring_send(&ping.0, i, !i);
+        let answer = ring_recv(&pong.0, i);
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+        assert_eq!(answer, !i, "bare ring ping-pong answer");
+    }
+    echo.join().expect("echo thread");
+    h
+}
+
 /// The placement probe: the median of a short cache-line ping-pong.
 pub fn probe(cores: Cores) -> u64 {
     cache_line_rtt(cores, 2_000).value_at_quantile(0.5)

@@ -7,6 +7,7 @@
 //! parent fails the run), and for throughput prints `rate R`: messages per second from its
 //! first message to its last, so process start-up and teardown are not counted.
 
+use crate::calibrate;
 use crate::pin::{pin, Cores};
 use hdrhistogram::Histogram;
 use std::io::{BufRead, BufReader};
@@ -28,12 +29,16 @@ pub const THROUGHPUT: &[&str] = &[
 /// Systems of the cross-process ping-pong scenario (`ipc-pingpong`).
 pub const PINGPONG: &[&str] = &[
     "bare cache line (/dev/shm)",
+    BARE_RING_SHM,
     "ringmq",
     "ringfire",
     "disruptor-mp",
     "iceoryx2",
     "zeromq ipc",
 ];
+
+/// The bare ring (`calibrate::ring_rtt`) through a /dev/shm mapping.
+pub const BARE_RING_SHM: &str = "bare ring (64 slots of 16 bytes, /dev/shm)";
 
 const CAPACITY: u64 = 1 << 16;
 const BATCH: usize = 64;
@@ -280,6 +285,22 @@ pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
             peer.finish(system);
             h
         }
+        BARE_RING_SHM => {
+            let path = shm_path(&name);
+            cleanup.0.push(path.clone());
+            let lines = SharedLines::create(&path);
+            let peer = Peer::start("pingpong", system, &path, n, cores);
+            let mut h = histogram();
+            for i in 0..n {
+                let t = Instant::now();
+                calibrate::ring_send(lines.ring(0), i, !i);
+                let answer = calibrate::ring_recv(lines.ring(1), i);
+                h.saturating_record(t.elapsed().as_nanos() as u64);
+                assert_eq!(answer, !i, "bare ring ping-pong answer");
+            }
+            peer.finish(system);
+            h
+        }
         "ringmq" => {
             let make = |n: &str| {
                 ringmq::Ring::builder()
@@ -428,7 +449,8 @@ fn disruptor_mp_files(segment: &str, prefix: &str) -> [String; 2] {
 
 // ---- the bare cache line through /dev/shm ---------------------------------------------------
 
-/// Two 128-byte lines of a /dev/shm file: the ping word and the pong word.
+/// A page of a /dev/shm file: the ping word and the pong word on 128-byte lines of their own,
+/// then two bare rings (zero-filled: empty).
 struct SharedLines {
     map: memmap::Map,
 }
@@ -442,7 +464,7 @@ impl SharedLines {
             .truncate(true)
             .open(path)
             .expect("create");
-        file.set_len(256).expect("size");
+        file.set_len(memmap::LEN as u64).expect("size");
         SharedLines {
             map: memmap::Map::new(&file),
         }
@@ -466,22 +488,30 @@ impl SharedLines {
     fn pong(&self) -> &AtomicU64 {
         self.map.word(128)
     }
+
+    /// Bare ring `k` (0: ping, 1: pong).
+    fn ring(&self, k: usize) -> &calibrate::RingSlots {
+        self.map.ring(1024 * (k + 1))
+    }
 }
 
 mod memmap {
     use std::os::fd::AsRawFd;
     use std::sync::atomic::AtomicU64;
 
-    /// A 256-byte shared mapping.
+    /// Bytes of the mapping.
+    pub const LEN: usize = 4096;
+
+    /// A shared mapping of `LEN` bytes.
     pub struct Map(*mut u8);
 
     impl Map {
         pub fn new(file: &std::fs::File) -> Self {
-            // SAFETY: maps 256 bytes of a file that has at least 256; checked for failure.
+            // SAFETY: maps LEN bytes of a file that has LEN; checked for failure.
             let ptr = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
-                    256,
+                    LEN,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_SHARED,
                     file.as_raw_fd(),
@@ -493,17 +523,26 @@ mod memmap {
         }
 
         pub fn word(&self, offset: usize) -> &AtomicU64 {
-            assert!(offset + 8 <= 256 && offset.is_multiple_of(8));
+            assert!(offset + 8 <= LEN && offset.is_multiple_of(8));
             // SAFETY: in bounds and aligned (the mapping is page aligned); the mapping lives
             // as long as `self`; the word is only accessed atomically, by both processes.
             unsafe { &*(self.0.add(offset) as *const AtomicU64) }
+        }
+
+        pub fn ring(&self, offset: usize) -> &crate::calibrate::RingSlots {
+            let len = std::mem::size_of::<crate::calibrate::RingSlots>();
+            assert!(offset + len <= LEN && offset.is_multiple_of(128));
+            // SAFETY: in bounds and line-aligned (the mapping is page aligned); the mapping
+            // lives as long as `self`; `RingSlots` is atomics only, accessed only atomically
+            // by both processes, and any bit pattern is a valid one.
+            unsafe { &*(self.0.add(offset) as *const crate::calibrate::RingSlots) }
         }
     }
 
     impl Drop for Map {
         fn drop(&mut self) {
             // SAFETY: unmaps exactly what `new` mapped, once.
-            unsafe { libc::munmap(self.0 as *mut libc::c_void, 256) };
+            unsafe { libc::munmap(self.0 as *mut libc::c_void, LEN) };
         }
     }
 }
@@ -651,6 +690,14 @@ fn child_pingpong(system: &str, name: &str, n: u64) {
                     std::hint::spin_loop();
                 }
                 lines.pong().store(i, Ordering::Release);
+            }
+        }
+        BARE_RING_SHM => {
+            let lines = SharedLines::open(name);
+            ready();
+            for i in 0..n {
+                let value = calibrate::ring_recv(lines.ring(0), i);
+                calibrate::ring_send(lines.ring(1), i, value);
             }
         }
         "ringmq" => {

@@ -9,6 +9,7 @@ use std::time::Instant;
 /// The systems this scenario runs, by name.
 pub const SYSTEMS: &[&str] = &[
     "bare cache line",
+    crate::calibrate::BARE_RING,
     "ringmq",
     "ringmq fixed-size",
     "rtrb",
@@ -21,6 +22,7 @@ pub const SYSTEMS: &[&str] = &[
 pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
     match system {
         "bare cache line" => crate::calibrate::cache_line_rtt(cores, n),
+        crate::calibrate::BARE_RING => crate::calibrate::ring_rtt(cores, n),
         "ringmq" => ringmq(cores, n, false),
         "ringmq fixed-size" => ringmq(cores, n, true),
         "rtrb" => rtrb(cores, n),

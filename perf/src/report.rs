@@ -132,7 +132,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
         } else if latency {
             let _ = writeln!(
                 md,
-                "| system | placement | rounds | min | p50 ns (median, range) | p90 | p99 | p99.9 | p99.99 | max | p50 / bare cache line |\n|---|---|---|---|---|---|---|---|---|---|---|"
+                "| system | placement | rounds | min | p50 ns (median, range) | p90 | p99 | p99.9 | p99.99 | max | p50 / bare cache line | p50 / bare ring |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
         } else {
             let _ = writeln!(
@@ -172,6 +172,13 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             .find(|f| f.is_finite())
             .unwrap_or(f64::NAN);
             let futex = figure_of("bare futex", &of_scenario);
+            let bare_ring = [
+                figure_of(crate::calibrate::BARE_RING, &of_scenario),
+                figure_of(crate::ipc::BARE_RING_SHM, &of_scenario),
+            ]
+            .into_iter()
+            .find(|f| f.is_finite())
+            .unwrap_or(f64::NAN);
             let ringmq = [
                 figure_of("ringmq (batch 64)", &of_scenario),
                 figure_of("ringmq", &of_scenario),
@@ -179,6 +186,13 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             .into_iter()
             .find(|f| f.is_finite())
             .unwrap_or(f64::NAN);
+            let ratio = |x: f64| {
+                if x.is_finite() {
+                    format!("{x:.2}")
+                } else {
+                    "-".to_owned()
+                }
+            };
             let mut plotted: Vec<(String, Histogram<u64>)> = Vec::new();
             for system in dedup(here.iter().map(|s| s.system.as_str())) {
                 let runs: Vec<&&&Sample> = here.iter().filter(|s| s.system == system).collect();
@@ -206,7 +220,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                         q(0.9),
                         q(0.99),
                         merged.max(),
-                        if (mid / futex).is_finite() { format!("{:.2}", mid / futex) } else { "-".to_owned() }
+                        ratio(mid / futex)
                     );
                     json_rows.push(serde_json::json!({
                         "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
@@ -225,7 +239,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     let q = |x| merged.value_at_quantile(x);
                     let _ = writeln!(
                         md,
-                        "| {system} | {place} | {} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {} | {} | {} |",
+                        "| {system} | {place} | {} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {} | {} | {} | {} |",
                         runs.len(),
                         merged.min(),
                         q(0.9),
@@ -233,7 +247,8 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                         q(0.999),
                         q(0.9999),
                         merged.max(),
-                        if (mid / bare).is_finite() { format!("{:.2}", mid / bare) } else { "-".to_owned() }
+                        ratio(mid / bare),
+                        ratio(mid / bare_ring)
                     );
                     let file = dir.join(format!("{scenario}-{}-{place}.hgrm", slug(system)));
                     std::fs::write(&file, hgrm(&merged))?;
@@ -242,16 +257,9 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                         "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
                         "min_ns": merged.min(), "p50_ns": mid, "p50_range_ns": [lo, hi], "p90_ns": q(0.9), "p99_ns": q(0.99),
                         "p99_9_ns": q(0.999), "p99_99_ns": q(0.9999), "max_ns": merged.max(),
-                        "ratio_to_bare_cache_line": mid / bare, "hgrm": file.file_name().map(|f| f.to_string_lossy().into_owned()),
+                        "ratio_to_bare_cache_line": mid / bare, "ratio_to_bare_ring": mid / bare_ring, "hgrm": file.file_name().map(|f| f.to_string_lossy().into_owned()),
                     }));
                 } else {
-                    let ratio = |x: f64| {
-                        if x.is_finite() {
-                            format!("{x:.2}")
-                        } else {
-                            "-".to_owned()
-                        }
-                    };
                     let _ = writeln!(
                         md,
                         "| {system} | {place} | {} | {:.1} | {:.1}-{:.1} | {} | {} |",
@@ -272,9 +280,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             // ringmq against the best peer and the machine's limit, in this placement.
             let systems = dedup(here.iter().map(|s| s.system.as_str()));
             let is_ringmq = |s: &str| s.starts_with("ringmq");
-            let is_limit = |s: &str| {
-                s.starts_with("bare cache line") || s.starts_with("streaming limit") || s == "bare futex"
-            };
+            let is_limit = |s: &str| s.starts_with("bare ") || s.starts_with("streaming limit");
             let peers: Vec<f64> = systems
                 .iter()
                 .filter(|s| !is_ringmq(s) && !is_limit(s))
@@ -303,18 +309,16 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                 streaming("")
             };
             if ours.is_finite() && (best.is_finite() || limit.is_finite()) {
-                let show = |x: f64| {
-                    if x.is_finite() {
-                        format!("{x:.2}")
-                    } else {
-                        "-".to_owned()
-                    }
-                };
                 let better = if latency || blocking { "lower" } else { "higher" };
+                let ring = if bare_ring.is_finite() {
+                    format!(", / the bare ring = {}", ratio(ours / bare_ring))
+                } else {
+                    String::new()
+                };
                 summaries.push(format!(
-                    "- {place}: ringmq's best / best peer's = {}, ringmq's best / the machine's limit = {} ({better} is better)",
-                    show(ours / best),
-                    show(ours / limit)
+                    "- {place}: ringmq's best / best peer's = {}, ringmq's best / the machine's limit = {}{ring} ({better} is better)",
+                    ratio(ours / best),
+                    ratio(ours / limit)
                 ));
             }
             if !plotted.is_empty() {
