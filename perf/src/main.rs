@@ -6,20 +6,20 @@
 //!     [--only NAME[,NAME...]] [--rounds N]
 //! ```
 //!
-//! Scenarios: `calibrate` (the bare cache-line round trip and the streaming limits), `spsc`
-//! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips),
-//! `fixedrate` (one message per microsecond, latency corrected for coordinated omission), `blocking` (wake-up
-//! latency of a sleeping consumer and its CPU while idle, with a bare `FUTEX_WAIT`/`FUTEX_WAKE`
-//! as the limit), `1p3c`, `3p1c`, `pipeline`,
-//! `diamond` and `group2` (the Disruptor's topologies, oversubscribed on two cores: yielding
-//! waits, unpinned), `ipc` and `ipc-pingpong` (1P1C and
-//! round trips between two processes through /dev/shm, with the cache line through a shared
-//! mapping as the limit, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ). Default: all. Every
-//! case runs between two placement probes and is labelled near or far; systems run interleaved
-//! (A B C A B C ...) so they are compared inside one run and one placement. Every message is
-//! checked by its receiver: a system that loses one fails the run. `--only` keeps the systems
-//! whose name contains one of the given words (for an A/B of two systems, or a profile of one);
-//! `--rounds` overrides the number of rounds.
+//! Scenarios: `calibrate` (the streaming limits: u64s, and 64-byte messages for `spsc64`), `spsc`
+//! and `spsc64` (one producer, one consumer, 8- and 64-byte messages), `pingpong` (round trips,
+//! with the bare cache line and a bare ring of 64 slots as limits), `fixedrate` (one message per
+//! microsecond, latency corrected for coordinated omission), `blocking` (wake-up latency of a
+//! sleeping consumer and its CPU while idle, with a bare `FUTEX_WAIT`/`FUTEX_WAKE` as the limit),
+//! `1p3c`, `3p1c`, `pipeline`, `diamond` and `group2` (the Disruptor's topologies, oversubscribed
+//! on two cores: yielding waits, unpinned), `ipc` and `ipc-pingpong` (1P1C and round trips between
+//! two processes through /dev/shm, with the cache line and the bare ring through a shared mapping
+//! as limits, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ). Default: all. Every case runs
+//! between two placement probes (the bare cache-line round trip) and is labelled near or far;
+//! systems run interleaved (A B C A B C ...) so they are compared inside one run and one placement.
+//! Every message is checked by its receiver: a system that loses one fails the run. `--only` keeps
+//! the systems whose name contains one of the given words (for an A/B of two systems, or a profile
+//! of one); `--rounds` overrides the number of rounds.
 
 mod blocking;
 mod calibrate;
