@@ -309,6 +309,34 @@ impl Shared {
             .sequence(self.layout.entry(index) + layout::E_SEQUENCE)
     }
 
+    /// [`Shared::entry_sequence`]'s address, for a handle to keep (see [`SequenceRef`]).
+    pub(crate) fn entry_sequence_ref(&self, index: usize) -> SequenceRef {
+        SequenceRef {
+            #[cfg(not(loom))]
+            word: self.entry_sequence(index),
+            #[cfg(loom)]
+            index,
+        }
+    }
+
+    /// The sequence word a kept [`SequenceRef`] names, without the offset check.
+    ///
+    /// # Safety
+    ///
+    /// `word` came from this `Shared`'s [`Shared::entry_sequence_ref`].
+    #[inline]
+    pub(crate) unsafe fn sequence_with(&self, word: &SequenceRef) -> &Sequence {
+        #[cfg(loom)]
+        return self.entry_sequence(word.index);
+        #[cfg(not(loom))]
+        // SAFETY: `word.word` points at a sequence word of this region (caller's contract),
+        // 8-aligned in a 128-aligned region that lives as long as `self`; `Sequence` is
+        // `repr(transparent)` over `AtomicU64`, and every access to the word is atomic.
+        unsafe {
+            &*word.word
+        }
+    }
+
     #[inline]
     pub(crate) fn entry_word(&self, index: usize, field: usize) -> &Word {
         self.region.word(self.layout.entry(index) + field)
@@ -1007,6 +1035,24 @@ impl Geometry {
         self.payload_capacity
     }
 }
+
+/// The address of a consumer table entry's sequence word, kept by the handle that owns the
+/// entry so that storing its position computes and checks no offset (under loom, the entry's
+/// index: the words are loom objects).
+#[derive(Clone, Copy)]
+pub(crate) struct SequenceRef {
+    #[cfg(not(loom))]
+    word: *const Sequence,
+    #[cfg(loom)]
+    index: usize,
+}
+
+// SAFETY: as for `Geometry`: the pointer is an address in a ring's region, dereferenced only
+// through `Shared::sequence_with`, whose callers hold that ring's `Shared`; every access to
+// the word is atomic.
+unsafe impl Send for SequenceRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SequenceRef {}
 
 /// [`Geometry`] for the duration of a borrow of its [`Shared`].
 #[derive(Clone, Copy)]

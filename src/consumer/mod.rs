@@ -16,7 +16,7 @@ pub use table::{ConsumerInfo, ConsumerKind};
 use crate::barrier::Barrier;
 use crate::error::{Error, RecvError};
 use crate::layout::{SlotHeader, IDLE, KIND_SUBSCRIBER, KIND_WORKER, OPT_DURABLE, SLOT_SKIPPED};
-use crate::ring::{Ring, Shared, Slots};
+use crate::ring::{Geometry, Ring, SequenceRef, Shared, Slots};
 use crate::storage::ReadTrack;
 use crate::sync::Arc;
 use crate::wait::{self, StopFlag, WaitStrategy};
@@ -355,6 +355,11 @@ pub struct Consumer {
     /// A durable subscriber keeps its entry when dropped (unless unsubscribing).
     durable: bool,
     unsubscribing: bool,
+    /// The ring's slot geometry and this consumer's position word, kept here (from `shared`)
+    /// so that nothing between a message's arrival and its release loads through `shared`:
+    /// in a round trip those loads are a chain of dependent reads on the critical path.
+    geometry: Geometry,
+    position_word: SequenceRef,
 }
 
 impl fmt::Debug for Consumer {
@@ -379,8 +384,12 @@ impl Consumer {
         start: u64,
         wait: WaitStrategy,
     ) -> Self {
+        let geometry = shared.geometry();
+        let position_word = shared.entry_sequence_ref(entry.index);
         Consumer {
             shared,
+            geometry,
+            position_word,
             entry,
             name: name.to_owned(),
             group,
@@ -589,10 +598,17 @@ impl Consumer {
         }
     }
 
+    /// The slots, through the kept geometry.
+    #[inline]
+    fn slots(&self) -> Slots<'_> {
+        // SAFETY: `geometry` came from `shared.geometry()` in `new`.
+        unsafe { self.shared.slots_with(self.geometry) }
+    }
+
     /// Reads the header of the slot holding `sequence`, which this consumer may read.
     #[inline]
     fn header(&self, sequence: u64) -> SlotHeader {
-        self.shared.slots().read_header(sequence)
+        self.slots().read_header(sequence)
     }
 
     /// Publishes this consumer's position as `upto`. `[released]`
@@ -604,12 +620,13 @@ impl Consumer {
         } else {
             upto
         };
+        // SAFETY: `position_word` came from `shared.entry_sequence_ref` of this consumer's
+        // entry in `new`.
+        let word = unsafe { self.shared.sequence_with(&self.position_word) };
         // [released] Release: pairs with the Acquire loads of positions in
         // `Shared::gating_minimum`, the barrier and `table::group_position`: our reads of the
         // slots below `upto` happen before anyone reuses them.
-        self.shared
-            .entry_sequence(self.entry.index)
-            .store_release(position);
+        word.store_release(position);
         self.shared.notify_released();
     }
 
@@ -649,7 +666,7 @@ impl Consumer {
     #[inline]
     fn message(&mut self, header: SlotHeader) -> Message<'_> {
         let sequence = self.next;
-        let slots = self.shared.slots();
+        let slots = self.slots();
         let track = self.shared.region.track_read(self.slot_index(sequence));
         Message {
             data: slots.payload(sequence),
@@ -995,8 +1012,7 @@ impl Batch<'_> {
     /// than 128 bytes).
     #[inline]
     pub fn as_slices<T: bytemuck::AnyBitPattern>(&self) -> Result<(&[T], &[T]), Error> {
-        let shared: &Shared = &self.consumer.shared;
-        let slots = shared.slots();
+        let slots = self.consumer.slots();
         let size = std::mem::size_of::<T>();
         let mismatch = || Error::NotFixedSizeOf {
             size,
@@ -1028,10 +1044,9 @@ impl Batch<'_> {
     /// The messages, in sequence order, skipped slots left out.
     #[inline]
     pub fn iter(&self) -> BatchIter<'_> {
-        let shared: &Shared = &self.consumer.shared;
         BatchIter {
-            shared,
-            slots: shared.slots(),
+            shared: &self.consumer.shared,
+            slots: self.consumer.slots(),
             range: self.range.clone(),
             skipped: 0,
             total: &self.skipped,
