@@ -1100,6 +1100,25 @@ impl<'b> Iterator for BatchIter<'b> {
     fn next(&mut self) -> Option<Msg<'b>> {
         let shared = self.shared;
         let slots = self.slots;
+        if slots.fixed() {
+            // A fixed-size ring has no headers to read and no skipped slots (one producer,
+            // which never skips): every message is the whole payload. Kept apart so a loop
+            // over it holds only the range and the geometry (the general loop's skip counters
+            // spilled a 64-byte message's check to the stack: 1.9 against 1.4 ns a message).
+            let sequence = self.range.next()?;
+            let track = shared
+                .region
+                .track_read(crate::sequence::slot_index(sequence, shared.capacity()));
+            // SAFETY: as below.
+            let data =
+                unsafe { std::slice::from_raw_parts(slots.payload(sequence), slots.payload_capacity()) };
+            return Some(Msg {
+                sequence,
+                data,
+                redelivered: sequence < self.redelivered_until,
+                _track: track,
+            });
+        }
         for sequence in self.range.by_ref() {
             let header = slots.read_header(sequence);
             if header.flags & SLOT_SKIPPED != 0 {
