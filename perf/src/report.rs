@@ -127,7 +127,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
         if blocking {
             let _ = writeln!(
                 md,
-                "| system | placement | rounds | wake-up p50 ns (median, range) | p90 | p99 | max | idle CPU % (median) | p50 / bare futex |\n|---|---|---|---|---|---|---|---|---|"
+                "| system | placement | rounds | min | wake-up p50 ns (median, range) | p90 | p99 | p99.9 | p99.99 | max | idle CPU % (median) | p50 / bare futex |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
         } else if latency {
             let _ = writeln!(
@@ -215,18 +215,26 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     let q = |x| merged.value_at_quantile(x);
                     let _ = writeln!(
                         md,
-                        "| {system} | {place} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {cpu:.2} | {} |",
+                        "| {system} | {place} | {} | {} | {mid:.0} ({lo:.0}-{hi:.0}) | {} | {} | {} | {} | {} | {cpu:.2} | {} |",
                         runs.len(),
+                        merged.min(),
                         q(0.9),
                         q(0.99),
+                        q(0.999),
+                        q(0.9999),
                         merged.max(),
                         ratio(mid / futex)
                     );
+                    let file = dir.join(format!("{scenario}-{}-{place}.hgrm", slug(system)));
+                    std::fs::write(&file, hgrm(&merged))?;
+                    plotted.push((system.to_owned(), merged.clone()));
                     json_rows.push(serde_json::json!({
                         "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
-                        "wake_p50_ns": mid, "wake_p50_range_ns": [lo, hi], "wake_p90_ns": q(0.9),
-                        "wake_p99_ns": q(0.99), "wake_max_ns": merged.max(), "idle_cpu_percent": cpu,
+                        "wake_min_ns": merged.min(), "wake_p50_ns": mid, "wake_p50_range_ns": [lo, hi],
+                        "wake_p90_ns": q(0.9), "wake_p99_ns": q(0.99), "wake_p99_9_ns": q(0.999),
+                        "wake_p99_99_ns": q(0.9999), "wake_max_ns": merged.max(), "idle_cpu_percent": cpu,
                         "ratio_to_bare_futex": mid / futex,
+                        "hgrm": file.file_name().map(|f| f.to_string_lossy().into_owned()),
                     }));
                 } else if latency {
                     let mut merged =
