@@ -1103,13 +1103,15 @@ impl<'b> Iterator for BatchIter<'b> {
         if slots.fixed() {
             // A fixed-size ring has no headers to read and no skipped slots (one producer,
             // which never skips): every message is the whole payload. Kept apart so a loop
-            // over it holds only the range and the geometry (the general loop's skip counters
-            // spilled a 64-byte message's check to the stack: 1.9 against 1.4 ns a message).
+            // over it holds only the range and the geometry (through the general loop, its
+            // skip counters spilled a caller's 64-byte check to the stack: 1.94 ns a message
+            // against 1.66 this way and 1.38 for a hand loop, draining in one thread).
             let sequence = self.range.next()?;
             let track = shared
                 .region
                 .track_read(crate::sequence::slot_index(sequence, shared.capacity()));
-            // SAFETY: as below.
+            // SAFETY: published (the batch came from the barrier) and not released until the
+            // batch that `'b` borrows drops; a fixed-size slot is its payload, all of it.
             let data =
                 unsafe { std::slice::from_raw_parts(slots.payload(sequence), slots.payload_capacity()) };
             return Some(Msg {
