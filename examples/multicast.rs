@@ -22,11 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (subscriber.name().to_owned(), total)
             }))
         })
-        .collect::<Result<_, ringmq::Error>>()?;
+        .collect::<Result<_, ringmq::AttachError>>()?;
 
     let mut producer = ring.producer()?;
     for price in 0..10_000u64 {
-        producer.publish_value(&price)?; // waits while the slowest subscriber is a ring behind
+        producer.publish(&price.to_le_bytes())?; // waits while the slowest subscriber is a ring behind
     }
     for reader in readers {
         let (name, total) = reader.join().unwrap();

@@ -25,7 +25,7 @@ fn run(ring: &Ring, stages: Vec<Consumer>) -> Result<(), Box<dyn std::error::Err
     let threads: Vec<_> = stages.into_iter().map(stage).collect();
     let mut producer = ring.producer()?;
     for i in 0..N {
-        producer.publish_value(&i)?;
+        producer.publish(&i.to_le_bytes())?;
     }
     for t in threads {
         let (name, sum) = t.join().unwrap();

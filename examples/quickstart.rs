@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::hint::spin_loop();
         }
         let now = epoch.elapsed().as_nanos() as u64;
-        producer.publish_value(&now)?;
+        producer.publish(&now.to_le_bytes())?;
     }
     let (received_all, latency) = reader.join().expect("the reader thread panicked");
     let elapsed = received_all - start;

@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (worker.name().to_owned(), done)
             }))
         })
-        .collect::<Result<_, ringmq::Error>>()?;
+        .collect::<Result<_, ringmq::AttachError>>()?;
 
     let mut producer = ring.producer()?;
     for n in 0..1_000 {

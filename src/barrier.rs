@@ -9,8 +9,10 @@
 //! A dependency that detaches stops constraining: its entry's generation changes, and the
 //! barrier drops it. With no dependency left the barrier falls back to the cursor.
 
-use crate::consumer::table::{self, Dependency};
-use crate::ring::Shared;
+use crate::gating::group_position;
+use crate::shared::Shared;
+use crate::storage::Slots;
+use crate::table::{self, Dependency};
 use crate::wait::Event;
 
 /// A consumer's barrier.
@@ -40,12 +42,13 @@ impl Barrier {
     }
 
     /// The first sequence at or after `from` that may not be read yet, looking at most
-    /// `max` ahead.
-    // Always inlined: without dependencies this is the published cursor, on every poll.
+    /// `max` ahead. `slots` are the ring's (the consumer's kept ones).
+    // Always inlined: without dependencies this is the sequencer's published bound, on every
+    // poll.
     #[inline(always)]
-    pub(crate) fn available(&mut self, shared: &Shared, from: u64, max: u64) -> u64 {
+    pub(crate) fn available(&mut self, shared: &Shared, slots: Slots<'_>, from: u64, max: u64) -> u64 {
         if self.deps.is_empty() {
-            return shared.published_until(from, max);
+            return crate::sequencer::published_until(shared, slots, from, max);
         }
         self.after_dependencies(shared, from, max)
     }
@@ -71,7 +74,7 @@ impl Barrier {
     #[inline(never)]
     fn drop_lost(&mut self, shared: &Shared, from: u64, max: u64) -> u64 {
         self.deps.retain(|d| table::is_live(shared, d.entry));
-        self.available(shared, from, max)
+        self.available(shared, shared.slots(), from, max)
     }
 }
 
@@ -82,7 +85,7 @@ fn position(shared: &Shared, dep: &Dependency) -> Option<u64> {
         return None;
     }
     Some(if dep.is_group {
-        table::group_position(shared, dep.entry.index)
+        group_position(shared, dep.entry.index)
     } else {
         // [released] Acquire: pairs with the dependency's Release store of its position, so
         // it has finished with every slot below it.

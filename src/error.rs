@@ -1,19 +1,30 @@
-//! Typed errors. Library code never panics on bad input; it returns one of these.
+//! Typed errors, one type per kind of operation, each with only the ways that operation can
+//! fail. Library code never panics on bad input; it returns one of these.
+//!
+//! | operation | error |
+//! |---|---|
+//! | [`crate::RingBuilder::build`] (a ring on the heap) | [`BuildError`] |
+//! | creating, opening, removing, listing ring files and topics | [`OpenError`] |
+//! | taking a producer, attaching a subscriber or a worker | [`AttachError`] |
+//! | publishing and claiming | [`PublishError`] |
+//! | receiving and polling | [`RecvError`] |
+//! | viewing a payload as a type | [`TypeError`] |
+//! | starting a handler thread | [`SpawnError`] |
 
 use thiserror::Error;
 
-/// Errors from creating a ring or attaching a handle to it.
+/// Why ring parameters were refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Error {
-    /// The capacity is zero, not a power of two, or above [`crate::MAX_CAPACITY`].
+pub enum BuildError {
+    /// The capacity is zero, not a power of two, or above [`crate::limits::MAX_CAPACITY`].
     #[error("capacity {capacity} is not a power of two between 1 and 2^30")]
     InvalidCapacity {
         /// The capacity asked for.
         capacity: u64,
     },
     /// The slot size is not a multiple of 8 in `MIN_SLOT_SIZE..=MAX_SLOT_SIZE` (from
-    /// `MIN_FIXED_SIZE` for a fixed-size ring).
+    /// `MIN_FIXED_SIZE` for a fixed-size ring; see [`crate::limits`]).
     #[error("slot size {slot_size} is not a multiple of 8 between 16 (8 for a fixed-size ring) and 16 MiB")]
     InvalidSlotSize {
         /// The slot size asked for.
@@ -24,13 +35,13 @@ pub enum Error {
     /// producer's cursor can.
     #[error("a fixed-size ring has a single producer (multi-producer slots need their headers)")]
     FixedSizeMultiProducer,
-    /// The consumer table size is zero or above [`crate::MAX_CONSUMERS`].
+    /// The consumer table size is zero or above [`crate::limits::MAX_CONSUMERS`].
     #[error("max_consumers {max_consumers} is not between 1 and 64")]
     InvalidMaxConsumers {
         /// The table size asked for.
         max_consumers: usize,
     },
-    /// The initial sequence is above [`crate::MAX_SEQUENCE`].
+    /// The initial sequence is above [`crate::limits::MAX_SEQUENCE`].
     #[error("initial sequence {initial_sequence} is above 2^63")]
     InvalidInitialSequence {
         /// The initial sequence asked for.
@@ -50,90 +61,18 @@ pub enum Error {
         /// Bytes asked for.
         len: usize,
     },
-    /// A consumer or group of that name is attached already.
-    #[error("the name {name:?} is taken by another consumer or group")]
-    NameTaken {
-        /// The name.
-        name: String,
-    },
-    /// The name is empty or longer than [`crate::MAX_NAME_LEN`] bytes.
-    #[error("the name {name:?} is empty or longer than 64 bytes")]
-    InvalidName {
-        /// The name.
-        name: String,
-    },
-    /// A dependency names no attached consumer or group.
-    #[error("no consumer or group named {name:?} is attached")]
-    UnknownDependency {
-        /// The name of the missing dependency.
-        name: String,
-    },
-    /// More than [`crate::MAX_DEPENDENCIES`] dependencies were declared.
-    #[error("{count} dependencies declared; at most 8 are allowed")]
-    TooManyDependencies {
-        /// How many were declared.
-        count: usize,
-    },
-    /// Every entry of the consumer table is in use.
-    #[error("the consumer table is full ({max_consumers} entries)")]
-    TableFull {
-        /// The table's size.
-        max_consumers: usize,
-    },
-    /// Every entry of the producer table is taken by a live multi-producer handle.
-    #[error("the ring already has {max} producer handles")]
-    TooManyProducers {
-        /// The producer table's size.
-        max: usize,
-    },
-    /// A single-producer ring already has its producer.
-    #[error("this single-producer ring already has a producer")]
-    ProducerTaken,
-    /// The requested start sequence has been overwritten.
-    #[error("sequence {requested} is no longer in the ring; the earliest is {earliest}")]
-    SequenceUnavailable {
-        /// The start asked for.
-        requested: u64,
-        /// The earliest sequence that is still readable.
-        earliest: u64,
-    },
-    /// A blocking wait strategy was asked of a ring created without wake-ups.
-    #[error("the ring was created without wake-ups; use BusySpin or Yield, or create it with wakeups(true)")]
-    WakeupsDisabled,
-    /// A worker's dependencies or start differ from those of the group it joins.
-    #[error("the group {group:?} exists with other dependencies or start than this worker's")]
-    GroupMismatch {
-        /// The group's name.
-        group: String,
-    },
-    /// A payload type does not fit a slot, or needs more than 8-byte alignment.
-    #[error("type of {size} bytes, align {align}, does not fit a payload of {capacity} bytes aligned to 8")]
-    TypeMismatch {
-        /// `size_of::<T>()`.
-        size: usize,
-        /// `align_of::<T>()`.
-        align: usize,
-        /// The slot's payload capacity.
-        capacity: usize,
-    },
-    /// Typed slices of a batch ([`crate::Batch::as_slices`]) need a fixed-size ring whose
-    /// messages are `size_of::<T>()` bytes, in slots aligned for `T`.
-    #[error("slices of {size}-byte values (align {align}) need a fixed-size ring of {size}-byte messages")]
-    NotFixedSizeOf {
-        /// `size_of::<T>()`.
-        size: usize,
-        /// `align_of::<T>()`.
-        align: usize,
-    },
-    /// The core to pin a handler thread to does not exist.
-    #[error("core {core} is not one of this process's cores")]
-    InvalidCore {
-        /// The core id asked for.
-        core: usize,
-    },
-    /// A ring name that [`crate::shm_path`] does not accept.
-    #[error("{name:?} is not a ring name (1-200 of A-Z a-z 0-9 - _ ., not starting with '.')")]
-    InvalidRingName {
+}
+
+/// Why a ring file (or a topic directory) could not be created, opened, removed or listed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The parameters of a ring to create are not valid.
+    #[error(transparent)]
+    InvalidParams(#[from] BuildError),
+    /// A topic name that [`crate::TopicDir::path`] does not accept.
+    #[error("{name:?} is not a topic name (1-200 of A-Z a-z 0-9 - _ ., not starting with '.')")]
+    InvalidTopicName {
         /// The name.
         name: String,
     },
@@ -143,10 +82,16 @@ pub enum Error {
         /// The path.
         path: String,
     },
-    /// The file does not exist.
+    /// The ring file does not exist.
     #[error("{path}: no such ring")]
     NotFound {
         /// The path.
+        path: String,
+    },
+    /// The directory meant to hold the ring (or to be listed) does not exist.
+    #[error("{path}: no such directory")]
+    NoSuchDirectory {
+        /// The directory.
         path: String,
     },
     /// A ring (or another file) already has that name.
@@ -160,6 +105,15 @@ pub enum Error {
     PermissionDenied {
         /// The path.
         path: String,
+    },
+    /// The ring file, or the directory that holds it, could have been put there or replaced
+    /// by a user this process does not trust (see [`crate::Trust`]); it was not opened.
+    #[error("{path}: refused: {reason}")]
+    Untrusted {
+        /// The file or directory.
+        path: String,
+        /// What makes it untrusted (its owner, its mode, a symbolic link).
+        reason: String,
     },
     /// The device is full: the file could not be allocated.
     #[error("{path}: no space left for {len} bytes")]
@@ -233,12 +187,120 @@ pub enum Error {
         /// How long the opener waited.
         waited: std::time::Duration,
     },
-    /// Spawning a handler thread failed.
-    #[error("could not spawn the handler thread: {0}")]
-    Spawn(String),
 }
 
-/// Why a publish did not happen.
+/// Why a producer, a subscriber or a worker could not attach to a ring.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// A live consumer or group already has the name.
+    #[error("the name {name:?} is taken by a live consumer or group")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// The name is empty or longer than [`crate::limits::MAX_NAME_LEN`] bytes.
+    #[error("the name {name:?} is empty or longer than 64 bytes")]
+    InvalidName {
+        /// The name.
+        name: String,
+    },
+    /// A dependency names no attached consumer or group.
+    #[error("no consumer or group named {name:?} is attached")]
+    UnknownDependency {
+        /// The name of the missing dependency.
+        name: String,
+    },
+    /// More than [`crate::limits::MAX_DEPENDENCIES`] dependencies were declared.
+    #[error("{count} dependencies declared; at most 8 are allowed")]
+    TooManyDependencies {
+        /// How many were declared.
+        count: usize,
+    },
+    /// Every entry of the consumer table is in use.
+    #[error("the consumer table is full ({max_consumers} entries)")]
+    TableFull {
+        /// The table's size.
+        max_consumers: usize,
+    },
+    /// Every entry of the producer table is taken by a live multi-producer handle.
+    #[error("the ring already has {max} producer handles")]
+    TooManyProducers {
+        /// The producer table's size.
+        max: usize,
+    },
+    /// A single-producer ring already has its producer.
+    #[error("this single-producer ring already has a live producer")]
+    ProducerTaken,
+    /// The requested start sequence has been overwritten.
+    #[error("sequence {requested} is no longer in the ring; the earliest is {earliest}")]
+    SequenceUnavailable {
+        /// The start asked for.
+        requested: u64,
+        /// The earliest sequence that is still readable.
+        earliest: u64,
+    },
+    /// A blocking wait strategy was asked of a ring created without wake-ups.
+    #[error("the ring was created without wake-ups; use BusySpin or Yield, or create it with wakeups(true)")]
+    WakeupsDisabled,
+    /// A worker's dependencies differ from those of the group it joins, or a worker's name
+    /// is held by a worker of another group.
+    #[error("the group {group:?} exists with other dependencies than this worker's")]
+    GroupMismatch {
+        /// The group's name.
+        group: String,
+    },
+    /// The ring's shared state is inconsistent (only a peer writing into the mapping can
+    /// cause this).
+    #[error("corrupt ring: {reason}")]
+    Corrupt {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Why a payload could not be viewed as a type.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TypeError {
+    /// A type does not fit a message (or a fixed-size ring's message is not its size), or
+    /// needs more than the slots' 8-byte alignment.
+    #[error("type of {size} bytes, align {align}, does not fit a payload of {capacity} bytes aligned to 8")]
+    Mismatch {
+        /// `size_of::<T>()`.
+        size: usize,
+        /// `align_of::<T>()`.
+        align: usize,
+        /// The payload's length (or capacity).
+        capacity: usize,
+    },
+    /// Typed slices of a batch ([`crate::Batch::as_slices`]) need a fixed-size ring whose
+    /// messages are `size_of::<T>()` bytes, in slots aligned for `T`.
+    #[error("slices of {size}-byte values (align {align}) need a fixed-size ring of {size}-byte messages")]
+    NotFixedSizeOf {
+        /// `size_of::<T>()`.
+        size: usize,
+        /// `align_of::<T>()`.
+        align: usize,
+    },
+}
+
+/// Why a handler thread was not started.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The core to pin the thread to does not exist.
+    #[error("core {core} is not one of this process's cores")]
+    InvalidCore {
+        /// The core id asked for.
+        core: usize,
+    },
+    /// The operating system refused the thread.
+    #[error("could not spawn the handler thread: {0}")]
+    Thread(String),
+}
+
+/// Why a publish or a claim did not happen.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PublishError {
@@ -280,11 +342,11 @@ pub enum PublishError {
         /// The batch's length.
         len: usize,
     },
-    /// The claim would pass [`crate::MAX_SEQUENCE`].
+    /// The claim would pass [`crate::limits::MAX_SEQUENCE`].
     #[error("the ring's sequence space is exhausted")]
     Exhausted,
     /// The slot was given up (skipped) before this publish, as if its producer had died; the
-    /// message was not published. See `Producer::abandoned`.
+    /// message was not published. See [`crate::Producer::abandoned`].
     #[error("slot {sequence} was given up as a dead producer's before this publish")]
     Abandoned {
         /// The message's sequence.

@@ -8,8 +8,8 @@
 //!   (pub/sub, multicast);
 //! - **groups** of **workers** ([`Ring::worker`]) share the stream: each message reaches
 //!   exactly one worker of the group (a work queue);
-//! - any consumer or group can run **after** others ([`ConsumerBuilder::after`]): pipelines
-//!   and diamonds.
+//! - any consumer or group can run **after** others ([`SubscriberBuilder::after`],
+//!   [`WorkerBuilder::after`]): pipelines and diamonds.
 //!
 //! Producers never overwrite a slot a gating consumer has not released: a full ring makes
 //! [`Producer::try_publish`] return [`PublishError::Full`] and [`Producer::publish`] wait.
@@ -30,47 +30,63 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Rings live on the heap ([`RingBuilder::build`]), or in files that other processes map: by
+//! name in this user's /dev/shm directory ([`TopicDir::shm`]) or at any path
+//! ([`RingBuilder::create`], [`Ring::open`]).
+//!
 //! The memory layout (header, hot lines, consumer table, stamped slots) is the same on every
-//! backend; `docs/architecture.md` in the repository describes it and the protocols.
+//! backend; `docs/architecture.md` in the repository describes it, the protocols, and which
+//! file holds each concept.
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
-mod barrier;
-mod consumer;
+// The layers, bottom to top; each module imports only modules above it in this list.
+mod atomic;
 mod error;
-mod group;
-#[cfg(not(loom))]
-mod hooks;
-mod layout;
-mod liveness;
-mod producer;
-mod producers;
-mod ring;
-mod sequence;
-mod storage;
+pub mod limits;
 mod sync;
-#[cfg(not(loom))]
-mod topic;
-mod typed;
+
+mod layout;
+
+mod liveness;
+mod storage;
 mod wait;
 
-pub use consumer::{
-    Batch, BatchIter, Consumer, ConsumerBuilder, ConsumerInfo, ConsumerKind, Message, Msg, Start,
-};
+mod shared;
+
+mod gating;
+mod table;
+
+mod group;
+mod reaper;
+
+mod sequencer;
+
+mod barrier;
+
+mod consumer;
+mod producer;
+
+mod typed;
+
+#[cfg(not(loom))]
+mod dir;
+mod ring;
+#[cfg(not(loom))]
+mod test_hooks;
+
+pub use consumer::{Batch, BatchIter, Consumer, Message, Received, Start, SubscriberBuilder, WorkerBuilder};
 #[cfg(not(loom))]
 pub use consumer::{HandlerOptions, HandlerThread};
-pub use error::{Error, PublishError, RecvError};
-pub use layout::{
-    ProducerMode, MAX_CAPACITY, MAX_CONSUMERS, MAX_DEPENDENCIES, MAX_NAME_LEN, MAX_PRODUCERS, MAX_SLOT_SIZE,
-    MIN_FIXED_SIZE, MIN_SLOT_SIZE, SLOT_HEADER,
-};
+#[cfg(not(loom))]
+pub use dir::{TopicDir, TopicFile};
+pub use error::{AttachError, BuildError, OpenError, PublishError, RecvError, SpawnError, TypeError};
+pub use layout::ProducerMode;
 pub use producer::{BatchClaim, Claim, Producer};
 pub use ring::{Ring, RingBuilder};
-pub use sequence::MAX_SEQUENCE;
 #[cfg(not(loom))]
-pub use storage::{shm_path, MAX_RING_NAME_LEN, SHM_DIR};
-#[cfg(not(loom))]
-pub use topic::{list_rings, prune_rings, RingFile, RingFileKind};
+pub use storage::{FileKind, Trust};
+pub use table::{ConsumerInfo, ConsumerKind};
 pub use typed::{TypedConsumer, TypedProducer};
 pub use wait::WaitStrategy;
 

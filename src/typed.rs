@@ -1,8 +1,10 @@
 //! Typed handles: producers and consumers of one plain-old-data type.
 //!
 //! A message is the bytes of a `T: bytemuck::Pod`, copied in and out (or written in place
-//! through [`TypedProducer::try_publish_with`]). The handles carry `T` in their type, so they
-//! are `Send` only when `T` is:
+//! through [`TypedProducer::try_publish_with`]; in a fixed-size ring of `T`s, whole slices at
+//! once through [`TypedProducer::try_publish_slice`] and [`crate::Batch::as_slices`]). The
+//! type is checked once, when the handle is made. The handles carry `T` in their type, so
+//! they are `Send` only when `T` is:
 //!
 //! ```compile_fail
 //! use bytemuck::{Pod, Zeroable};
@@ -46,20 +48,20 @@
 //! ```
 
 use crate::consumer::Consumer;
-use crate::error::{Error, PublishError, RecvError};
-use crate::producer::Producer;
+use crate::error::{PublishError, RecvError, TypeError};
+use crate::producer::{Producer, When};
 use bytemuck::Pod;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-/// `T` fits the payload (a fixed-size ring's: is its message size) and needs no more than
-/// the slots' 8-byte alignment.
-fn check_type<T: Pod>(capacity: usize, fixed: bool) -> Result<(), Error> {
+/// Checks that `T` fits a payload of `capacity` bytes (in a `fixed`-size ring: is exactly
+/// its message size) and needs no more than the slots' 8-byte alignment.
+pub(crate) fn check_type<T>(capacity: usize, fixed: bool) -> Result<(), TypeError> {
     let size = std::mem::size_of::<T>();
     let align = std::mem::align_of::<T>();
     if size > capacity || align > 8 || (fixed && size != capacity) {
-        return Err(Error::TypeMismatch {
+        return Err(TypeError::Mismatch {
             size,
             align,
             capacity,
@@ -87,8 +89,9 @@ impl<T: Pod> TypedProducer<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::TypeMismatch`] if `T` does not fit a slot's payload or needs alignment above 8.
-    pub fn new(inner: Producer) -> Result<Self, Error> {
+    /// [`TypeError::Mismatch`] if `T` does not fit a slot's payload (in a fixed-size ring: is
+    /// not its message size) or needs alignment above 8.
+    pub fn new(inner: Producer) -> Result<Self, TypeError> {
         check_type::<T>(inner.max_message_len(), inner.is_fixed_size())?;
         Ok(TypedProducer {
             inner,
@@ -101,7 +104,8 @@ impl<T: Pod> TypedProducer<T> {
     /// # Errors
     ///
     /// As [`Producer::try_publish`].
-    #[inline]
+    // Always inlined, as `Producer::try_publish`: the copy then has a constant length.
+    #[inline(always)]
     pub fn try_publish(&mut self, value: &T) -> Result<u64, PublishError> {
         self.inner.try_publish(bytemuck::bytes_of(value))
     }
@@ -111,7 +115,7 @@ impl<T: Pod> TypedProducer<T> {
     /// # Errors
     ///
     /// As [`Producer::publish`].
-    #[inline]
+    #[inline(always)]
     pub fn publish(&mut self, value: &T) -> Result<u64, PublishError> {
         self.inner.publish(bytemuck::bytes_of(value))
     }
@@ -126,6 +130,42 @@ impl<T: Pod> TypedProducer<T> {
         self.inner.publish_timeout(bytemuck::bytes_of(value), timeout)
     }
 
+    /// Publishes each of `values` as one message, with one publish, if there is room for all
+    /// of them now; returns the first sequence. In a fixed-size ring of `size_of::<T>()`-byte
+    /// messages the slice is copied in whole (in two parts if it wraps around the ring's
+    /// end): the fastest way to publish values that already sit in a slice; read them back
+    /// with [`crate::Batch::as_slices`]. Values built only to be published go faster written
+    /// in place by [`Producer::try_publish_batch_with`] (no staging stores).
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Full`], [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    #[inline(always)]
+    pub fn try_publish_slice(&mut self, values: &[T]) -> Result<u64, PublishError> {
+        self.inner.publish_values_when(values, When::Now)
+    }
+
+    /// Like [`TypedProducer::try_publish_slice`], waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::BatchTooLarge`], [`PublishError::Exhausted`].
+    #[inline(always)]
+    pub fn publish_slice(&mut self, values: &[T]) -> Result<u64, PublishError> {
+        self.inner.publish_values_when(values, When::Until(None))
+    }
+
+    /// Like [`TypedProducer::try_publish_slice`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Timeout`], otherwise as [`TypedProducer::publish_slice`].
+    #[inline]
+    pub fn publish_slice_timeout(&mut self, values: &[T], timeout: Duration) -> Result<u64, PublishError> {
+        self.inner
+            .publish_values_when(values, When::Until(crate::wait::deadline_after(timeout)))
+    }
+
     /// Claims a slot if there is room now and lets `fill` write the value in place (zero
     /// copy); publishes when `fill` returns. The slot starts zeroed or with an old message.
     ///
@@ -133,7 +173,32 @@ impl<T: Pod> TypedProducer<T> {
     ///
     /// As [`Producer::try_claim_slot`].
     pub fn try_publish_with(&mut self, fill: impl FnOnce(&mut T)) -> Result<u64, PublishError> {
-        let mut claim = self.inner.try_claim_slot()?;
+        Self::fill_claim(self.inner.try_claim_slot()?, fill)
+    }
+
+    /// Like [`TypedProducer::try_publish_with`], waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::claim_slot`].
+    pub fn publish_with(&mut self, fill: impl FnOnce(&mut T)) -> Result<u64, PublishError> {
+        Self::fill_claim(self.inner.claim_slot()?, fill)
+    }
+
+    /// Like [`TypedProducer::try_publish_with`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::claim_slot_timeout`].
+    pub fn publish_with_timeout(
+        &mut self,
+        fill: impl FnOnce(&mut T),
+        timeout: Duration,
+    ) -> Result<u64, PublishError> {
+        Self::fill_claim(self.inner.claim_slot_timeout(timeout)?, fill)
+    }
+
+    fn fill_claim(mut claim: crate::Claim<'_>, fill: impl FnOnce(&mut T)) -> Result<u64, PublishError> {
         let sequence = claim.sequence();
         // `new` checked size and alignment, and payloads are 8-aligned: this cannot fail.
         if let Ok(value) = claim.value_mut::<T>() {
@@ -168,9 +233,10 @@ impl<T: Pod> TypedConsumer<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::TypeMismatch`] if `T` does not fit a slot's payload or needs alignment above 8.
-    pub fn new(inner: Consumer) -> Result<Self, Error> {
-        check_type::<T>(inner.shared_payload_capacity(), inner.shared_fixed())?;
+    /// [`TypeError::Mismatch`] if `T` does not fit a slot's payload (in a fixed-size ring: is
+    /// not its message size) or needs alignment above 8.
+    pub fn new(inner: Consumer) -> Result<Self, TypeError> {
+        check_type::<T>(inner.max_message_len(), inner.is_fixed_size())?;
         Ok(TypedConsumer {
             inner,
             _type: PhantomData,
@@ -217,8 +283,8 @@ impl<T: Pod> TypedConsumer<T> {
     pub fn try_poll(&mut self, max: usize, mut f: impl FnMut(u64, T)) -> usize {
         let batch = self.inner.try_poll(max);
         let mut n = 0;
-        for msg in batch.iter() {
-            f(msg.sequence(), decode(&msg));
+        for message in batch.iter() {
+            f(message.sequence(), decode(&message));
             n += 1;
         }
         n

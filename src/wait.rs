@@ -24,9 +24,9 @@
 //! publish with no sleeper costs a fence and one load of a line nobody writes: no syscall.
 //! The futex timeout is only a safety net.
 
+use crate::atomic::{Flag, Word, Word32};
 use crate::error::RecvError;
-use crate::sequence::{Word, Word32};
-use crate::sync::{fence, AtomicBool, Ordering};
+use crate::sync::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a waiting party waits.
@@ -106,19 +106,19 @@ impl Event<'_> {
 
 /// Set to ask a handler loop to stop; waiters check it and the stopper wakes them.
 #[derive(Debug, Default)]
-pub(crate) struct StopFlag(AtomicBool);
+pub(crate) struct StopFlag(Flag);
 
 impl StopFlag {
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn stop(&self) {
         // Release: pairs with the Acquire in `is_stopped`; the stopper then bumps the event
         // words (Release), so a sleeper that sees the bump sees the flag.
-        self.0.store(true, Ordering::Release);
+        self.0.raise_release();
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
         // Acquire: pairs with the Release in `stop`.
-        self.0.load(Ordering::Acquire)
+        self.0.is_raised_acquire()
     }
 }
 

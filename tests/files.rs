@@ -2,7 +2,7 @@
 //! foreign, truncated and corrupt files, permissions.
 #![cfg(not(loom))]
 
-use ringmq::{Error, ProducerMode, Ring, Start};
+use ringmq::{AttachError, OpenError, ProducerMode, Ring, Start};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ impl ShmName {
     }
 
     fn path(&self) -> PathBuf {
-        ringmq::shm_path(&self.0).unwrap()
+        ringmq::TopicDir::shm().path(&self.0).unwrap()
     }
 }
 
@@ -61,7 +61,7 @@ fn a_ring_in_shm_is_shared_between_handles_that_open_it() {
     // The consumer table is shared too.
     assert_eq!(ring.consumers()[0].name, "reader");
     // The single producer is taken for every handle of the ring.
-    assert_eq!(opened.producer().unwrap_err(), Error::ProducerTaken);
+    assert_eq!(opened.producer().unwrap_err(), AttachError::ProducerTaken);
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn create_refuses_an_existing_name_and_leaves_no_temporary_files() {
     let _ring = Ring::builder().create(&path).unwrap();
     assert!(matches!(
         Ring::builder().create(&path),
-        Err(Error::AlreadyExists { .. })
+        Err(OpenError::AlreadyExists { .. })
     ));
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -86,7 +86,7 @@ fn files_are_created_with_the_requested_mode() {
     let private = dir.path().join("private");
     let shared = dir.path().join("shared");
     Ring::builder().create(&private).unwrap();
-    Ring::builder().mode(0o644).create(&shared).unwrap();
+    Ring::builder().file_mode(0o644).create(&shared).unwrap();
     let mode = |p: &PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&private), 0o600);
     assert_eq!(mode(&shared), 0o644);
@@ -96,11 +96,14 @@ fn files_are_created_with_the_requested_mode() {
 fn a_file_without_access_is_a_permission_error() {
     let dir = dir();
     let path = dir.path().join("ring");
-    Ring::builder().mode(0o000).create(&path).unwrap();
+    Ring::builder().file_mode(0o000).create(&path).unwrap();
     // Root ignores file modes; everybody else must be refused.
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc_geteuid() } != 0 {
-        assert!(matches!(Ring::open(&path), Err(Error::PermissionDenied { .. })));
+        assert!(matches!(
+            Ring::open(&path),
+            Err(OpenError::PermissionDenied { .. })
+        ));
     } else {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0);
     }
@@ -123,7 +126,7 @@ fn open_or_create_opens_an_existing_ring_with_the_same_parameters() {
     producer.publish(b"x").unwrap();
     assert_eq!(&*consumer.recv().unwrap(), b"x");
     match builder.capacity(64).open_or_create(&path) {
-        Err(Error::ParamsMismatch {
+        Err(OpenError::ParamsMismatch {
             field,
             expected,
             found,
@@ -137,7 +140,7 @@ fn open_or_create_opens_an_existing_ring_with_the_same_parameters() {
             .slot_size(24)
             .producer_mode(ProducerMode::Single)
             .open_or_create(&path),
-        Err(Error::ParamsMismatch {
+        Err(OpenError::ParamsMismatch {
             field: "producer_mode",
             ..
         })
@@ -175,8 +178,8 @@ fn remove_unlinks_and_open_then_fails() {
     let path = dir.path().join("ring");
     Ring::builder().create(&path).unwrap();
     Ring::remove(&path).unwrap();
-    assert!(matches!(Ring::open(&path), Err(Error::NotFound { .. })));
-    assert!(matches!(Ring::remove(&path), Err(Error::NotFound { .. })));
+    assert!(matches!(Ring::open(&path), Err(OpenError::NotFound { .. })));
+    assert!(matches!(Ring::remove(&path), Err(OpenError::NotFound { .. })));
 }
 
 fn write_at(path: &PathBuf, offset: u64, bytes: &[u8]) {
@@ -200,11 +203,11 @@ fn foreign_truncated_and_corrupt_files_are_refused_with_typed_errors() {
         "a text file, not a ring, long enough for a header\n".repeat(10),
     )
     .unwrap();
-    assert!(matches!(Ring::open(&foreign), Err(Error::NotARing { .. })));
+    assert!(matches!(Ring::open(&foreign), Err(OpenError::NotARing { .. })));
 
     let tiny = dir.path().join("tiny");
     std::fs::write(&tiny, b"RINGMQ").unwrap();
-    assert!(matches!(Ring::open(&tiny), Err(Error::Truncated { .. })));
+    assert!(matches!(Ring::open(&tiny), Err(OpenError::Truncated { .. })));
 
     let short = make("short");
     let len = std::fs::metadata(&short).unwrap().len();
@@ -214,13 +217,13 @@ fn foreign_truncated_and_corrupt_files_are_refused_with_typed_errors() {
         .unwrap()
         .set_len(len - 1)
         .unwrap();
-    assert!(matches!(Ring::open(&short), Err(Error::Truncated { expected, .. }) if expected == len));
+    assert!(matches!(Ring::open(&short), Err(OpenError::Truncated { expected, .. }) if expected == len));
 
     let version = make("version");
     write_at(&version, 8, &7u64.to_le_bytes());
     assert!(matches!(
         Ring::open(&version),
-        Err(Error::IncompatibleVersion {
+        Err(OpenError::IncompatibleVersion {
             found: 7,
             supported: 1,
             ..
@@ -239,7 +242,7 @@ fn foreign_truncated_and_corrupt_files_are_refused_with_typed_errors() {
         let path = make(&format!("corrupt-{offset}"));
         write_at(&path, offset, &value.to_le_bytes());
         assert!(
-            matches!(Ring::open(&path), Err(Error::Corrupt { .. })),
+            matches!(Ring::open(&path), Err(OpenError::Corrupt { .. })),
             "field at {offset}"
         );
     }
@@ -251,7 +254,7 @@ fn foreign_truncated_and_corrupt_files_are_refused_with_typed_errors() {
         Ring::builder()
             .init_timeout(Duration::from_millis(50))
             .open_or_create(&zeroed),
-        Err(Error::NotInitialised { .. })
+        Err(OpenError::NotInitialised { .. })
     ));
     assert!(started.elapsed() >= Duration::from_millis(50));
 }
@@ -271,13 +274,13 @@ fn a_fixed_size_ring_file_keeps_its_kind_and_its_messages() {
             .unwrap();
         let mut producer = ring.producer().unwrap();
         for i in 0..5u64 {
-            producer.publish_value(&(100 + i)).unwrap();
+            producer.publish(&(100 + i).to_le_bytes()).unwrap();
         }
     }
     let ring = Ring::open(&path).unwrap();
-    assert_eq!((ring.fixed_size(), ring.cursor()), (Some(8), 5));
+    assert_eq!((ring.fixed_size(), ring.next_sequence()), (Some(8), 5));
     // A producer of the reopened ring continues at the cursor.
-    assert_eq!(ring.producer().unwrap().publish_value(&105u64), Ok(5));
+    assert_eq!(ring.producer().unwrap().publish(&105u64.to_le_bytes()), Ok(5));
     let mut consumer = ring.subscriber("d").durable(true).attach().unwrap();
     let batch = consumer.try_poll(16);
     let got: Vec<(u64, u64)> = batch
@@ -292,11 +295,11 @@ fn a_fixed_size_ring_file_keeps_its_kind_and_its_messages() {
         .slot_size(8 + 8)
         .open_or_create(&path)
     {
-        Err(Error::ParamsMismatch { field, .. }) => assert_eq!(field, "slot_size"),
+        Err(OpenError::ParamsMismatch { field, .. }) => assert_eq!(field, "slot_size"),
         other => panic!("expected a mismatch, got {other:?}"),
     }
     match Ring::builder().capacity(16).slot_size(8).open_or_create(&path) {
-        Err(Error::ParamsMismatch {
+        Err(OpenError::ParamsMismatch {
             field,
             expected,
             found,
@@ -315,7 +318,56 @@ fn a_fixed_size_ring_file_keeps_its_kind_and_its_messages() {
         .fixed_size(16)
         .open_or_create(&headers)
     {
-        Err(Error::ParamsMismatch { field, .. }) => assert_eq!(field, "fixed_size"),
+        Err(OpenError::ParamsMismatch { field, .. }) => assert_eq!(field, "fixed_size"),
         other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_symbolic_link_is_never_followed_to_a_ring() {
+    let dir = dir();
+    let ring = dir.path().join("ring");
+    let link = dir.path().join("link");
+    Ring::builder().create(&ring).unwrap();
+    std::os::unix::fs::symlink(&ring, &link).unwrap();
+    match Ring::open(&link) {
+        Err(OpenError::Untrusted { reason, .. }) => assert!(reason.contains("symbolic link"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // Nor created through: the name is taken by the link.
+    assert!(matches!(
+        Ring::builder().create(&link),
+        Err(OpenError::AlreadyExists { .. })
+    ));
+}
+
+#[test]
+fn a_directory_others_may_change_holds_no_ring_unless_it_is_sticky() {
+    let dir = dir();
+    let path = dir.path().join("ring");
+    Ring::builder().create(&path).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(matches!(Ring::open(&path), Err(OpenError::Untrusted { .. })));
+    assert!(matches!(
+        Ring::builder().create(dir.path().join("other")),
+        Err(OpenError::Untrusted { .. })
+    ));
+    // With the sticky bit others cannot rename or remove what they do not own.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    Ring::open(&path).unwrap();
+}
+
+#[test]
+fn a_missing_directory_is_named_as_such() {
+    let dir = dir();
+    let path = dir.path().join("no").join("ring");
+    for result in [
+        Ring::builder().create(&path).map(drop),
+        Ring::open(&path).map(drop),
+    ] {
+        match result {
+            Err(OpenError::NoSuchDirectory { path }) => assert!(path.ends_with("/no"), "{path}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

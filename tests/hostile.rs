@@ -85,7 +85,7 @@ fn with_watchdog(f: impl FnOnce()) {
 fn exercise(ring: &Ring) {
     let _ = ring.consumers();
     let _ = ring.reap_dead();
-    let _ = ring.cursor();
+    let _ = ring.next_sequence();
     if let Ok(mut producer) = ring.producer() {
         let _ = producer.try_publish(b"after");
         let _ = producer.publish_timeout(b"after", SHORT);
@@ -136,7 +136,11 @@ fn run_case(kind: Kind, writes: &[(Option<prop::sample::Index>, f64, u64)]) {
         m
     };
     let mut subscriber = ring.subscriber("s").start(Start::Earliest).attach().unwrap();
-    let mut worker = ring.worker("g", "w").start(Start::Earliest).attach().unwrap();
+    let mut worker = ring
+        .worker("g", "w")
+        .group_start(Start::Earliest)
+        .attach()
+        .unwrap();
     let mut producer = ring.producer().unwrap();
     for i in 0..5u64 {
         producer.try_publish(&message(i)).unwrap();

@@ -84,7 +84,7 @@ fn single_producer_model(capacity: u64) {
             assert_eq!(take(&mut consumer), (i, 10 + i));
         }
         t.join().unwrap();
-        assert_eq!(ring.cursor(), 3);
+        assert_eq!(ring.next_sequence(), 3);
     });
 }
 

@@ -161,7 +161,10 @@ fn run(ops: Vec<Op>, kind: Kind) {
                 }
                 let name = format!("c{i}");
                 let consumer = if worker {
-                    ring.worker("g", &name).start(Start::Latest).attach().unwrap()
+                    ring.worker("g", &name)
+                        .group_start(Start::Latest)
+                        .attach()
+                        .unwrap()
                 } else {
                     ring.subscriber(&name).start(Start::Latest).attach().unwrap()
                 };

@@ -570,7 +570,10 @@ fn fixed_size_ring_feeds_a_subscriber_a_stage_after_it_and_a_group() {
     let mut s = 0;
     while s < N {
         if s % 3 == 0 {
-            assert_eq!(producer.publish_value(&fixed_message(s)).unwrap(), s);
+            assert_eq!(
+                producer.publish(bytemuck::bytes_of(&fixed_message(s))).unwrap(),
+                s
+            );
             s += 1;
         } else {
             let n = (1 + s % 24).min(N - s) as usize;

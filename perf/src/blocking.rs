@@ -189,7 +189,7 @@ pub fn run(system: &str, cores: Cores, n: u64, idle: Duration) -> Outcome {
                 },
                 || {
                     produce(n, idle, epoch, |v| {
-                        producer.publish_value(&v).expect("room");
+                        producer.publish(&v.to_le_bytes()).expect("room");
                     })
                 },
             )

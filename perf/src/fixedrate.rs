@@ -75,7 +75,11 @@ pub fn run(system: &str, cores: Cores, n: u64, interval: Duration) -> Histogram<
                         consumer.try_recv().ok().and_then(|m| m.value::<u64>().ok())
                     })
                 },
-                || send_on_schedule(n, interval, epoch, |v| producer.try_publish_value(&v).is_ok()),
+                || {
+                    send_on_schedule(n, interval, epoch, |v| {
+                        producer.try_publish(&v.to_le_bytes()).is_ok()
+                    })
+                },
             )
         }
         "rtrb" => {

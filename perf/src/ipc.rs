@@ -66,7 +66,8 @@ impl Drop for Cleanup {
 }
 
 fn shm_path(name: &str) -> String {
-    ringmq::shm_path(name)
+    ringmq::TopicDir::shm()
+        .path(name)
         .expect("a valid name")
         .display()
         .to_string()
@@ -160,7 +161,7 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
             } else {
                 builder.slot_size(16)
             };
-            let ring = builder.create(shm_path(&name)).expect("ring");
+            let ring = ringmq::TopicDir::shm().create(&name, builder).expect("ring");
             let peer = Peer::start("throughput", system, &name, n, cores);
             let mut producer = ring
                 .producer_with(ringmq::WaitStrategy::BusySpin)
@@ -303,12 +304,11 @@ pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         }
         "ringmq" => {
             let make = |n: &str| {
-                ringmq::Ring::builder()
+                let builder = ringmq::Ring::builder()
                     .capacity(PING_CAPACITY)
                     .slot_size(16)
-                    .wakeups(false)
-                    .create(shm_path(n))
-                    .expect("ring")
+                    .wakeups(false);
+                ringmq::TopicDir::shm().create(n, builder).expect("ring")
             };
             let (ping, pong) = (make(&ping_name), make(&pong_name));
             let wait = ringmq::WaitStrategy::BusySpin;
@@ -323,7 +323,7 @@ pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
                 n,
                 system,
                 |i| {
-                    tx.publish_value(&i).expect("room");
+                    tx.publish(&i.to_le_bytes()).expect("room");
                 },
                 || rx.recv().expect("no stop flag").value::<u64>().expect("u64"),
             );
@@ -713,7 +713,7 @@ fn child_pingpong(system: &str, name: &str, n: u64) {
             ready();
             for _ in 0..n {
                 let v = rx.recv().expect("no stop flag").value::<u64>().expect("u64");
-                tx.publish_value(&v).expect("room");
+                tx.publish(&v.to_le_bytes()).expect("room");
             }
         }
         "ringfire" => {

@@ -67,14 +67,14 @@ fn ringmq(cores: Cores, n: u64, fixed: bool) -> Histogram<u64> {
         pin(cores.b);
         for _ in 0..n {
             let v = ping_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
-            pong_tx.publish_value(&v).expect("room");
+            pong_tx.publish(&v.to_le_bytes()).expect("room");
         }
     });
     pin(cores.a);
     let mut h = histogram();
     for i in 0..n {
         let t = Instant::now();
-        ping_tx.publish_value(&i).expect("room");
+        ping_tx.publish(&i.to_le_bytes()).expect("room");
         let v = pong_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
         h.saturating_record(t.elapsed().as_nanos() as u64);
         assert_eq!(v, i, "ringmq ping-pong answer");

@@ -119,7 +119,7 @@ fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
     let builder = if fixed {
         builder.fixed_size(size)
     } else {
-        builder.slot_size(ringmq::SLOT_HEADER + size)
+        builder.slot_size(ringmq::limits::SLOT_HEADER + size)
     };
     let ring = builder.build().expect("valid ring");
     let (mut consumer, mut producer) = busy_pair(&ring);
@@ -134,7 +134,7 @@ fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
     rate(n, start)
 }
 
-/// Publishes the messages `0..n`, one at a time (`batch` 1, `try_publish_value`) or
+/// Publishes the messages `0..n`, one at a time (`batch` 1, `try_publish` of its bytes) or
 /// `batch` at a time (`try_publish_batch_with`), spinning while the ring is full. The
 /// in-process and cross-process (`ipc`) 1P1C cases share it, so the two compare.
 pub fn publish_numbers<T: Payload>(producer: &mut ringmq::Producer, n: u64, batch: usize) {
@@ -142,7 +142,7 @@ pub fn publish_numbers<T: Payload>(producer: &mut ringmq::Producer, n: u64, batc
     let mut next = 0u64;
     if batch == 1 {
         while next < n {
-            if producer.try_publish_value(&T::make(next)).is_ok() {
+            if producer.try_publish(bytemuck::bytes_of(&T::make(next))).is_ok() {
                 next += 1;
             }
         }
@@ -174,7 +174,7 @@ pub fn read_numbers<T: Payload>(consumer: &mut ringmq::Consumer, from: u64, n: u
     }
 }
 
-/// A fixed-size ring of `T`s moved as slices: `try_publish_values` of 64 values (one copy)
+/// A fixed-size ring of `T`s moved as slices: `try_publish_slice` of 64 values (one copy)
 /// and `Batch::as_slices` (no copy), every value checked.
 fn ringmq_slices<T: Payload>(cores: Cores, n: u64) -> f64 {
     let ring = Ring::builder()
@@ -183,7 +183,8 @@ fn ringmq_slices<T: Payload>(cores: Cores, n: u64) -> f64 {
         .fixed_size(std::mem::size_of::<T>())
         .build()
         .expect("valid ring");
-    let (mut consumer, mut producer) = busy_pair(&ring);
+    let (mut consumer, producer) = busy_pair(&ring);
+    let mut producer = ringmq::TypedProducer::<T>::new(producer).expect("a fixed-size ring of T");
     let reader = std::thread::spawn(move || {
         pin(cores.b);
         let mut expected = 0u64;
@@ -205,7 +206,7 @@ fn ringmq_slices<T: Payload>(cores: Cores, n: u64) -> f64 {
         for (i, v) in values[..k].iter_mut().enumerate() {
             *v = T::make(next + i as u64);
         }
-        if producer.try_publish_values(&values[..k]).is_ok() {
+        if producer.try_publish_slice(&values[..k]).is_ok() {
             next += k as u64;
         }
     }

@@ -346,7 +346,7 @@ fn ringmq_group(n: u64) -> f64 {
         .map(|w| {
             let mut worker = ring
                 .worker("g", &format!("w{w}"))
-                .start(Start::Earliest)
+                .group_start(Start::Earliest)
                 .wait_strategy(WaitStrategy::Yield)
                 .attach()
                 .expect("attach");

@@ -1,7 +1,7 @@
 //! Push consumption: a thread that runs a handler on every message, batch by batch.
 
-use super::{Consumer, Msg};
-use crate::error::{Error, RecvError};
+use super::{Consumer, Message};
+use crate::error::{RecvError, SpawnError};
 use crate::wait::StopFlag;
 use std::fmt;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ impl HandlerOptions {
 /// dropping it stops it too.
 pub struct HandlerThread {
     stop: Arc<StopFlag>,
-    wake: crate::sync::Arc<crate::ring::Shared>,
+    wake: crate::sync::Arc<crate::shared::Shared>,
     thread: Option<JoinHandle<Consumer>>,
 }
 
@@ -73,11 +73,11 @@ impl Consumer {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidCore`] if the core to pin to does not exist, [`Error::Spawn`] if the
-    /// thread cannot be started.
-    pub fn spawn<F>(mut self, options: HandlerOptions, mut handler: F) -> Result<HandlerThread, Error>
+    /// [`SpawnError::InvalidCore`] if the core to pin to does not exist,
+    /// [`SpawnError::Thread`] if the thread cannot be started.
+    pub fn spawn<F>(mut self, options: HandlerOptions, mut handler: F) -> Result<HandlerThread, SpawnError>
     where
-        F: FnMut(Msg<'_>, bool) + Send + 'static,
+        F: FnMut(Message<'_>, bool) + Send + 'static,
     {
         let core = match options.core {
             None => None,
@@ -86,12 +86,12 @@ impl Consumer {
                     .unwrap_or_default()
                     .into_iter()
                     .find(|c| c.id == id)
-                    .ok_or(Error::InvalidCore { core: id })?,
+                    .ok_or(SpawnError::InvalidCore { core: id })?,
             ),
         };
         let stop = Arc::new(StopFlag::default());
         self.set_stop(Arc::clone(&stop));
-        let wake = crate::sync::Arc::clone(self.shared());
+        let wake = crate::sync::Arc::clone(self.att.arc());
         let name = options
             .thread_name
             .clone()
@@ -111,7 +111,7 @@ impl Consumer {
                         // Without a deadline, `poll` fails only when stopped.
                         Err(_) => break,
                     };
-                    let mut pending: Option<Msg<'_>> = None;
+                    let mut pending: Option<Message<'_>> = None;
                     for msg in batch.iter() {
                         if let Some(previous) = pending.replace(msg) {
                             handler(previous, false);
@@ -123,7 +123,7 @@ impl Consumer {
                 }
                 self
             })
-            .map_err(|e| Error::Spawn(e.to_string()))?;
+            .map_err(|e| SpawnError::Thread(e.to_string()))?;
         Ok(HandlerThread {
             stop,
             wake,

@@ -1,5 +1,5 @@
 //! The file backend: a ring in a file mapped `MAP_SHARED`, so every process that maps the file
-//! sees the same bytes. Files in /dev/shm (see `shm.rs`) and files on disk both use it.
+//! sees the same bytes. Topics in /dev/shm (see `dir.rs`) and files on disk both use it.
 //!
 //! # Creating without ever showing a half-made ring
 //!
@@ -18,12 +18,14 @@
 //! anything into it (the ring treats its contents as untrusted input), and a process with
 //! write access can truncate the file, after which touching the lost pages raises `SIGBUS` in
 //! every process that maps it. File permissions are the only defence against the latter:
-//! rings are created `0600` unless asked otherwise.
+//! rings are created `0600` unless asked otherwise. Who may have created or replaced the file
+//! is checked before it is created or opened (`trust.rs`).
 
+use super::trust::Trust;
 use super::Storage;
-use crate::error::Error;
+use crate::atomic::Word;
+use crate::error::OpenError;
 use crate::liveness;
-use crate::sequence::Word;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -67,12 +69,12 @@ impl FileStorage {
     }
 
     /// Maps `len` bytes of `file`.
-    fn map(file: File, len: usize, path: &Path) -> Result<Self, Error> {
+    fn map(file: File, len: usize, path: &Path) -> Result<Self, OpenError> {
         let map = memmap2::MmapOptions::new()
             .len(len)
             .map_raw(&file)
             .map_err(|e| io_error(path, "mmap", &e))?;
-        let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Io {
+        let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| OpenError::Io {
             path: path.display().to_string(),
             op: "mmap",
             message: "the mapping is at address 0".into(),
@@ -108,15 +110,23 @@ impl Drop for TempName {
 }
 
 /// Creates the temporary file for a ring that will be called `path`: `len` bytes, all
-/// allocated, mode `mode`, with the use lock held exclusively (initialising).
-pub(crate) fn create_temp(path: &Path, len: usize, mode: u32) -> Result<(FileStorage, TempName), Error> {
+/// allocated, mode `mode`, with the use lock held exclusively (initialising). The directories
+/// that hold `path` must pass `trust`'s checks.
+pub(crate) fn create_temp(
+    path: &Path,
+    len: usize,
+    mode: u32,
+    trust: &Trust,
+) -> Result<(FileStorage, TempName), OpenError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| Error::InvalidPath {
+    let name = path.file_name().ok_or_else(|| OpenError::InvalidPath {
         path: path.display().to_string(),
     })?;
+    make_user_shm_dir(path)?;
+    trust.check_dirs(path)?;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -149,9 +159,9 @@ pub(crate) const TEMP_SUFFIX: &str = ".init";
 
 impl TempName {
     /// Gives the initialised ring in `storage` its final name, and turns the creator's
-    /// exclusive use lock into a shared one. Fails with [`Error::AlreadyExists`] if another
-    /// ring got the name first; the temporary name is removed either way.
-    pub(crate) fn publish(self, file: &File, path: &Path) -> Result<(), Error> {
+    /// exclusive use lock into a shared one. Fails with [`OpenError::AlreadyExists`] if
+    /// another ring got the name first; the temporary name is removed either way.
+    pub(crate) fn publish(self, file: &File, path: &Path) -> Result<(), OpenError> {
         liveness::lock_byte(file, liveness::USE_LOCK, false).map_err(|e| io_error(path, "lock", &e))?;
         std::fs::hard_link(&self.tmp, path).map_err(|e| io_error(path, "link", &e))
     }
@@ -159,9 +169,9 @@ impl TempName {
 
 /// Makes every byte of the file exist on the device: a full disk is `NoSpace` now, not a
 /// `SIGBUS` when a slot is first written.
-fn allocate(file: &File, len: usize, path: &Path) -> Result<(), Error> {
+fn allocate(file: &File, len: usize, path: &Path) -> Result<(), OpenError> {
     use std::os::fd::AsRawFd;
-    let size = libc::off_t::try_from(len).map_err(|_| Error::NoSpace {
+    let size = libc::off_t::try_from(len).map_err(|_| OpenError::NoSpace {
         path: path.display().to_string(),
         len,
     })?;
@@ -169,7 +179,7 @@ fn allocate(file: &File, len: usize, path: &Path) -> Result<(), Error> {
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size) };
     match rc {
         0 => Ok(()),
-        libc::ENOSPC | libc::EFBIG => Err(Error::NoSpace {
+        libc::ENOSPC | libc::EFBIG => Err(OpenError::NoSpace {
             path: path.display().to_string(),
             len,
         }),
@@ -181,28 +191,39 @@ fn allocate(file: &File, len: usize, path: &Path) -> Result<(), Error> {
     }
 }
 
-/// Opens and maps an existing ring file, all of it.
-pub(crate) fn open(path: &Path) -> Result<FileStorage, Error> {
+/// Opens and maps an existing ring file, all of it, if it and the directories that hold it
+/// pass `trust`'s checks (a symbolic link is never followed).
+pub(crate) fn open(path: &Path, trust: &Trust) -> Result<FileStorage, OpenError> {
+    trust.check_dirs(path)?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| io_error(path, "open", &e))?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => OpenError::Untrusted {
+                path: path.display().to_string(),
+                reason: "it is a symbolic link, which is never followed".into(),
+            },
+            _ => io_error(path, "open", &e),
+        })?;
+    let meta = file.metadata().map_err(|e| io_error(path, "stat", &e))?;
+    trust.check_file(path, &meta)?;
     // A shared use lock for as long as this process has the ring open; `prune` removes only
     // rings whose use lock it can take exclusively. Failing here means a prune is removing
     // this very file.
     if liveness::lock_byte(&file, liveness::USE_LOCK, false).is_err() {
-        return Err(Error::NotFound {
+        return Err(OpenError::NotFound {
             path: path.display().to_string(),
         });
     }
-    let len = file.metadata().map_err(|e| io_error(path, "stat", &e))?.len();
-    let len = usize::try_from(len).map_err(|_| Error::Corrupt {
+    let len = meta.len();
+    let len = usize::try_from(len).map_err(|_| OpenError::Corrupt {
         path: path.display().to_string(),
         reason: format!("a file of {len} bytes cannot be mapped"),
     })?;
     if len < crate::layout::LINE {
-        return Err(Error::Truncated {
+        return Err(OpenError::Truncated {
             path: path.display().to_string(),
             len: len as u64,
             expected: crate::layout::LINE as u64,
@@ -212,17 +233,100 @@ pub(crate) fn open(path: &Path) -> Result<FileStorage, Error> {
 }
 
 /// Converts an I/O error on `path` into the crate's error.
-pub(crate) fn io_error(path: &Path, op: &'static str, e: &io::Error) -> Error {
+pub(crate) fn io_error(path: &Path, op: &'static str, e: &io::Error) -> OpenError {
     let path = path.display().to_string();
     match e.kind() {
-        io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
-        io::ErrorKind::NotFound => Error::NotFound { path },
-        io::ErrorKind::AlreadyExists => Error::AlreadyExists { path },
-        _ if e.raw_os_error() == Some(libc::ENOSPC) => Error::NoSpace { path, len: 0 },
-        _ => Error::Io {
+        io::ErrorKind::PermissionDenied => OpenError::PermissionDenied { path },
+        io::ErrorKind::NotFound => OpenError::NotFound { path },
+        io::ErrorKind::AlreadyExists => OpenError::AlreadyExists { path },
+        _ if e.raw_os_error() == Some(libc::ENOSPC) => OpenError::NoSpace { path, len: 0 },
+        _ => OpenError::Io {
             path,
             op,
             message: e.to_string(),
         },
     }
+}
+
+/// This user's directory of topics in /dev/shm: `/dev/shm/ringmq-<uid>`.
+pub(crate) fn user_shm_dir() -> PathBuf {
+    let uid = super::trust::effective_uid();
+    Path::new("/dev/shm").join(format!("ringmq-{uid}"))
+}
+
+/// Makes [`user_shm_dir`], `0700`, if `path` is a ring in it and it is missing: it is this
+/// user's private directory, which no other user may have made (the trust checks that
+/// follow refuse one that anybody else owns).
+pub(crate) fn make_user_shm_dir(path: &Path) -> Result<(), OpenError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = user_shm_dir();
+    if path.parent() != Some(dir.as_path()) {
+        return Ok(());
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_error(&dir, "mkdir", &e)),
+    }
+}
+
+/// What a file in a ring directory is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A ring.
+    Ring,
+    /// A creator's temporary file (a ring being initialised, or abandoned half-way).
+    Unfinished,
+    /// Not a ring file.
+    Foreign,
+}
+
+/// Opens `path` (never following a symbolic link) and tells what it is: a ring by its magic,
+/// a creator's temporary file by its name, or neither.
+pub(crate) fn classify(path: &Path) -> Result<(FileKind, File), OpenError> {
+    use std::io::Read;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // A symbolic link is not a ring, whatever it points to.
+            Some(libc::ELOOP) => OpenError::NotARing {
+                path: path.display().to_string(),
+            },
+            _ => io_error(path, "open", &e),
+        })?;
+    let meta = file.metadata().map_err(|e| io_error(path, "stat", &e))?;
+    if !meta.file_type().is_file() {
+        return Ok((FileKind::Foreign, file));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+        return Ok((FileKind::Unfinished, file));
+    }
+    let mut magic = [0u8; 8];
+    let is_ring =
+        (&file).read_exact(&mut magic).is_ok() && u64::from_le_bytes(magic) == crate::layout::header::MAGIC;
+    let kind = if is_ring {
+        FileKind::Ring
+    } else {
+        FileKind::Foreign
+    };
+    Ok((kind, file))
+}
+
+/// Removes the ring (or a creator's abandoned temporary file) at `path`, refusing anything
+/// else: a typo must not destroy data.
+pub(crate) fn remove_ring(path: &Path) -> Result<(), OpenError> {
+    let (kind, _file) = classify(path)?;
+    if kind == FileKind::Foreign {
+        return Err(OpenError::NotARing {
+            path: path.display().to_string(),
+        });
+    }
+    std::fs::remove_file(path).map_err(|e| io_error(path, "unlink", &e))
 }

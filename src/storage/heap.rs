@@ -1,7 +1,7 @@
 //! The heap backend: one zeroed, 128-byte aligned allocation, for rings inside one process.
 
 use super::Storage;
-use crate::error::Error;
+use crate::error::BuildError;
 use crate::layout::LINE;
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
@@ -15,11 +15,12 @@ pub(crate) struct HeapStorage {
 
 impl HeapStorage {
     /// Allocates `len` zeroed bytes aligned to a 128-byte line.
-    pub(crate) fn new(len: usize) -> Result<Self, Error> {
-        let layout = Layout::from_size_align(len.max(LINE), LINE).map_err(|_| Error::OutOfMemory { len })?;
+    pub(crate) fn new(len: usize) -> Result<Self, BuildError> {
+        let layout =
+            Layout::from_size_align(len.max(LINE), LINE).map_err(|_| BuildError::OutOfMemory { len })?;
         // SAFETY: `layout` has a non-zero size (at least one line).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(ptr).ok_or(Error::OutOfMemory { len })?;
+        let ptr = NonNull::new(ptr).ok_or(BuildError::OutOfMemory { len })?;
         Ok(HeapStorage { ptr, layout })
     }
 }

@@ -1,8 +1,10 @@
 //! Where a ring's bytes live, and the typed view of them the rest of the crate uses.
 //!
-//! A [`Storage`] backend owns a zeroed, 128-byte aligned block of memory: the heap today,
-//! /dev/shm and files later. [`Region`] wraps one and hands out the atomic words of the
-//! layout by offset, so the ring code never touches a raw pointer except for payload copies.
+//! A [`Storage`] backend owns a zeroed, 128-byte aligned block of memory: the heap
+//! (`heap.rs`) or a shared mapping of a file in /dev/shm or on disk (`file.rs`, with the
+//! checks of who may have put the file there in `trust.rs`). [`Region`] wraps one and hands
+//! out the atomic words of the layout by offset, so the ring code never touches a raw pointer
+//! except for payload copies; [`Slots`] (`slots.rs`) is the slot array as a value, for loops.
 //!
 //! Under loom the words come from arrays of loom atomics (loom cannot model atomics laid over
 //! raw memory) and every slot has a loom `UnsafeCell` that tracks payload reads and writes, so
@@ -11,18 +13,22 @@
 #[cfg(not(loom))]
 mod file;
 mod heap;
+mod slots;
 #[cfg(not(loom))]
-mod shm;
+pub(crate) mod trust;
+#[cfg(not(loom))]
+pub use trust::Trust;
 
 #[cfg(not(loom))]
-pub(crate) use file::{create_temp, io_error, open as open_file, FileStorage, TEMP_SUFFIX};
+pub use file::FileKind;
+#[cfg(not(loom))]
+pub(crate) use file::{
+    classify, create_temp, io_error, open as open_file, remove_ring, user_shm_dir, FileStorage,
+};
 pub(crate) use heap::HeapStorage;
-#[cfg(not(loom))]
-pub(crate) use shm::ensure_dir as ensure_shm_dir;
-#[cfg(not(loom))]
-pub use shm::{shm_path, MAX_RING_NAME_LEN, SHM_DIR};
+pub(crate) use slots::{KeptWord, SlotArray, Slots};
 
-use crate::sequence::{Sequence, Word, Word32};
+use crate::atomic::{AtomicSequence, Word, Word32};
 use std::fmt;
 use std::ptr::NonNull;
 
@@ -167,11 +173,11 @@ impl Region {
 
     /// The sequence word at `offset`.
     #[inline]
-    pub(crate) fn sequence(&self, offset: usize) -> &Sequence {
+    pub(crate) fn sequence(&self, offset: usize) -> &AtomicSequence {
         let word: &Word = self.word(offset);
-        // SAFETY: `Sequence` and `Word` are both `repr(transparent)` over the same atomic
-        // type, so one may be viewed as the other.
-        unsafe { &*(word as *const Word as *const Sequence) }
+        // SAFETY: `AtomicSequence` and `Word` are both `repr(transparent)` over the same
+        // atomic type, so one may be viewed as the other.
+        unsafe { &*(word as *const Word as *const AtomicSequence) }
     }
 
     /// The futex word at `offset` (8-aligned; the word occupies its first 4 bytes).

@@ -1,5 +1,6 @@
 //! The producer table of multi-producer rings, and what happens to the slots of a producer
-//! that died between claiming a sequence and publishing it.
+//! that died between claiming a sequence and publishing it (the consumer table is `mod.rs`
+//! beside this file; the multi-producer's own side of `[floor]` is `sequencer/multi.rs`).
 //!
 //! Each multi-producer handle holds one entry (and its liveness token, see `liveness.rs`).
 //! Its **floor** is a lower bound of every sequence it may have claimed and not yet
@@ -18,9 +19,9 @@
 //! publisher that lost is told (`PublishError::Abandoned`) instead of overwriting. With the
 //! kernel confirming deaths (a live producer always holds its token), a live producer never
 //! loses that race; the compare-and-swap is what keeps a mistake from becoming a corrupt slot.
-//! On a heap ring no producer is ever found dead, [`reap_dead`] does nothing, and
+//! On a heap ring no producer is ever found dead, [`skip_dead`] does nothing, and
 //! [`skip_orphan`] takes only sequences no producer's floor covers, so nothing skips a slot a
-//! producer holds: there a publish is a plain Release store (see `producer::commit_header`).
+//! producer holds: there a publish is a plain Release store (see `sequencer/multi.rs`).
 //!
 //! A slot is skipped only once the previous lap's message in it is published and released by
 //! every gating consumer, exactly the conditions under which its producer could have written
@@ -28,16 +29,19 @@
 //! ([`skip_orphan`]): a claim counter that a peer moved forward leaves sequences nobody
 //! claimed, which no reaper would find (no producer died).
 
-use crate::layout::{self, IDLE, MAX_PRODUCERS, PRODUCER_TABLE, P_FLOOR, P_STATE, SLOT_SKIPPED};
+use crate::atomic::Word;
+use crate::gating::gating_minimum;
+use crate::layout::slot::{self, SLOT_SKIPPED};
+use crate::layout::table::{IDLE, P_FLOOR, P_STATE};
+use crate::limits::MAX_PRODUCERS;
 use crate::liveness::producer_lock;
-use crate::ring::Shared;
-use crate::sequence::Word;
+use crate::shared::Shared;
 
 const FREE: u64 = 0;
 const ACTIVE: u64 = 1;
 
 fn entry(shared: &Shared, index: usize, field: usize) -> &Word {
-    shared.region.word(PRODUCER_TABLE + index * layout::LINE + field)
+    shared.producer_word(index, field)
 }
 
 /// The floor word of producer entry `index`.
@@ -68,7 +72,7 @@ pub(crate) fn register(shared: &Shared) -> Option<usize> {
             }
             shared.liveness.release(producer_lock(index));
         }
-        if attempt == 0 && reap_dead(shared) == 0 {
+        if attempt == 0 && skip_dead(shared) == 0 {
             break;
         }
     }
@@ -113,8 +117,8 @@ fn live_floor(shared: &Shared, except: usize) -> u64 {
 
 /// Skips the slots that dead producers claimed and never published, and frees their entries
 /// once nothing of theirs is left. Returns how many slots it skipped.
-pub(crate) fn reap_dead(shared: &Shared) -> u64 {
-    if !shared.multi_producer() || !shared.liveness.is_shared() {
+pub(crate) fn skip_dead(shared: &Shared) -> u64 {
+    if shared.layout.sequencer != crate::layout::SequencerKind::Multi || !shared.liveness.is_shared() {
         return 0;
     }
     let dead: Vec<usize> = dead_producers(shared).collect();
@@ -159,7 +163,7 @@ pub(crate) fn skip_orphan(shared: &Shared, own: usize, sequence: u64) {
         return;
     }
     let live = live_floor(shared, own);
-    let gate = shared.gating_minimum(u64::MAX).saturating_add(shared.capacity());
+    let gate = gating_minimum(shared, u64::MAX).saturating_add(shared.capacity());
     if skip_step(shared, sequence, live, gate) == Step::Skipped {
         // Relaxed: a statistic.
         shared.skipped_total().fetch_add_relaxed(1);
@@ -177,7 +181,7 @@ fn skip_from(shared: &Shared, dead: usize, start: u64) -> (u64, bool) {
     // Read once, after the counter: a live producer's later claims land at or above the
     // counter, and the gating minimum only grows, so both stay valid (if conservative).
     let live = live_floor(shared, dead);
-    let gate = shared.gating_minimum(u64::MAX).saturating_add(capacity);
+    let gate = gating_minimum(shared, u64::MAX).saturating_add(capacity);
     let mut skipped = 0;
     let mut sequence = start;
     // One lap per call at most (the floor comes from shared memory); the caller records
@@ -215,15 +219,15 @@ fn skip_step(shared: &Shared, sequence: u64, live: u64, gate: u64) -> Step {
     let header = shared.slot_header(sequence);
     // Acquire: pairs with the [stamp] Release of whoever published it.
     let current = header.load_acquire();
-    let stamp = layout::SlotHeader::decode(current).stamp;
-    if stamp == layout::stamp(sequence) {
+    let stamp = slot::SlotHeader::decode(current).stamp;
+    if stamp == slot::stamp(sequence) {
         return Step::Published;
     }
-    let previous_lap_done = stamp == layout::stamp(sequence.wrapping_sub(shared.capacity()));
+    let previous_lap_done = stamp == slot::stamp(sequence.wrapping_sub(shared.capacity()));
     if !previous_lap_done || sequence >= gate || live <= sequence {
         return Step::Blocked;
     }
-    let skip = layout::slot_header(sequence, 0, SLOT_SKIPPED);
+    let skip = slot::slot_header(sequence, 0, SLOT_SKIPPED);
     // [stamp] AcqRel: the skip publishes like a producer's commit (pairs with the
     // consumers' Acquire), and it races a late commit: exactly one of the two succeeds.
     if header.compare_exchange_acqrel(current, skip).is_ok() {
@@ -366,7 +370,7 @@ mod loom_tests {
             let reaper = thread::spawn(move || skip_from(&reaper_shared, entry, 0).0);
             let outcome = late.join().unwrap();
             let skipped = reaper.join().unwrap();
-            let header = layout::SlotHeader::decode(shared.slot_header(0).load_acquire());
+            let header = slot::SlotHeader::decode(shared.slot_header(0).load_acquire());
             // Whether or not the reaper got to look before the claim, the slot is decided.
             match outcome {
                 Ok(0) => {
@@ -379,7 +383,7 @@ mod loom_tests {
                 }
                 other => panic!("unexpected {other:?}"),
             }
-            assert_eq!(header.stamp, layout::stamp(0));
+            assert_eq!(header.stamp, slot::stamp(0));
         });
     }
 

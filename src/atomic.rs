@@ -1,22 +1,16 @@
 //! The atomic words of the ring, with the memory ordering of every access in its name.
 //!
-//! [`Sequence`] holds a sequence number (a cursor, a consumer's position, a claim counter);
+//! [`AtomicSequence`] holds a sequence number (a cursor, a consumer's position, a claim counter);
 //! [`Word`] holds anything else 64 bits wide (masks, state words, slot headers, header
 //! fields); [`Word32`] is a futex word. All three are `#[repr(transparent)]` over the atomic
 //! (outside loom), so the ring views them in place in its memory, whatever backend holds it.
 //!
-//! Raw `load(Ordering::X)` calls appear only here and in `sync.rs`; callers say
+//! Raw `load(Ordering::X)` calls appear only here and in `sync.rs` (`.clippy.toml` bans the raw
+//! atomic types everywhere else); callers say
 //! `load_acquire`, `store_release` and so on, and the comment at the call names the partner.
 #![allow(clippy::disallowed_types)]
 
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
-
-/// Index arithmetic and the "never wraps" contract live in these helpers and their tests.
-///
-/// A sequence is a `u64` that only grows. The ring refuses to start above [`MAX_SEQUENCE`]
-/// and refuses claims that would pass it, so `sequence + capacity` never overflows: at a
-/// billion messages a second it would take 292 years to get there from zero.
-pub const MAX_SEQUENCE: u64 = 1 << 63;
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// The slot that holds `sequence` in a ring of `capacity` (a power of two) slots.
 #[inline]
@@ -87,12 +81,30 @@ macro_rules! atomic_u64_word {
 
 atomic_u64_word!(
     /// An atomic sequence number: a cursor, a claim counter or a consumer's position.
-    Sequence
+    AtomicSequence
 );
 atomic_u64_word!(
     /// A 64-bit atomic word that is not a sequence: a mask, a state word, a slot header.
     Word
 );
+
+/// A flag raised once (a stop request), with the ordering of each access in its name.
+#[derive(Debug, Default)]
+pub(crate) struct Flag(AtomicBool);
+
+impl Flag {
+    /// Raises the flag (Release: whoever sees it raised sees what came before).
+    #[inline]
+    pub(crate) fn raise_release(&self) {
+        self.0.store(true, Ordering::Release)
+    }
+
+    /// Whether the flag is raised (Acquire: pairs with `raise_release`).
+    #[inline]
+    pub(crate) fn is_raised_acquire(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 /// A 32-bit futex word, and the waits and wakes on it.
 #[cfg(not(loom))]
@@ -174,6 +186,7 @@ impl Word32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_SEQUENCE;
 
     #[test]
     fn slot_index_masks_far_from_zero() {
@@ -190,11 +203,5 @@ mod tests {
         for &(seq, cap, want) in cases {
             assert_eq!(slot_index(seq, cap), want, "slot_index({seq}, {cap})");
         }
-    }
-
-    #[test]
-    fn max_sequence_leaves_room_for_any_capacity() {
-        let max_capacity = crate::layout::MAX_CAPACITY;
-        assert!(MAX_SEQUENCE.checked_add(2 * max_capacity).is_some());
     }
 }

@@ -1,6 +1,6 @@
-//! Test hooks: an environment variable that makes a process stop at a chosen point of a
-//! protocol, so that tests can kill it there with SIGKILL. Read on cold paths only (ring
-//! creation, producer creation); a process without the variable pays nothing else.
+//! Fault points for tests: an environment variable that makes a process stop at a chosen
+//! point of a protocol, so that tests can kill it there with SIGKILL. Read on cold paths only
+//! (ring creation, producer creation); a process without the variable pays nothing else.
 //!
 //! `RINGMQ_TEST_PAUSE=<point>` parks the thread that reaches `<point>` forever:
 //! - `create`: the creator has allocated its temporary file but not initialised it;

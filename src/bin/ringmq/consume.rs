@@ -1,0 +1,260 @@
+//! `consume`: receives as a subscriber or a worker; prints, records, or verifies every
+//! message (`Verifier`).
+
+use super::verify::{self, monotonic_ns};
+use super::{fail, print_json, Failure};
+use hdrhistogram::Histogram;
+use ringmq::{RecvError, Ring, Start, WaitStrategy};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub(super) struct Options {
+    pub name: String,
+    pub group: Option<String>,
+    pub after: Vec<String>,
+    pub from: Start,
+    pub count: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub print: bool,
+    pub verify: bool,
+    pub durable: bool,
+    pub record: Option<PathBuf>,
+    pub until: Option<String>,
+    pub hold: Duration,
+    pub batch: usize,
+    pub wait: WaitStrategy,
+}
+
+/// What `--verify` found.
+#[derive(Default)]
+struct Verifier {
+    worker: bool,
+    received: u64,
+    per_producer: HashMap<u32, (u64, u64)>, // id -> (received, highest counter)
+    seen: HashSet<(u32, u64)>,
+    out_of_order: u64,
+    gaps: u64,
+    duplicates: u64,
+    redelivered: u64,
+    corrupt: u64,
+    latency: Option<Histogram<u64>>,
+}
+
+impl Verifier {
+    fn check(
+        &mut self,
+        bytes: &[u8],
+        redelivered: bool,
+        now: u64,
+        record: &mut Option<std::io::BufWriter<std::fs::File>>,
+    ) {
+        self.received += 1;
+        if redelivered {
+            self.redelivered += 1;
+        }
+        let Some((id, counter, sent)) = verify::read(bytes) else {
+            self.corrupt += 1;
+            return;
+        };
+        if let Some(h) = &mut self.latency {
+            let _ = h.record(now.saturating_sub(sent).max(1));
+        }
+        if let Some(out) = record {
+            let _ = writeln!(out, "{id} {counter} {}", redelivered as u8);
+        }
+        // A subscriber sees each producer's counters in order, so the highest one seen tells
+        // duplicates apart; a worker sees an arbitrary subset and needs the set.
+        let highest = self.per_producer.get(&id).map_or(u64::MAX, |e| e.1);
+        let duplicate = if self.worker {
+            !self.seen.insert((id, counter))
+        } else {
+            highest != u64::MAX && counter <= highest
+        };
+        if duplicate {
+            // A redelivered message may have been seen before: at-least-once.
+            if !redelivered {
+                if self.worker || counter == highest {
+                    self.duplicates += 1;
+                } else {
+                    self.out_of_order += 1;
+                }
+            }
+            return;
+        }
+        let entry = self.per_producer.entry(id).or_insert((0, u64::MAX));
+        entry.0 += 1;
+        let highest = entry.1;
+        if highest == u64::MAX {
+            entry.1 = counter;
+            return;
+        }
+        if counter < highest {
+            if !redelivered {
+                self.out_of_order += 1;
+            }
+            return;
+        }
+        if !self.worker && counter > highest + 1 {
+            self.gaps += counter - highest - 1;
+        }
+        entry.1 = counter;
+    }
+
+    fn violations(&self) -> u64 {
+        self.out_of_order + self.gaps + self.duplicates + self.corrupt
+    }
+}
+
+pub(super) fn run(path: &Path, o: &Options, json: bool) -> Result<(), Failure> {
+    let ring = Ring::open(path)?;
+    let mut consumer = match &o.group {
+        Some(group) => {
+            let mut builder = ring
+                .worker(group, &o.name)
+                .group_start(o.from)
+                .wait_strategy(o.wait);
+            if !o.after.is_empty() {
+                builder = builder.after(&o.after);
+            }
+            builder.attach()?
+        }
+        None => ring
+            .subscriber(&o.name)
+            .start(o.from)
+            .wait_strategy(o.wait)
+            .durable(o.durable)
+            .after(&o.after)
+            .attach()?,
+    };
+    let mut record = match &o.record {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => None,
+    };
+    let mut verifier = Verifier {
+        worker: o.group.is_some(),
+        latency: Histogram::new_with_bounds(1, 60_000_000_000, 3).ok(),
+        ..Verifier::default()
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let started = Instant::now();
+    let mut received = 0u64;
+    let (mut first, mut last) = (None, None);
+    let mut stopped_by_timeout = false;
+    // Handles one message received at `now`; true to stop.
+    let mut handle = |bytes: &[u8], sequence: u64, redelivered: bool, now: u64| -> std::io::Result<bool> {
+        if o.until.as_deref().is_some_and(|u| u.as_bytes() == bytes) {
+            return Ok(true);
+        }
+        received += 1;
+        first.get_or_insert(sequence);
+        last = Some(sequence);
+        if o.verify {
+            verifier.check(bytes, redelivered, now, &mut record);
+        }
+        if o.print {
+            writeln!(out, "{}", String::from_utf8_lossy(bytes))?;
+        }
+        if !o.hold.is_zero() {
+            out.flush()?;
+            std::thread::sleep(o.hold);
+        }
+        Ok(false)
+    };
+    let batch = if o.until.is_some() { 1 } else { o.batch.max(1) };
+    let mut taken = 0u64;
+    'receiving: while o.count.is_none_or(|c| taken < c) {
+        let max = o.count.map_or(batch as u64, |c| (c - taken).min(batch as u64)) as usize;
+        let polled = match o.timeout {
+            Some(t) => consumer.poll_timeout(max, t),
+            None => consumer.poll(max),
+        };
+        let polled = match polled {
+            Ok(b) => b,
+            Err(RecvError::Timeout) => {
+                stopped_by_timeout = true;
+                break;
+            }
+            Err(e) => return fail(e.to_string()),
+        };
+        // One clock read per batch: every message of it arrived by now.
+        let now = monotonic_ns();
+        for message in &polled {
+            taken += 1;
+            if handle(&message, message.sequence(), message.redelivered(), now)? {
+                break 'receiving;
+            }
+        }
+    }
+    out.flush()?;
+    if let Some(r) = &mut record {
+        r.flush()?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let skipped = consumer.skipped();
+    drop(consumer);
+    let latency = verifier.latency.as_ref().filter(|h| !h.is_empty()).map(|h| {
+        json!({
+            "p50": h.value_at_quantile(0.5), "p90": h.value_at_quantile(0.9),
+            "p99": h.value_at_quantile(0.99), "p999": h.value_at_quantile(0.999),
+            "max": h.max(),
+        })
+    });
+    if json {
+        let mut summary = json!({
+            "name": o.name, "received": received, "elapsed_s": elapsed, "skipped": skipped,
+            "timed_out": stopped_by_timeout, "first_sequence": first, "last_sequence": last,
+        });
+        if o.verify {
+            let producers: HashMap<String, u64> = verifier
+                .per_producer
+                .iter()
+                .map(|(id, (n, _))| (id.to_string(), *n))
+                .collect();
+            summary["producers"] = json!(producers);
+            summary["out_of_order"] = json!(verifier.out_of_order);
+            summary["gaps"] = json!(verifier.gaps);
+            summary["duplicates"] = json!(verifier.duplicates);
+            summary["redelivered"] = json!(verifier.redelivered);
+            summary["corrupt"] = json!(verifier.corrupt);
+            summary["latency_ns"] = latency.unwrap_or(Value::Null);
+        }
+        print_json(&summary);
+    } else if o.verify || !o.print {
+        println!(
+            "{}: received {received} in {elapsed:.3} s, skipped {skipped}{}",
+            o.name,
+            if stopped_by_timeout {
+                " (stopped: timeout)"
+            } else {
+                ""
+            }
+        );
+        if o.verify {
+            println!(
+                "verify: out-of-order {}, gaps {}, duplicates {}, redelivered {}, corrupt {}",
+                verifier.out_of_order,
+                verifier.gaps,
+                verifier.duplicates,
+                verifier.redelivered,
+                verifier.corrupt
+            );
+            if let Some(l) = latency {
+                println!(
+                    "latency ns: p50 {} p90 {} p99 {} p99.9 {} max {}",
+                    l["p50"], l["p90"], l["p99"], l["p999"], l["max"]
+                );
+            }
+        }
+    }
+    if o.verify && verifier.violations() > 0 {
+        return Err(Failure(
+            format!("{}: {} violations", o.name, verifier.violations()),
+            3,
+        ));
+    }
+    Ok(())
+}

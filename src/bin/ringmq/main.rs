@@ -1,0 +1,382 @@
+//! `ringmq`: create, inspect, feed, drain and clean up rings in /dev/shm or files.
+//!
+//! RING is a topic name (a ring in this user's /dev/shm directory, `ringmq::TopicDir::shm`) or a
+//! path (anything with a `/`). Human output by default, `--json` for scripts. Errors are one
+//! line on stderr and a non-zero exit: 1 for an error, 2 for bad arguments, 3 when
+//! `consume --verify` found a violation.
+//!
+//! One file per command: `admin.rs` (create, stat, list, rm, prune), `produce.rs`,
+//! `consume.rs`, `demo.rs`; `verify.rs` is the verifiable payload format both ends share.
+
+mod admin;
+mod consume;
+mod demo;
+mod produce;
+mod verify;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ringmq::{OpenError, Ring, RingBuilder, TopicDir, WaitStrategy};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringmq",
+    version,
+    about = "Disruptor-style rings in /dev/shm and files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a ring.
+    Create {
+        /// Ring name (in /dev/shm/ringmq) or path.
+        ring: String,
+        /// Number of slots (a power of two).
+        #[arg(long, default_value_t = 1024)]
+        capacity: u64,
+        /// Bytes per slot, 8-byte header included (a multiple of 8, at least 16).
+        #[arg(long, default_value_t = 64)]
+        slot_size: usize,
+        /// Allow any number of producers (default: one).
+        #[arg(long, conflicts_with = "fixed_size")]
+        multi_producer: bool,
+        /// Every message exactly this many bytes (a multiple of 8), in slots without headers;
+        /// replaces --slot-size. Single producer.
+        #[arg(long, conflicts_with = "slot_size")]
+        fixed_size: Option<usize>,
+        /// Entries of the consumer table (1-64).
+        #[arg(long, default_value_t = 32)]
+        max_consumers: usize,
+        /// Permissions of the ring file, octal.
+        #[arg(long, default_value = "0600")]
+        file_mode: String,
+    },
+    /// Show a ring's parameters, cursor and consumers (cleaning up after dead processes).
+    Stat {
+        /// Ring name or path.
+        ring: String,
+    },
+    /// List the rings of a directory.
+    List {
+        /// Directory (default: this user's topics in /dev/shm).
+        dir: Option<PathBuf>,
+    },
+    /// Remove a ring (and nothing else: any other file is refused).
+    Rm {
+        /// Ring name or path.
+        ring: String,
+    },
+    /// Remove the rings of a directory that no process has open, and abandoned half-made ones.
+    Prune {
+        /// Directory (default: this user's topics in /dev/shm).
+        dir: Option<PathBuf>,
+    },
+    /// Publish messages: stdin lines, or generated ones with --count.
+    Produce {
+        /// Ring name or path.
+        ring: String,
+        /// Publish this many generated messages instead of reading stdin.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Bytes per generated message.
+        #[arg(long)]
+        size: Option<usize>,
+        /// Messages per second (default: as fast as the ring takes them).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Generate verifiable messages carrying this producer id, a counter, a timestamp and
+        /// a checksum (see `consume --verify`).
+        #[arg(long, value_name = "ID")]
+        verifiable: Option<u32>,
+        /// Publish generated messages in batches of this many (one publish per batch).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// How a full ring is waited on.
+        #[arg(long, value_enum, default_value_t = Wait::Backoff)]
+        wait: Wait,
+    },
+    /// Receive messages as a subscriber or as a worker of a group.
+    Consume {
+        /// Ring name or path.
+        ring: String,
+        /// Consumer name.
+        #[arg(long)]
+        name: String,
+        /// Join this group as a worker (each message goes to one worker).
+        #[arg(long)]
+        group: Option<String>,
+        /// Run after these consumers or groups (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        after: Vec<String>,
+        /// earliest, latest, or a sequence (for a worker: where its group starts, if it
+        /// creates it).
+        #[arg(long, default_value = "latest")]
+        from: String,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds without a message.
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Print each message as a line.
+        #[arg(long)]
+        print: bool,
+        /// Check verifiable messages and summarise (exit 3 on any violation).
+        #[arg(long)]
+        verify: bool,
+        /// Keep the subscriber's position if this process dies (a restart resumes there).
+        #[arg(long, conflicts_with = "group")]
+        durable: bool,
+        /// Write "producer counter redelivered" per verified message to this file.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Stop (without counting it) at a message whose payload is exactly this text.
+        #[arg(long, value_name = "TEXT")]
+        until: Option<String>,
+        /// Hold each message this many milliseconds before acknowledging it.
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u64,
+        /// Take up to this many messages at a time, acknowledged together (not with --until).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// How an empty ring is waited on.
+        #[arg(long, value_enum, default_value_t = Wait::Backoff)]
+        wait: Wait,
+    },
+    /// Run a producer process and subscriber processes over a ring in /dev/shm; print
+    /// throughput and latency.
+    Demo {
+        /// Messages in the throughput run.
+        #[arg(long, default_value_t = 10_000_000)]
+        messages: u64,
+        /// Subscriber processes.
+        #[arg(long, default_value_t = 1)]
+        subscribers: usize,
+        /// Bytes per message (at least 32).
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// Messages per second in the latency run.
+        #[arg(long, default_value_t = 100_000.0)]
+        rate: f64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Wait {
+    Spin,
+    Yield,
+    Backoff,
+    Block,
+}
+
+impl Wait {
+    fn strategy(self) -> WaitStrategy {
+        match self {
+            Wait::Spin => WaitStrategy::BusySpin,
+            Wait::Yield => WaitStrategy::Yield,
+            Wait::Backoff => WaitStrategy::Backoff,
+            Wait::Block => WaitStrategy::Block,
+        }
+    }
+}
+
+/// A failure: its message, and the exit code.
+struct Failure(String, u8);
+
+/// Every library error is a failure of exit code 1, with the error's message.
+macro_rules! failure_from {
+    ($($error:ty),*) => {
+        $(impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                Failure(e.to_string(), 1)
+            }
+        })*
+    };
+}
+failure_from!(
+    ringmq::OpenError,
+    ringmq::AttachError,
+    ringmq::PublishError,
+    ringmq::RecvError,
+    std::io::Error
+);
+
+fn fail<T>(message: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure(message.into(), 1))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!(
+                "ringmq: {}",
+                text.lines()
+                    .next()
+                    .unwrap_or("bad arguments")
+                    .trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message, code)) => {
+            eprintln!("ringmq: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// A topic name (in this user's /dev/shm directory) or a path.
+fn ring_path(ring: &str) -> Result<PathBuf, Failure> {
+    if ring.contains('/') {
+        Ok(PathBuf::from(ring))
+    } else {
+        Ok(TopicDir::shm().path(ring)?)
+    }
+}
+
+/// Creates RING (a topic name, or a path) as `builder` describes it.
+fn create_ring(ring: &str, builder: RingBuilder) -> Result<Ring, OpenError> {
+    if ring.contains('/') {
+        builder.create(ring)
+    } else {
+        TopicDir::shm().create(ring, builder)
+    }
+}
+
+fn print_json(value: &Value) {
+    println!("{value}");
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let json = cli.json;
+    match cli.command {
+        Command::Create {
+            ring,
+            capacity,
+            slot_size,
+            multi_producer,
+            fixed_size,
+            max_consumers,
+            file_mode,
+        } => {
+            let file_mode = u32::from_str_radix(file_mode.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| Failure(format!("--file-mode {file_mode:?} is not an octal file mode"), 2))?;
+            let mut builder = Ring::builder()
+                .capacity(capacity)
+                .slot_size(slot_size)
+                .max_consumers(max_consumers)
+                .file_mode(file_mode);
+            if multi_producer {
+                builder = builder.multi_producer();
+            }
+            if let Some(size) = fixed_size {
+                builder = builder.fixed_size(size);
+            }
+            admin::create(&ring, builder, json)
+        }
+        Command::Stat { ring } => admin::stat(&ring_path(&ring)?, json),
+        Command::List { dir } => admin::list(&topic_dir(dir), json),
+        Command::Rm { ring } => admin::rm(&ring_path(&ring)?, json),
+        Command::Prune { dir } => admin::prune(&topic_dir(dir), json),
+        Command::Produce {
+            ring,
+            count,
+            size,
+            rate,
+            verifiable,
+            batch,
+            wait,
+        } => produce::run(
+            &ring_path(&ring)?,
+            produce::Generate {
+                count,
+                size,
+                rate,
+                verifiable,
+                batch,
+            },
+            wait.strategy(),
+            json,
+        ),
+        Command::Consume {
+            ring,
+            name,
+            group,
+            after,
+            from,
+            count,
+            timeout,
+            print,
+            verify,
+            durable,
+            record,
+            until,
+            hold_ms,
+            batch,
+            wait,
+        } => {
+            let options = consume::Options {
+                name,
+                group,
+                after,
+                from: parse_start(&from)?,
+                count,
+                timeout: timeout.map(Duration::from_secs_f64),
+                print,
+                verify,
+                durable,
+                record,
+                until,
+                hold: Duration::from_millis(hold_ms),
+                batch,
+                wait: wait.strategy(),
+            };
+            consume::run(&ring_path(&ring)?, &options, json)
+        }
+        Command::Demo {
+            messages,
+            subscribers,
+            size,
+            rate,
+        } => demo::run(messages, subscribers, size, rate, json),
+    }
+}
+
+/// The topic directory DIR, or this user's in /dev/shm.
+fn topic_dir(dir: Option<PathBuf>) -> TopicDir {
+    dir.map_or_else(TopicDir::shm, TopicDir::new)
+}
+
+fn parse_start(from: &str) -> Result<ringmq::Start, Failure> {
+    match from {
+        "earliest" => Ok(ringmq::Start::Earliest),
+        "latest" => Ok(ringmq::Start::Latest),
+        s => s.parse().map(ringmq::Start::Sequence).map_err(|_| {
+            Failure(
+                format!("--from {s:?}: expected earliest, latest or a sequence"),
+                2,
+            )
+        }),
+    }
+}
