@@ -1,8 +1,12 @@
 //! The machine's own limits, measured in every run: the bare cache-line round trip between
-//! the two pinned cores, and a streaming limit (a producer filling a 64 KiB array of u64s with
-//! a release store of its index every 64 slots; for `spsc64`, the same with 64-byte messages
-//! in an array as large as that scenario's rings).
-//! The round trip also labels the placement.
+//! the two pinned cores, and a streaming limit (a producer filling an array of u64s as large as
+//! the `spsc` queues' rings, with a release store of its index every 64 slots; for `spsc64`, the
+//! same with 64-byte messages in an array as large as that scenario's rings). A limit is
+//! measured in the geometry of what it limits: a queue that beats it means the limit is
+//! wrong, and the report says so.
+//!
+//! The round trip also labels the placement: the probes of a run fall in one cluster, or in
+//! two (near cores and far ones); [`Placement`] splits them where they jump.
 
 use crate::pin::{pin, Cores};
 use crate::spsc::Payload;
@@ -13,16 +17,55 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Round trips at or below this are "near" cores, above "far" (LESSONS.md: ~140 ns vs
-/// 550-1000 ns on this machine).
-pub const NEAR_LIMIT_NS: u64 = 350;
+/// The smallest jump between two sorted probe medians that separates two placements: one
+/// host's cores sit within it of each other, the two clusters of a host whose vCPUs land on
+/// near and far cores (a few times apart) do not.
+const CLUSTER_GAP: f64 = 1.5;
 
-/// The placement label of a round-trip median.
-pub fn placement(rtt_ns: u64) -> &'static str {
-    if rtt_ns <= NEAR_LIMIT_NS {
-        "near"
-    } else {
-        "far"
+/// How a run's probes split into placements: near (the lower cluster, or the only one) and
+/// far (the upper cluster).
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    /// Probes above this are far; `u64::MAX` when the run saw one cluster.
+    pub threshold: u64,
+}
+
+impl Placement {
+    /// Splits `probes` (round-trip medians, ns) at their largest jump, if it is at least
+    /// [`CLUSTER_GAP`]; the threshold is the geometric mean of the two sides of the jump.
+    pub fn of(probes: &[u64]) -> Placement {
+        let mut sorted: Vec<u64> = probes.iter().copied().filter(|&p| p > 0).collect();
+        sorted.sort_unstable();
+        let jump = sorted
+            .windows(2)
+            .map(|w| (w[1] as f64 / w[0] as f64, w[0], w[1]))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let threshold = match jump {
+            Some((gap, lo, hi)) if gap >= CLUSTER_GAP => ((lo as f64) * (hi as f64)).sqrt() as u64,
+            _ => u64::MAX,
+        };
+        Placement { threshold }
+    }
+
+    /// The label of a round-trip median.
+    pub fn label(&self, rtt_ns: u64) -> &'static str {
+        if rtt_ns <= self.threshold {
+            "near"
+        } else {
+            "far"
+        }
+    }
+
+    /// How the report states the rule.
+    pub fn describe(&self) -> String {
+        if self.threshold == u64::MAX {
+            "every probe of this run fell in one cluster: one placement, labelled near".to_owned()
+        } else {
+            format!(
+                "this run's probes fell in two clusters, split at {} ns (near at or below, far above)",
+                self.threshold
+            )
+        }
     }
 }
 
@@ -133,11 +176,20 @@ pub fn probe(cores: Cores) -> u64 {
     cache_line_rtt(cores, 2_000).value_at_quantile(0.5)
 }
 
-const SLOTS: usize = 8192; // 64 KiB of u64
+/// Slots of the u64 streaming limit's array: as many as the `spsc` queues have (512 KiB), so
+/// the limit sees the cache footprint they see.
+const SLOTS: usize = crate::spsc::CAPACITY;
 const STRIDE: u64 = 64;
+const _: () = assert!(
+    SLOTS.is_multiple_of(STRIDE as usize),
+    "a block of STRIDE slots never wraps"
+);
 
-/// Streaming limit: u64s per second through a 64 KiB array, index published every 64 slots,
-/// every value checked by the reader.
+/// Streaming limit: u64s per second through an array as large as the queues' rings, index
+/// published every 64 slots, every value checked by the reader. The loops are the tightest
+/// this protocol allows (a block of 64 slots never wraps, so it is one slice with one bounds
+/// check; the reader takes whole runs up to the wrap), so that no queue moving the same bytes
+/// by the same protocol can beat it.
 pub fn streaming(cores: Cores, n: u64) -> f64 {
     let data: Arc<Vec<AtomicU64>> = Arc::new((0..SLOTS).map(|_| AtomicU64::new(0)).collect());
     let head = Arc::new(CachePadded::new(AtomicU64::new(0)));
@@ -150,9 +202,13 @@ pub fn streaming(cores: Cores, n: u64) -> f64 {
             while next < n {
                 let available = head.load(Ordering::Acquire);
                 while next < available {
-                    let v = data[next as usize % SLOTS].load(Ordering::Relaxed);
-                    assert_eq!(v, next, "streaming limit lost a value");
-                    next += 1;
+                    let start = next as usize % SLOTS;
+                    let run = ((available - next) as usize).min(SLOTS - start);
+                    for (k, slot) in data[start..start + run].iter().enumerate() {
+                        let v = slot.load(Ordering::Relaxed);
+                        assert_eq!(v, next + k as u64, "streaming limit lost a value");
+                    }
+                    next += run as u64;
                 }
                 tail.store(next, Ordering::Release);
             }
@@ -166,8 +222,9 @@ pub fn streaming(cores: Cores, n: u64) -> f64 {
         while next + STRIDE > cached_tail + SLOTS as u64 {
             cached_tail = tail.load(Ordering::Acquire);
         }
-        for i in next..next + STRIDE {
-            data[i as usize % SLOTS].store(i, Ordering::Relaxed);
+        let base = next as usize % SLOTS;
+        for (k, slot) in data[base..base + STRIDE as usize].iter().enumerate() {
+            slot.store(next + k as u64, Ordering::Relaxed);
         }
         next += STRIDE;
         head.store(next, Ordering::Release);
@@ -176,9 +233,9 @@ pub fn streaming(cores: Cores, n: u64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Slots of the 64-byte streaming limit's array: as many as the `spsc64` queues have (4 MiB).
-/// In 64 KiB (1024 slots) it streamed only ~120 M/s here: the writer, never more than 1024
-/// messages ahead, wrote every line just after the reader had read it.
+/// Slots of the 64-byte streaming limit's array: as many as the `spsc64` queues have (4 MiB):
+/// in a small array the writer, never far ahead, writes every line just after the reader read
+/// it, which no ring of this size does.
 const LINE_SLOTS: usize = crate::spsc::CAPACITY;
 
 /// An array of 64-byte messages written by one thread and read by another, ordered by the
@@ -192,8 +249,9 @@ unsafe impl Sync for Lines {}
 /// Streaming limit for 64-byte messages (`spsc64`): the u64 limit's loop with whole cache
 /// lines (a message a line), each message copied in and out as a ring buffer copies it (plain
 /// copies of `[u64; 8]`) and checked by the reader as the queues' readers check theirs. A
-/// copy of `streaming`'s loop on purpose: one generic loop over atomic words (the only way to
-/// share it without unsafe copies in the u64 limit) cut the u64 limit from ~800 to ~580 M/s.
+/// copy of `streaming`'s loop on purpose: a generic loop over atomic words (the only way to
+/// share it without unsafe copies in the u64 limit) slows the u64 limit, which must stay the
+/// fastest way to move u64s (see docs/perf/log.md).
 pub fn streaming_lines(cores: Cores, n: u64) -> f64 {
     let data = Arc::new(Lines((0..LINE_SLOTS).map(|_| UnsafeCell::new([0; 8])).collect()));
     let head = Arc::new(CachePadded::new(AtomicU64::new(0)));

@@ -1,6 +1,6 @@
 //! The report: a Markdown table per scenario, the same as JSON, and `.hgrm` percentile files.
 
-use crate::calibrate::placement;
+use crate::calibrate::Placement;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,9 +37,9 @@ impl Sample {
         }
     }
 
-    /// near, far, or mixed when the placement changed during the case.
-    pub fn placement(&self) -> &'static str {
-        match (placement(self.probe_before), placement(self.probe_after)) {
+    /// near, far, or mixed when the placement changed during the case, by the run's split.
+    pub fn placement(&self, split: &Placement) -> &'static str {
+        match (split.label(self.probe_before), split.label(self.probe_after)) {
             ("near", "near") => "near",
             ("far", "far") => "far",
             _ => "mixed",
@@ -71,15 +71,10 @@ impl Sample {
                 cpu * 100.0
             ),
         };
+        // The placement is labelled in the report, once every probe of the run is known.
         format!(
-            "[round {}] {:<9} {:<22} {:<5} (probe {}/{} ns) {}",
-            self.round,
-            self.scenario,
-            self.system,
-            self.placement(),
-            self.probe_before,
-            self.probe_after,
-            figure
+            "[round {}] {:<9} {:<22} (probe {}/{} ns) {}",
+            self.round, self.scenario, self.system, self.probe_before, self.probe_after, figure
         )
     }
 }
@@ -98,6 +93,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let machine = crate::pin::machine();
+    let probes: Vec<u64> = samples
+        .iter()
+        .flat_map(|s| [s.probe_before, s.probe_after])
+        .collect();
+    let split = Placement::of(&probes);
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -107,14 +107,14 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
     let _ = writeln!(
         md,
         "Machine: {} ({} cores), kernel {}, {}. Threads pinned to two cores, busy-spin waits. \
-         Placement: near if the bare cache-line round trip probed before and after the case is \
-         at most {} ns, far above; mixed if it changed. Figures are medians over rounds of one \
+         Placement: the bare cache-line round trip is probed before and after every case; {}; \
+         a case whose two probes differ is mixed. Figures are medians over rounds of one \
          placement, with the range.\n",
         machine["cpu"].as_str().unwrap_or("?"),
         machine["cores"],
         machine["kernel"].as_str().unwrap_or("?"),
         machine["rustc"].as_str().unwrap_or("?"),
-        crate::calibrate::NEAR_LIMIT_NS
+        split.describe()
     );
     let mut json_rows = Vec::new();
     let mut plots: Vec<String> = Vec::new();
@@ -142,26 +142,37 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
         }
         let mut summaries: Vec<String> = Vec::new();
         for place in ["near", "far", "mixed"] {
-            let here: Vec<&&Sample> = of_scenario.iter().filter(|s| s.placement() == place).collect();
+            let here: Vec<&&Sample> = of_scenario
+                .iter()
+                .filter(|s| s.placement(&split) == place)
+                .collect();
             if here.is_empty() {
                 continue;
             }
             let figure_of = |system: &str, from: &[&Sample]| {
                 median(
                     from.iter()
-                        .filter(|s| s.system == system && s.placement() == place)
+                        .filter(|s| s.system == system && s.placement(&split) == place)
                         .map(|s| s.figure())
                         .collect(),
                 )
             };
             // 64-byte messages against the 64-byte limit, everything else against the u64 one.
-            let streaming = |system: &str| {
-                let limit = if scenario == "spsc64" || system.ends_with("(64 B)") {
+            let limit_of = |system: &str| {
+                if scenario == "spsc64" || system.ends_with("(64 B)") {
                     "streaming limit (64 B)"
                 } else {
                     "streaming limit"
-                };
-                figure_of(limit, &samples.iter().collect::<Vec<_>>())
+                }
+            };
+            let streaming = |system: &str| figure_of(limit_of(system), &samples.iter().collect::<Vec<_>>());
+            // The limit's fastest round in this placement.
+            let streaming_max = |system: &str| {
+                samples
+                    .iter()
+                    .filter(|s| s.system == limit_of(system) && s.placement(&split) == place)
+                    .map(|s| s.figure())
+                    .fold(f64::NAN, f64::max)
             };
             // In process, or through /dev/shm between two processes.
             let bare = [
@@ -174,7 +185,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             let futex = figure_of("bare futex", &of_scenario);
             let bare_ring = [
                 figure_of(crate::calibrate::BARE_RING, &of_scenario),
-                figure_of(crate::ipc::BARE_RING_SHM, &of_scenario),
+                figure_of(crate::ipc::BARE_RING, &of_scenario),
             ]
             .into_iter()
             .find(|f| f.is_finite())
@@ -268,20 +279,34 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                         "ratio_to_bare_cache_line": mid / bare, "ratio_to_bare_ring": mid / bare_ring, "hgrm": file.file_name().map(|f| f.to_string_lossy().into_owned()),
                     }));
                 } else {
+                    let to_limit = mid / streaming(system);
+                    let is_limit = system.starts_with("streaming limit");
+                    // A queue faster than every round of the limit (beyond the run-to-run
+                    // spread) means the limit measures the wrong thing.
+                    let exceeded = !is_limit && mid > streaming_max(system);
+                    if exceeded {
+                        let warning = format!(
+                            "- **limit exceeded**: {system} ({place}) ran at {} of the streaming limit, above its fastest round: the limit does not bound it, a harness bug",
+                            ratio(to_limit)
+                        );
+                        eprintln!("ringmq-perf: {warning}");
+                        summaries.push(warning);
+                    }
                     let _ = writeln!(
                         md,
-                        "| {system} | {place} | {} | {:.1} | {:.1}-{:.1} | {} | {} |",
+                        "| {system} | {place} | {} | {:.1} | {:.1}-{:.1} | {} | {}{} |",
                         runs.len(),
                         mid / 1e6,
                         lo / 1e6,
                         hi / 1e6,
                         ratio(mid / ringmq),
-                        ratio(mid / streaming(system))
+                        ratio(to_limit),
+                        if exceeded { " (exceeded)" } else { "" }
                     );
                     json_rows.push(serde_json::json!({
                         "scenario": scenario, "system": system, "placement": place, "rounds": runs.len(),
                         "msgs_per_s": mid, "range": [lo, hi], "ratio_to_ringmq_batch": mid / ringmq,
-                        "ratio_to_streaming_limit": mid / streaming(system),
+                        "ratio_to_streaming_limit": to_limit, "limit_exceeded": exceeded,
                     }));
                 }
             }

@@ -1,0 +1,96 @@
+//! ringmq between two processes, through rings in this user's /dev/shm directory.
+
+use super::{ping_loop, ready, shm_path, Checker, Peer, CAPACITY, PING_CAPACITY};
+use crate::pin::Cores;
+use hdrhistogram::Histogram;
+use ringmq::{Ring, TopicDir, WaitStrategy};
+
+pub const BATCH: &str = "ringmq (batch 64)";
+pub const FIXED_BATCH: &str = "ringmq fixed-size (batch 64)";
+pub const SINGLE: &str = "ringmq (single)";
+
+/// The parent publishes `n` u64s, one at a time or in batches of 64, with the in-process
+/// case's loop (`spsc::publish_numbers`), so the two compare.
+pub fn throughput(system: &str, name: &str, cores: Cores, n: u64) -> Option<f64> {
+    let builder = Ring::builder().capacity(CAPACITY).wakeups(false);
+    let builder = if system == FIXED_BATCH {
+        builder.fixed_size(8)
+    } else {
+        builder.slot_size(16)
+    };
+    let ring = TopicDir::shm().create(name, builder).expect("ring");
+    let peer = Peer::start("throughput", system, name, n, cores);
+    let mut producer = ring.producer_with(WaitStrategy::BusySpin).expect("producer");
+    let batch = if system == SINGLE { 1 } else { super::BATCH };
+    crate::spsc::publish_numbers::<u64>(&mut producer, n, batch);
+    peer.finish(system)
+}
+
+/// The child reads them with the in-process case's reader (`spsc::read_numbers`).
+pub fn child_throughput(system: &str, name: &str, n: u64, checker: &mut Checker) {
+    let ring = Ring::open(shm_path(name)).expect("open");
+    let mut consumer = ring
+        .subscriber("perf")
+        .wait_strategy(WaitStrategy::BusySpin)
+        .attach()
+        .expect("attach");
+    ready();
+    // The clock starts at the first message; then the reader is the in-process case's.
+    let first = consumer
+        .recv()
+        .expect("no stop flag")
+        .value::<u64>()
+        .expect("u64");
+    checker.check(first, system);
+    crate::spsc::read_numbers::<u64>(&mut consumer, checker.expected, n, system);
+    checker.expected = n;
+}
+
+/// Pings through ring `NAME-a`, answered through `NAME-b`, busy-spinning both ways.
+pub fn pingpong(name: &str, cores: Cores, n: u64) -> Histogram<u64> {
+    let make = |tag: &str| {
+        let builder = Ring::builder()
+            .capacity(PING_CAPACITY)
+            .slot_size(16)
+            .wakeups(false);
+        TopicDir::shm()
+            .create(&format!("{name}-{tag}"), builder)
+            .expect("ring")
+    };
+    let (ping, pong) = (make("a"), make("b"));
+    let wait = WaitStrategy::BusySpin;
+    let mut rx = pong
+        .subscriber("pinger")
+        .wait_strategy(wait)
+        .attach()
+        .expect("attach");
+    let peer = Peer::start("pingpong", "ringmq", name, n, cores);
+    let mut tx = ping.producer_with(wait).expect("producer");
+    let h = ping_loop(
+        n,
+        "ringmq",
+        |i| {
+            tx.publish(&i.to_le_bytes()).expect("room");
+        },
+        || rx.recv().expect("no stop flag").value::<u64>().expect("u64"),
+    );
+    peer.finish("ringmq");
+    h
+}
+
+pub fn child_pingpong(name: &str, n: u64) {
+    let ping = Ring::open(shm_path(&format!("{name}-a"))).expect("open");
+    let pong = Ring::open(shm_path(&format!("{name}-b"))).expect("open");
+    let wait = WaitStrategy::BusySpin;
+    let mut rx = ping
+        .subscriber("echo")
+        .wait_strategy(wait)
+        .attach()
+        .expect("attach");
+    let mut tx = pong.producer_with(wait).expect("producer");
+    ready();
+    for _ in 0..n {
+        let v = rx.recv().expect("no stop flag").value::<u64>().expect("u64");
+        tx.publish(&v.to_le_bytes()).expect("room");
+    }
+}
