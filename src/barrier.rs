@@ -10,8 +10,7 @@
 //! barrier drops it. With no dependency left the barrier falls back to the cursor.
 
 use crate::gating::group_position;
-use crate::shared::Shared;
-use crate::storage::Slots;
+use crate::shared::{Attached, Shared};
 use crate::table::{self, Dependency};
 use crate::wait::Event;
 
@@ -42,20 +41,21 @@ impl Barrier {
     }
 
     /// The first sequence at or after `from` that may not be read yet, looking at most
-    /// `max` ahead. `slots` are the ring's (the consumer's kept ones).
+    /// `max` ahead, for the consumer whose view of the ring is `att`.
     // Always inlined: without dependencies this is the sequencer's published bound, on every
     // poll.
     #[inline(always)]
-    pub(crate) fn available(&mut self, shared: &Shared, slots: Slots<'_>, from: u64, max: u64) -> u64 {
+    pub(crate) fn available(&mut self, att: &Attached, from: u64, max: u64) -> u64 {
         if self.deps.is_empty() {
-            return crate::sequencer::published_until(shared, slots, from, max);
+            return crate::sequencer::published_until(att, from, max);
         }
-        self.after_dependencies(shared, from, max)
+        self.after_dependencies(att, from, max)
     }
 
     /// [`Barrier::available`] for a consumer with dependencies.
     #[inline(never)]
-    fn after_dependencies(&mut self, shared: &Shared, from: u64, max: u64) -> u64 {
+    fn after_dependencies(&mut self, att: &Attached, from: u64, max: u64) -> u64 {
+        let shared = att.shared();
         let mut min = from.saturating_add(max);
         let mut lost = false;
         for dep in &self.deps {
@@ -65,16 +65,16 @@ impl Barrier {
             }
         }
         if lost {
-            return self.drop_lost(shared, from, max);
+            return self.drop_lost(att, from, max);
         }
         min.max(from)
     }
 
     #[cold]
     #[inline(never)]
-    fn drop_lost(&mut self, shared: &Shared, from: u64, max: u64) -> u64 {
-        self.deps.retain(|d| table::is_live(shared, d.entry));
-        self.available(shared, shared.slots(), from, max)
+    fn drop_lost(&mut self, att: &Attached, from: u64, max: u64) -> u64 {
+        self.deps.retain(|d| table::is_live(att.shared(), d.entry));
+        self.available(att, from, max)
     }
 }
 

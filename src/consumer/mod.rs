@@ -70,18 +70,17 @@ impl ReadState {
     /// a call: `group::try_claim`).
     #[inline(always)]
     fn fill_range(&mut self, att: &Attached, max: u64) -> bool {
-        let (shared, slots) = (att.shared(), att.slots());
         match self.group {
             None => {
                 // Only the slots past what is already known need looking at.
                 let from = self.end.max(self.next);
-                self.end = self.barrier.available(shared, slots, from, max.min(MAX_LOOK));
+                self.end = self.barrier.available(att, from, max.min(MAX_LOOK));
                 self.next < self.end
             }
             Some(group) => {
                 let barrier = &mut self.barrier;
-                let available = &mut |from, max| barrier.available(shared, slots, from, max);
-                match crate::group::try_claim(shared, group.index, self.entry.index, max, available) {
+                let available = &mut |from, max| barrier.available(att, from, max);
+                match crate::group::try_claim(att.shared(), group.index, self.entry.index, max, available) {
                     Some(claimed) => {
                         self.next = claimed.start;
                         self.end = claimed.end;

@@ -58,7 +58,7 @@ impl Claims for Fixed {
     fn write_one(&mut self, att: &Attached, start: u64, data: &[u8]) -> Result<u64, PublishError> {
         // SAFETY: the slot of `start` is this single producer's claim, free to write (the
         // write limit), and the caller checked that `data` is the message size.
-        unsafe { copy_payload(att, start, data) };
+        unsafe { copy_payload(att, att.slots(), start, data) };
         self.publish(att, start + 1);
         Ok(start)
     }

@@ -156,13 +156,14 @@ pub(crate) fn claim<M: Claims>(
 // ---- the consumer half -------------------------------------------------------------------
 
 /// The first sequence at or after `from` that is not yet published, looking at most `max`
-/// slots ahead (and never more than a lap). `slots` are the ring's (a consumer's kept ones).
+/// slots ahead (and never more than a lap), for the consumer whose view of the ring is `att`.
 #[inline(always)]
-pub(crate) fn published_until(shared: &Shared, slots: Slots<'_>, from: u64, max: u64) -> u64 {
+pub(crate) fn published_until(att: &Attached, from: u64, max: u64) -> u64 {
+    let shared = att.shared();
     let end = from.saturating_add(max.min(shared.capacity()));
     match shared.layout.sequencer {
-        SequencerKind::Single => single::published_until(shared, slots, from, end),
-        SequencerKind::Multi => multi::published_until(slots, from, end),
+        SequencerKind::Single => single::published_until(att, from, end),
+        SequencerKind::Multi => multi::published_until(att.slots(), from, end),
         SequencerKind::Fixed => fixed::published_until(shared, from, end),
     }
 }
@@ -318,9 +319,11 @@ impl LocalClaim {
     }
 }
 
-/// Copies `data` into the payload of the claimed slot of `sequence`. Always inlined: a
-/// caller's constant length (a typed publish) then becomes a few register moves, not a
-/// `memcpy` call.
+/// Copies `data` into the payload of the claimed slot of `sequence`, through `slots` (the
+/// caller's local copy of the slot array, which it goes on using for the slot's header: taken
+/// once, it stays in registers across the payload write, which the compiler cannot prove
+/// leaves the handle's fields alone). Always inlined: a caller's constant length (a typed
+/// publish) then becomes a few register moves, not a `memcpy` call.
 ///
 /// # Safety
 ///
@@ -328,17 +331,17 @@ impl LocalClaim {
 ///   (`Claims::prepare` returned for it, and the write limit covers it).
 /// - `data.len()` is at most the payload capacity.
 #[inline(always)]
-pub(crate) unsafe fn copy_payload(att: &Attached, sequence: u64, data: &[u8]) {
+pub(crate) unsafe fn copy_payload(att: &Attached, slots: Slots<'_>, sequence: u64, data: &[u8]) {
     let shared = att.shared();
     let mut track = shared
         .region
         .track_write(crate::atomic::slot_index(sequence, shared.capacity()));
-    debug_assert!(data.len() <= att.slots().payload_capacity());
+    debug_assert!(data.len() <= slots.payload_capacity());
     // SAFETY: the caller holds the slot alone and it is free (no gating consumer still reads
     // it); `data.len()` fits the payload, which `payload()` is valid for; the source is a
     // separate Rust slice, so the ranges cannot overlap.
     unsafe {
-        std::ptr::copy_nonoverlapping(data.as_ptr(), att.slots().payload(sequence), data.len());
+        std::ptr::copy_nonoverlapping(data.as_ptr(), slots.payload(sequence), data.len());
     }
     track.end();
 }

@@ -167,12 +167,14 @@ impl Claims for Multi {
     #[inline(always)]
     fn write_one(&mut self, att: &Attached, start: u64, data: &[u8]) -> Result<u64, PublishError> {
         self.prepare(att, start);
+        // Taken once, before the payload write: see `copy_payload`.
+        let slots = att.slots();
         // SAFETY: the slot of `start` is this producer's claim (the claim counter), free to
         // write (`prepare` waited until its previous lap was published, and the write limit
         // until no gating consumer still reads it); the caller checked `data.len()`.
-        unsafe { copy_payload(att, start, data) };
+        unsafe { copy_payload(att, slots, start, data) };
         self.before_commit();
-        let committed = self.commit(att.slots(), start, data.len(), 0);
+        let committed = self.commit(slots, start, data.len(), 0);
         self.publish(att, start + 1);
         if committed {
             Ok(start)

@@ -79,12 +79,13 @@ impl Claims for Single {
     // Always inlined, with the copy: this is a message's whole publish.
     #[inline(always)]
     fn write_one(&mut self, att: &Attached, start: u64, data: &[u8]) -> Result<u64, PublishError> {
+        let slots = att.slots();
         // SAFETY: the slot of `start` is this single producer's claim, free to write (the
         // write limit), and the caller checked `data.len()` against the payload.
-        unsafe { copy_payload(att, start, data) };
+        unsafe { copy_payload(att, slots, start, data) };
         // [stamp] Release: pairs with the consumers' Acquire (`is_stamped`, the busy-spin wait);
         // this publishes the message.
-        att.slots()
+        slots
             .header(start)
             .store_release(slot_header(start, data.len(), 0));
         let next = start + 1;
@@ -131,14 +132,14 @@ impl Claims for Single {
 /// `sequencer::published_until` for a single producer: the stamps of up to [`STAMP_SCAN`]
 /// slots from `from`, then, if all are published, the cursor (`end` is at most a lap ahead).
 #[inline(always)]
-pub(super) fn published_until(shared: &Shared, slots: Slots<'_>, from: u64, end: u64) -> u64 {
+pub(super) fn published_until(att: &Attached, from: u64, end: u64) -> u64 {
     // Saturating: `from` may come from shared memory.
     let scan_end = from.saturating_add(STAMP_SCAN).min(end);
-    let s = first_unstamped(slots, from, scan_end);
+    let s = first_unstamped(att.slots(), from, scan_end);
     if s < scan_end || s == end {
         return s;
     }
-    published_past(shared, slots, s, end)
+    published_past(att.shared(), att.slots(), s, end)
 }
 
 /// `published_until` for a consumer that found `STAMP_SCAN` stamps up to `stamped`: the
