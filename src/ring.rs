@@ -99,10 +99,13 @@ impl RingBuilder {
     /// [`BuildError::FixedSizeMultiProducer`]); a publish of any other length is
     /// [`crate::PublishError::WrongSize`]; a producer that panics in a claim or a batch
     /// publishes none of that claim (there is no skip flag). Consumers learn of new messages
-    /// from the cursor alone, as the Disruptor's do, so a caught-up consumer reads two lines
-    /// per message (the cursor's and the slot's) where a header ring's reads one. Everything
-    /// else (subscribers, groups, dependencies, wait strategies, /dev/shm and files, a
-    /// producer taking over from a dead one at the cursor) is the same.
+    /// from the cursor alone, as the Disruptor's do: a producer publishing one message at a
+    /// time writes the cursor's line on every publish, and a caught-up consumer reads it on
+    /// every poll, so single publishes cost a line transfer more than in a ring with slot
+    /// headers (which publishes them by their stamps). Batches and slices are what a
+    /// fixed-size ring is for. Everything else (subscribers, groups, dependencies, wait
+    /// strategies, /dev/shm and files, a producer taking over from a dead one at the cursor)
+    /// is the same.
     pub fn fixed_size(mut self, message_len: usize) -> Self {
         self.params.fixed = true;
         self.params.slot_size = message_len;

@@ -49,26 +49,12 @@
 
 use crate::consumer::Consumer;
 use crate::error::{PublishError, RecvError, TypeError};
+use crate::layout::slot::check_type;
 use crate::producer::{Producer, When};
 use bytemuck::Pod;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
-
-/// Checks that `T` fits a payload of `capacity` bytes (in a `fixed`-size ring: is exactly
-/// its message size) and needs no more than the slots' 8-byte alignment.
-pub(crate) fn check_type<T>(capacity: usize, fixed: bool) -> Result<(), TypeError> {
-    let size = std::mem::size_of::<T>();
-    let align = std::mem::align_of::<T>();
-    if size > capacity || align > 8 || (fixed && size != capacity) {
-        return Err(TypeError::Mismatch {
-            size,
-            align,
-            capacity,
-        });
-    }
-    Ok(())
-}
 
 /// A producer of `T` values.
 pub struct TypedProducer<T> {

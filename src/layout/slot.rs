@@ -15,6 +15,25 @@
 //! slot with the sequence one lap before the first that lands there, so "published" is never
 //! true of an unwritten slot.
 
+use crate::error::TypeError;
+
+/// Checks that a `T` can be a message of slots whose payload holds `capacity` bytes (in a
+/// `fixed`-size ring: is exactly its message size). Payloads start 8 bytes into a 128-aligned
+/// slot area, or at a multiple of 8 in a fixed-size ring, so `T` may need no more than 8-byte
+/// alignment.
+pub(crate) fn check_type<T>(capacity: usize, fixed: bool) -> Result<(), TypeError> {
+    let size = std::mem::size_of::<T>();
+    let align = std::mem::align_of::<T>();
+    if size > capacity || align > 8 || (fixed && size != capacity) {
+        return Err(TypeError::Mismatch {
+            size,
+            align,
+            capacity,
+        });
+    }
+    Ok(())
+}
+
 /// Slot flag: the slot holds no message (a producer gave it up); consumers pass it.
 pub(crate) const SLOT_SKIPPED: u8 = 1;
 /// Slot flag, only on a header that is not yet published: the length a batch claim set.

@@ -3,11 +3,10 @@
 
 use super::{check_message_len, dispatch, Producer};
 use crate::error::{PublishError, TypeError};
-use crate::layout::slot::{slot_header, SlotHeader, SLOT_PENDING_LEN, SLOT_SKIPPED};
+use crate::layout::slot::{check_type, slot_header, SlotHeader, SLOT_PENDING_LEN, SLOT_SKIPPED};
 use crate::sequencer::{Claims, Sequencer};
 use crate::shared::Attached;
 use crate::storage::WriteTrack;
-use crate::typed::check_type;
 use std::fmt;
 
 /// One claimed slot, written in place; publishes when dropped.
