@@ -35,6 +35,10 @@ use crate::table::{self, Dependency, EntryRef};
 /// How often a joiner that lost a race for the group's name tries again.
 const JOIN_ATTEMPTS: usize = 1000;
 
+/// How many times a worker taking its own name back yields to an adopter retiring that name's
+/// entry (a few stores) before it lets the caller find the name taken.
+const RETIRE_WAIT: usize = 1000;
+
 /// A claim: `[start, end)`, and whether it was taken over from a worker that stopped
 /// holding it (so its messages may have been delivered before: redelivered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -334,10 +338,20 @@ pub(crate) fn take_over(shared: &Shared, group: EntryRef, name: &str) -> Option<
     // AcqRel: pairs with the fetch_or in `orphan_or_free`; exactly one of this and an
     // adopter clears the bit. Checked after the token and the generation: the entry is still
     // the orphan found above.
-    let won = table::is_live(shared, worker)
-        && shared.entry_word(group.index, E_ORPHANS).fetch_and_acqrel(!bit) & bit != 0;
+    let live = table::is_live(shared, worker);
+    let won = live && shared.entry_word(group.index, E_ORPHANS).fetch_and_acqrel(!bit) & bit != 0;
     if !won {
         shared.liveness.release(token);
+        if live {
+            // Another worker cleared the bit first and is retiring the entry (`adopt_orphan`):
+            // give it the moment that takes, so the caller's reservation finds the name free.
+            for _ in 0..RETIRE_WAIT {
+                if !table::is_live(shared, worker) {
+                    break;
+                }
+                crate::sync::yield_now();
+            }
+        }
         return None;
     }
     // Acquire: the orphan's position, as the orphaning side left it.

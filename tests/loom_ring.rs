@@ -373,3 +373,47 @@ fn subscriber_behind_a_group() {
         t_producer.join().unwrap();
     });
 }
+
+/// A worker coming back under the name of an orphan of its group (`group::take_over`) races
+/// another worker adopting the same orphan (`group::adopt_orphan`): exactly one of them gets
+/// the orphan's message, flagged redelivered, and neither gets it twice.
+#[test]
+fn an_orphan_is_taken_over_once() {
+    model(2, || {
+        let ring = tiny(2).build().unwrap();
+        let mut producer = ring.producer().unwrap();
+        let mut orphan = ring
+            .worker("g", "w1")
+            .wait_strategy(WaitStrategy::Yield)
+            .attach()
+            .unwrap();
+        let mut other = ring
+            .worker("g", "w2")
+            .wait_strategy(WaitStrategy::Yield)
+            .attach()
+            .unwrap();
+        producer.try_publish(&7u64.to_le_bytes()).unwrap();
+        // w1 takes the message and stops without acknowledging it: an orphan of the group.
+        std::mem::forget(orphan.try_recv().unwrap());
+        drop(orphan);
+        let ring2 = ring.clone();
+        let returning = thread::spawn(move || {
+            let mut w1 = ring2
+                .worker("g", "w1")
+                .wait_strategy(WaitStrategy::Yield)
+                .attach()
+                .unwrap();
+            let got = w1.try_recv().ok().map(|m| (m.sequence(), m.redelivered()));
+            got
+        });
+        let adopted = other.try_recv().ok().map(|m| (m.sequence(), m.redelivered()));
+        let returned = returning.join().unwrap();
+        let deliveries: Vec<(u64, bool)> = [adopted, returned].into_iter().flatten().collect();
+        assert_eq!(
+            deliveries,
+            vec![(0, true)],
+            "the orphan's message, once, redelivered"
+        );
+        assert_eq!(ring.redelivered_count(), 1);
+    });
+}
