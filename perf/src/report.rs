@@ -157,10 +157,13 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                         .collect(),
                 )
             };
-            // 64-byte messages against the 64-byte limit, everything else against the u64 one.
+            // 64-byte messages against the 64-byte limit, cross-process cases against the limit
+            // through /dev/shm, everything else against the u64 one.
             let limit_of = |system: &str| {
                 if scenario == "spsc64" || system.ends_with("(64 B)") {
                     "streaming limit (64 B)"
+                } else if scenario == "ipc" {
+                    crate::ipc::STREAMING_LIMIT
                 } else {
                     "streaming limit"
                 }
@@ -375,7 +378,7 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
     let _ = writeln!(
         md,
         "Cross-process cases (`ipc`, `ipc-pingpong`): the consumer or echoer is a child process \
-         pinned to the other core; peers as configured in `perf/src/ipc.rs` (ringfire lossless, \
+         pinned to the other core; peers as configured in `perf/src/ipc/` (ringfire lossless, \
          disruptor-mp with one discovered consumer, iceoryx2 pub/sub with \
          `RetryUntilDelivered` and `send_copy`, ZeroMQ PUSH/PULL and PAIR over `ipc://`). \
          Topologies (`1p3c`, `3p1c`, `pipeline`, `diamond`, `group2`) run 4-5 threads on the \

@@ -1,20 +1,88 @@
-//! The machine's own limits between two processes: a cache-line ping-pong and the bare ring
-//! (`calibrate::ring_rtt`), both through a page of a /dev/shm file mapped by each process.
+//! The machine's own limits between two processes, through a /dev/shm file mapped by each: the
+//! streaming limit (`calibrate::stream_write` and `stream_read`) for throughput, and a
+//! cache-line ping-pong and the bare ring (`calibrate::ring_rtt`) for round trips.
 
-use super::{histogram, ready, shm_path, Cleanup, Peer};
+use super::{histogram, ready, shm_path, Checker, Cleanup, Peer};
 use crate::calibrate::{self, RingSlots};
 use crate::pin::Cores;
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+/// The streaming limit through /dev/shm, the `ipc` scenario's limit.
+pub const STREAM: &str = "streaming limit (/dev/shm)";
 /// The bare cache line through /dev/shm.
 pub const LINE: &str = "bare cache line (/dev/shm)";
 /// The bare ring through /dev/shm.
 pub const RING: &str = "bare ring (64 slots of 16 bytes, /dev/shm)";
 
-/// Bytes of the mapping.
+/// Bytes of the round trips' mapping.
 const LEN: usize = 4096;
+
+/// A /dev/shm file holding the streaming limit's `head` and `tail` on lines of their own and
+/// its array (as large as the queues' rings).
+struct SharedStream {
+    map: memmap2::MmapRaw,
+}
+
+impl SharedStream {
+    /// Bytes before the array: `head` and `tail`, 128 bytes apart.
+    const ARRAY: usize = 256;
+    const LEN: usize = Self::ARRAY + calibrate::SLOTS * 8;
+
+    fn map(path: &str, create: bool) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(create)
+            .open(path)
+            .expect("open");
+        if create {
+            file.set_len(Self::LEN as u64).expect("size");
+        }
+        let map = memmap2::MmapOptions::new()
+            .len(Self::LEN)
+            .map_raw(&file)
+            .expect("mmap");
+        SharedStream { map }
+    }
+
+    /// (head, tail, the array).
+    fn parts(&self) -> (&AtomicU64, &AtomicU64, &[AtomicU64]) {
+        let base = self.map.as_mut_ptr();
+        // SAFETY: the mapping is `LEN` bytes, page aligned, and lives as long as `self`: the
+        // two words at 0 and 128 and the `SLOTS` words from `ARRAY` are in bounds and 8-aligned;
+        // both processes access them only atomically, and zero is a valid `AtomicU64`.
+        unsafe {
+            (
+                &*(base as *const AtomicU64),
+                &*(base.add(128) as *const AtomicU64),
+                std::slice::from_raw_parts(base.add(Self::ARRAY) as *const AtomicU64, calibrate::SLOTS),
+            )
+        }
+    }
+}
+
+/// The parent writes `0..n` into the shared array; the child reads and checks them and
+/// reports its rate from the first value to the last.
+pub fn throughput(name: &str, cores: Cores, n: u64, cleanup: &mut Cleanup) -> Option<f64> {
+    let path = shm_path(name);
+    cleanup.0.push(path.clone());
+    let stream = SharedStream::map(&path, true);
+    let peer = Peer::start("throughput", STREAM, &path, n, cores);
+    let (head, tail, data) = stream.parts();
+    calibrate::stream_write(data, head, tail, n);
+    peer.finish(STREAM)
+}
+
+pub fn child_throughput(path: &str, n: u64, checker: &mut Checker) {
+    let stream = SharedStream::map(path, false);
+    let (head, tail, data) = stream.parts();
+    ready();
+    calibrate::stream_read(data, head, tail, n, || checker.started = Some(Instant::now()));
+    checker.expected = n;
+}
 
 /// A page of a /dev/shm file: the ping word and the pong word on 128-byte lines of their own,
 /// then two bare rings (zero-filled: empty).

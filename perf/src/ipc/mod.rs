@@ -10,7 +10,7 @@
 //! process start-up and teardown are not counted.
 
 mod bare;
-pub use bare::RING as BARE_RING;
+pub use bare::{RING as BARE_RING, STREAM as STREAMING_LIMIT};
 mod disruptor_mp;
 mod iceoryx2;
 mod ringfire;
@@ -26,6 +26,7 @@ use std::time::Instant;
 
 /// Systems of the cross-process throughput scenario (`ipc`).
 pub const THROUGHPUT: &[&str] = &[
+    bare::STREAM,
     ringmq::BATCH,
     ringmq::FIXED_BATCH,
     ringmq::SINGLE,
@@ -162,6 +163,9 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
     let mut cleanup = Cleanup(vec![shm_path(&name)]);
     pin(cores.a);
     let rate = match system {
+        bare::STREAM => Some(crate::calibrate::best_of(|| {
+            bare::throughput(&name, cores, n, &mut cleanup).expect("the child reports its rate")
+        })),
         ringmq::BATCH | ringmq::FIXED_BATCH | ringmq::SINGLE => ringmq::throughput(system, &name, cores, n),
         "ringfire" => ringfire::throughput(&name, cores, n, &mut cleanup),
         "disruptor-mp" => disruptor_mp::throughput(&name, cores, n, &mut cleanup),
@@ -219,7 +223,7 @@ fn ready() {
 
 /// Checks that u64 messages arrive as 0, 1, 2, ... and times them from the first.
 #[derive(Default)]
-struct Checker {
+pub struct Checker {
     started: Option<Instant>,
     expected: u64,
 }
@@ -238,6 +242,7 @@ impl Checker {
 fn child_throughput(system: &str, name: &str, n: u64) {
     let mut checker = Checker::default();
     match system {
+        bare::STREAM => bare::child_throughput(name, n, &mut checker),
         ringmq::BATCH | ringmq::FIXED_BATCH | ringmq::SINGLE => {
             ringmq::child_throughput(system, name, n, &mut checker)
         }
