@@ -273,6 +273,10 @@ pub fn stream_read(data: &[AtomicU64], head: &AtomicU64, tail: &AtomicU64, n: u6
 /// in a small array the writer, never far ahead, writes every line just after the reader read
 /// it, which no ring of this size does.
 const LINE_SLOTS: usize = crate::spsc::CAPACITY;
+const _: () = assert!(
+    LINE_SLOTS.is_multiple_of(STRIDE as usize),
+    "a block of STRIDE slots never wraps"
+);
 
 /// An array of 64-byte messages written by one thread and read by another, ordered by the
 /// `head` and `tail` indices (as in a ring buffer, no slot is accessed by both at once).
@@ -282,10 +286,11 @@ struct Lines(Vec<UnsafeCell<[u64; 8]>>);
 // and back to the writer only through `tail`, so no slot is read and written concurrently.
 unsafe impl Sync for Lines {}
 
-/// Streaming limit for 64-byte messages (`spsc64`): the u64 limit's loop with whole cache
-/// lines (a message a line), each message copied in and out as a ring buffer copies it (plain
-/// copies of `[u64; 8]`) and checked by the reader as the queues' readers check theirs. A
-/// copy of `streaming`'s loop on purpose: a generic loop over atomic words (the only way to
+/// Streaming limit for 64-byte messages (`spsc64`): the u64 limit's loops (a block of 64 as
+/// one slice, whole runs up to the wrap) with whole cache lines (a message a line), each
+/// message copied in and out as a ring buffer copies it (plain copies of `[u64; 8]`) and
+/// checked by the reader as the queues' readers check theirs. A copy of `streaming`'s loops
+/// on purpose: a generic loop over atomic words (the only way to
 /// share it without unsafe copies in the u64 limit) slows the u64 limit, which must stay the
 /// fastest way to move u64s (see docs/perf/log.md).
 pub fn streaming_lines(cores: Cores, n: u64) -> f64 {
@@ -301,13 +306,16 @@ pub fn streaming_lines(cores: Cores, n: u64) -> f64 {
                 // Acquire pairs with the writer's Release store of `head`.
                 let available = head.load(Ordering::Acquire);
                 while next < available {
-                    let slot = data.0[next as usize % LINE_SLOTS].get();
-                    // SAFETY: `next < head`: the writer finished this slot before its
-                    // Release store of `head`, and will not touch it again until `tail`
-                    // passes it.
-                    let value = unsafe { slot.read() };
-                    assert_eq!(value.number(), next, "streaming limit lost a value");
-                    next += 1;
+                    let start = next as usize % LINE_SLOTS;
+                    let run = ((available - next) as usize).min(LINE_SLOTS - start);
+                    for (k, slot) in data.0[start..start + run].iter().enumerate() {
+                        // SAFETY: below `head`: the writer finished this slot before its
+                        // Release store of `head`, and will not touch it again until `tail`
+                        // passes it.
+                        let value = unsafe { slot.get().read() };
+                        assert_eq!(value.number(), next + k as u64, "streaming limit lost a value");
+                    }
+                    next += run as u64;
                 }
                 // Release pairs with the writer's Acquire load of `tail`.
                 tail.store(next, Ordering::Release);
@@ -322,11 +330,11 @@ pub fn streaming_lines(cores: Cores, n: u64) -> f64 {
         while next + STRIDE > cached_tail + LINE_SLOTS as u64 {
             cached_tail = tail.load(Ordering::Acquire);
         }
-        for i in next..next + STRIDE {
-            let slot = data.0[i as usize % LINE_SLOTS].get();
-            // SAFETY: `i < tail + LINE_SLOTS`: the reader is done with this slot, and will
+        let base = next as usize % LINE_SLOTS;
+        for (k, slot) in data.0[base..base + STRIDE as usize].iter().enumerate() {
+            // SAFETY: below `tail + LINE_SLOTS`: the reader is done with this slot, and will
             // not read it until the Release store of `head` below.
-            unsafe { slot.write(<[u64; 8]>::make(i)) };
+            unsafe { slot.get().write(<[u64; 8]>::make(next + k as u64)) };
         }
         next += STRIDE;
         head.store(next, Ordering::Release);
