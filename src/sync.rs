@@ -2,7 +2,7 @@
 //!
 //! Everything that touches an atomic, a fence, a thread yield or a futex goes through this
 //! module, so that `RUSTFLAGS="--cfg loom"` swaps the whole crate onto loom's model checker.
-//! Outside this file and `sequence.rs`, raw atomics are banned by `.clippy.toml`.
+//! Outside this file and `atomic.rs`, raw atomics are banned by `.clippy.toml`.
 //!
 //! Under loom the futex is modelled by a mutex and a condition variable that follow the
 //! kernel's contract: `wait(expected)` sleeps only while the word still equals `expected`

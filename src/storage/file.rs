@@ -195,18 +195,10 @@ fn allocate(file: &File, len: usize, path: &Path) -> Result<(), OpenError> {
 /// pass `trust`'s checks (a symbolic link is never followed).
 pub(crate) fn open(path: &Path, trust: &Trust) -> Result<FileStorage, OpenError> {
     trust.check_dirs(path)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => OpenError::Untrusted {
-                path: path.display().to_string(),
-                reason: "it is a symbolic link, which is never followed".into(),
-            },
-            _ => io_error(path, "open", &e),
-        })?;
+    let file = open_no_follow(path, || OpenError::Untrusted {
+        path: path.display().to_string(),
+        reason: "it is a symbolic link, which is never followed".into(),
+    })?;
     let meta = file.metadata().map_err(|e| io_error(path, "stat", &e))?;
     trust.check_file(path, &meta)?;
     // A shared use lock for as long as this process has the ring open; `prune` removes only
@@ -230,6 +222,20 @@ pub(crate) fn open(path: &Path, trust: &Trust) -> Result<FileStorage, OpenError>
         });
     }
     FileStorage::map(file, len, path)
+}
+
+/// Opens `path` for reading and writing without following a symbolic link: a link is the
+/// error `link` makes, any other failure the I/O error's.
+fn open_no_follow(path: &Path, link: impl FnOnce() -> OpenError) -> Result<File, OpenError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => link(),
+            _ => io_error(path, "open", &e),
+        })
 }
 
 /// Converts an I/O error on `path` into the crate's error.
@@ -285,18 +291,10 @@ pub enum FileKind {
 /// a creator's temporary file by its name, or neither.
 pub(crate) fn classify(path: &Path) -> Result<(FileKind, File), OpenError> {
     use std::io::Read;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            // A symbolic link is not a ring, whatever it points to.
-            Some(libc::ELOOP) => OpenError::NotARing {
-                path: path.display().to_string(),
-            },
-            _ => io_error(path, "open", &e),
-        })?;
+    // A symbolic link is not a ring, whatever it points to.
+    let file = open_no_follow(path, || OpenError::NotARing {
+        path: path.display().to_string(),
+    })?;
     let meta = file.metadata().map_err(|e| io_error(path, "stat", &e))?;
     if !meta.file_type().is_file() {
         return Ok((FileKind::Foreign, file));

@@ -65,10 +65,10 @@ impl SharedStream {
 }
 
 /// The parent writes `0..n` into the shared array; the child reads and checks them and
-/// reports its rate from the first value to the last.
-pub fn throughput(name: &str, cores: Cores, n: u64, cleanup: &mut Cleanup) -> Option<f64> {
+/// reports its rate from the first value to the last. The file is `shm_path(name)`, which
+/// `ipc::throughput` removes.
+pub fn throughput(name: &str, cores: Cores, n: u64) -> Option<f64> {
     let path = shm_path(name);
-    cleanup.0.push(path.clone());
     let stream = SharedStream::map(&path, true);
     let peer = Peer::start("throughput", STREAM, &path, n, cores);
     let (head, tail, data) = stream.parts();

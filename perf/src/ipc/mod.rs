@@ -164,7 +164,7 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
     pin(cores.a);
     let rate = match system {
         bare::STREAM => Some(crate::calibrate::best_of(|| {
-            bare::throughput(&name, cores, n, &mut cleanup).expect("the child reports its rate")
+            bare::throughput(&name, cores, n).expect("the child reports its rate")
         })),
         ringmq::BATCH | ringmq::FIXED_BATCH | ringmq::SINGLE => ringmq::throughput(system, &name, cores, n),
         "ringfire" => ringfire::throughput(&name, cores, n, &mut cleanup),
@@ -223,7 +223,7 @@ fn ready() {
 
 /// Checks that u64 messages arrive as 0, 1, 2, ... and times them from the first.
 #[derive(Default)]
-pub struct Checker {
+struct Checker {
     started: Option<Instant>,
     expected: u64,
 }
