@@ -10,6 +10,7 @@
 //! | receiving and polling | [`RecvError`] |
 //! | viewing a payload as a type | [`TypeError`] |
 //! | starting a handler thread | [`SpawnError`] |
+//! | opening, writing, syncing and reading a journal | [`JournalError`] |
 
 use thiserror::Error;
 
@@ -367,4 +368,103 @@ pub enum RecvError {
     /// The handler loop running this consumer was asked to stop.
     #[error("the consumer was asked to stop")]
     Stopped,
+}
+
+/// Why a journal operation failed. Whatever the error, no record that was reported durable
+/// is lost by it.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The options are not valid (sizes, intervals).
+    #[error("invalid journal options: {reason}")]
+    InvalidOptions {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another live process (or handle) is the journal's writer.
+    #[error("{path}: the journal has a live writer already")]
+    Locked {
+        /// The journal's directory.
+        path: String,
+    },
+    /// The device is full: a segment could not be allocated. Nothing was lost; appending
+    /// again once space is freed (retention, or by hand) continues.
+    #[error("{name}: no space left to allocate {len} bytes")]
+    NoSpace {
+        /// The segment that could not be created.
+        name: String,
+        /// Its size.
+        len: u64,
+    },
+    /// An I/O error other than a failed sync.
+    #[error("{name}: {op} failed: {message}")]
+    Io {
+        /// The file or directory.
+        name: String,
+        /// The operation (`create`, `open`, `list`, ...).
+        op: &'static str,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A sync failed earlier (now or before): the kernel may have dropped writes and marked
+    /// them clean, so nothing appended since the last durable position can be trusted to
+    /// reach the disk. The journal accepts no more appends and reports nothing more durable;
+    /// reopening it recovers what is on the disk.
+    #[error("the journal failed: {reason}; nothing past sequence {durable} is durable")]
+    Failed {
+        /// The failed operation and the operating system's message.
+        reason: String,
+        /// The durable position when it failed (every sequence below it is durable).
+        durable: u64,
+    },
+    /// Bytes that must hold committed data do not check (a media error, or a hostile
+    /// writer): a record below the durable position, a sealed segment's footer, a state
+    /// slot. The journal never truncates committed data to get past this.
+    #[error("{segment} at {offset}: corrupt: {reason}")]
+    Corrupt {
+        /// The segment file.
+        segment: String,
+        /// The byte offset in it.
+        offset: u64,
+        /// What does not check.
+        reason: String,
+    },
+    /// A file in the journal's directory that is not one of its own (not a segment, or a
+    /// segment of another format or version).
+    #[error("{name}: not part of a ringmq journal: {reason}")]
+    Foreign {
+        /// The file's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A record larger than the journal's maximum.
+    #[error("a record of {len} bytes exceeds the journal's maximum of {max}")]
+    TooLarge {
+        /// The record's payload length.
+        len: usize,
+        /// The maximum ([`crate::journal::JournalOptions::max_record`]).
+        max: usize,
+    },
+    /// The sequence asked for was deleted by retention.
+    #[error("sequence {requested} is no longer retained; the oldest retained is {oldest}")]
+    Retained {
+        /// The sequence asked for.
+        requested: u64,
+        /// The oldest sequence the journal still holds.
+        oldest: u64,
+    },
+    /// The sequence asked for has not been written yet.
+    #[error("sequence {requested} is past the journal's end ({next} is next)")]
+    NotYet {
+        /// The sequence asked for.
+        requested: u64,
+        /// The next sequence to be appended.
+        next: u64,
+    },
+    /// Durable positions under too many or too long names to fit a state slot.
+    #[error(
+        "consumer positions do not fit the journal's state slot (names up to 255 bytes, about 4 KiB in all)"
+    )]
+    TooManyPositions,
 }

@@ -79,12 +79,19 @@ mod ring;
 #[cfg(not(loom))]
 mod dir;
 
+#[cfg(not(loom))]
+pub mod journal;
+
 pub use consumer::{Batch, BatchIter, Consumer, Message, Received, Start, SubscriberBuilder, WorkerBuilder};
 #[cfg(not(loom))]
 pub use consumer::{HandlerOptions, HandlerThread};
 #[cfg(not(loom))]
 pub use dir::{TopicDir, TopicFile};
-pub use error::{AttachError, BuildError, OpenError, PublishError, RecvError, SpawnError, TypeError};
+pub use error::{
+    AttachError, BuildError, JournalError, OpenError, PublishError, RecvError, SpawnError, TypeError,
+};
+#[cfg(not(loom))]
+pub use journal::{Durability, Journal, JournalOptions, Retention, Seek};
 pub use layout::ProducerMode;
 pub use producer::{BatchClaim, Claim, Producer};
 pub use ring::{Ring, RingBuilder};

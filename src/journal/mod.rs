@@ -1,0 +1,629 @@
+//! The journal: a topic's records in a directory of segment files, with CRC32C records, a
+//! durable position published apart from the end of the records, group commit, consumer
+//! positions persisted in the same commit, retention by whole segments, replay from any
+//! retained sequence or time, and recovery that never truncates committed data.
+//!
+//! [`Journal`] is the writer's handle (one live writer per directory, by a lock the kernel
+//! drops when its process dies). Its durability contract:
+//!
+//! - [`Journal::append`] writes a record into the active segment's page cache: it survives
+//!   the writer's process dying, not the machine.
+//! - [`Journal::commit`] (or the group commit [`Durability`] runs from `append` and
+//!   [`Journal::commit_due`]) makes every record appended so far durable with one
+//!   `fdatasync` and moves [`Journal::durable`] past them.
+//! - A failed sync fails the journal ([`JournalError::Failed`]): the kernel may have dropped
+//!   the writes and marked them clean, so no later sync can vouch for them.
+//!
+//! Recovery ([`Journal::open`]) trusts what the last state slot calls durable, walking it by
+//! record headers alone, and verifies every record past it by CRC and sequence, cutting the
+//! tail at the first that fails. A record *below* the durable position that fails is a media
+//! error ([`JournalError::Corrupt`]), never cut away.
+//!
+//! `docs/architecture.md` has the file format; `segment.rs` and `record.rs` define it.
+
+mod io;
+mod options;
+mod record;
+mod recover;
+mod replay;
+mod segment;
+
+#[cfg(feature = "sim-disk")]
+pub use io::{CrashOptions, SimDisk};
+pub use io::{Disk, DiskFile, DiskLock, FsDisk};
+pub use options::{Durability, JournalOptions, Retention};
+pub use record::FLAG_SKIPPED;
+pub use replay::Replay;
+
+use crate::error::JournalError;
+use segment::{Footer, IndexEntry, SegmentHeader, State, FOOTER, RECORDS_START};
+use std::collections::{BTreeMap, VecDeque};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A record read back: its sequence, append time, flags and payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The record's sequence.
+    pub sequence: u64,
+    /// When the writer appended it, in nanoseconds since the Unix epoch.
+    pub timestamp: u64,
+    /// Its flags ([`FLAG_SKIPPED`]).
+    pub flags: u32,
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
+/// Where a replay starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seek {
+    /// The oldest retained record.
+    Earliest,
+    /// The next record to be appended (nothing of the past).
+    Latest,
+    /// This sequence ([`JournalError::Retained`] if deleted, [`JournalError::NotYet`] if
+    /// past the end).
+    Sequence(u64),
+    /// The first record appended at or after this time.
+    Time(SystemTime),
+}
+
+/// A segment that is done: sealed, with its footer.
+#[derive(Debug)]
+struct Sealed {
+    name: String,
+    file: Arc<dyn DiskFile>,
+    header: SegmentHeader,
+    footer: Footer,
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+struct Active {
+    name: String,
+    file: Arc<dyn DiskFile>,
+    header: SegmentHeader,
+    /// Where the next record goes.
+    offset: u64,
+    /// The sparse index so far (written into the segment when it is sealed).
+    index: Vec<IndexEntry>,
+    /// CRC32C over the records' CRCs so far.
+    records_crc: u32,
+    last_timestamp: u64,
+}
+
+impl Active {
+    /// Notes a record appended at `offset`, for the index and the footer.
+    fn note(&mut self, sequence: u64, offset: u64, timestamp: u64, crc: u32) {
+        let indexed = self.index.last().map(|e| e.offset);
+        if indexed.is_none_or(|at| offset - at >= self.header.index_interval as u64) {
+            self.index.push(IndexEntry {
+                sequence,
+                offset,
+                timestamp,
+            });
+        }
+        self.records_crc = crc32c::crc32c_append(self.records_crc, &crc.to_le_bytes());
+        self.last_timestamp = timestamp;
+    }
+}
+
+/// What has been appended since the last commit.
+#[derive(Debug, Default)]
+struct Pending {
+    records: u64,
+    bytes: u64,
+    since: Option<Instant>,
+}
+
+/// The writer's handle of a journal; see the module documentation.
+#[derive(Debug)]
+pub struct Journal {
+    disk: Arc<dyn Disk>,
+    options: JournalOptions,
+    _lock: DiskLock,
+    sealed: VecDeque<Sealed>,
+    active: Active,
+    /// The next sequence to append.
+    next: u64,
+    /// Every sequence below this is durable.
+    durable: u64,
+    /// Where the record of `durable` starts in the active segment.
+    durable_offset: u64,
+    /// The generation of the next state slot to write.
+    generation: u64,
+    positions: BTreeMap<String, u64>,
+    pending: Pending,
+    failed: Option<String>,
+    buf: Vec<u8>,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn io_error(name: &str, op: &'static str, e: &std::io::Error) -> JournalError {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        return JournalError::NoSpace {
+            name: name.to_owned(),
+            len: 0,
+        };
+    }
+    JournalError::Io {
+        name: name.to_owned(),
+        op,
+        message: e.to_string(),
+    }
+}
+
+/// A slice of `len` bytes at `offset` of `file`.
+///
+/// # Safety
+///
+/// `offset + len <= file.len()`, and no write to the range may happen while the slice lives
+/// (a record's bytes are written once, before anything reads them).
+unsafe fn bytes_of(file: &dyn DiskFile, offset: u64, len: usize) -> &[u8] {
+    debug_assert!(offset + len as u64 <= file.len());
+    // SAFETY: in the file's mapping (the caller's bound), which lives as long as `file`; not
+    // written meanwhile (the caller's contract).
+    unsafe { std::slice::from_raw_parts(file.as_ptr().add(offset as usize), len) }
+}
+
+/// The bytes of `file`'s record area from `offset` to `end`.
+fn record_area(file: &dyn DiskFile, offset: u64, end: u64) -> &[u8] {
+    // SAFETY: `offset..end` is inside the file (callers pass offsets within the record
+    // area); records there were written before this read (recovery reads what is on disk
+    // with no writer running; a replay reads below the writer's published offset).
+    unsafe { bytes_of(file, offset, end.saturating_sub(offset) as usize) }
+}
+
+impl Journal {
+    /// Opens the journal in directory `path` (created, mode 0700, if missing), recovering
+    /// it, or creates an empty one there starting at `options.initial_sequence`.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::InvalidOptions`]; [`JournalError::Locked`] if a live writer has it;
+    /// what [`Journal::open_on`] returns.
+    pub fn open(path: impl AsRef<Path>, options: JournalOptions) -> Result<Journal, JournalError> {
+        let path = path.as_ref();
+        options.validate()?;
+        match std::fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_error(&path.display().to_string(), "mkdir", &e)),
+        }
+        let disk = FsDisk::open(path).map_err(|e| io_error(&path.display().to_string(), "open", &e))?;
+        Self::open_on(Arc::new(disk), options).map_err(|e| match e {
+            JournalError::Locked { .. } => JournalError::Locked {
+                path: path.display().to_string(),
+            },
+            other => other,
+        })
+    }
+
+    /// [`Journal::open`] on any [`Disk`] (the simulated `SimDisk` in tests, feature `sim-disk`).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Locked`], [`JournalError::Foreign`] (a file that is not a segment,
+    /// or a segment of another format), [`JournalError::Corrupt`] (committed data that does
+    /// not check), [`JournalError::NoSpace`], [`JournalError::Io`], [`JournalError::Failed`]
+    /// (a sync during recovery failed).
+    pub fn open_on(disk: Arc<dyn Disk>, options: JournalOptions) -> Result<Journal, JournalError> {
+        options.validate()?;
+        let lock = disk
+            .try_lock_writer()
+            .map_err(|e| io_error("writer.lock", "lock", &e))?
+            .ok_or_else(|| JournalError::Locked {
+                path: format!("{disk:?}"),
+            })?;
+        recover::recover(disk, options, lock)
+    }
+
+    /// The next sequence [`Journal::append`] gives.
+    pub fn next_sequence(&self) -> u64 {
+        self.next
+    }
+
+    /// The durable position: every sequence below it is on the disk (as far as `fdatasync`
+    /// can tell).
+    pub fn durable(&self) -> u64 {
+        self.durable
+    }
+
+    /// The oldest retained sequence.
+    pub fn oldest(&self) -> u64 {
+        self.sealed
+            .front()
+            .map_or(self.active.header.first, |s| s.header.first)
+    }
+
+    /// The number of segment files, the active one included.
+    pub fn segments(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// The bytes of segment files retained, the active one included.
+    pub fn retained_bytes(&self) -> u64 {
+        self.sealed.iter().map(|s| s.header.len).sum::<u64>() + self.active.header.len
+    }
+
+    /// The journal's options.
+    pub fn options(&self) -> &JournalOptions {
+        &self.options
+    }
+
+    /// Why the journal failed, if it did ([`JournalError::Failed`]).
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn check_failed(&self) -> Result<(), JournalError> {
+        match &self.failed {
+            Some(reason) => Err(JournalError::Failed {
+                reason: reason.clone(),
+                durable: self.durable,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails the journal for good: `op` on `name` returned `e`.
+    fn fail(&mut self, name: &str, op: &str, e: &std::io::Error) -> JournalError {
+        let reason = format!("{op} of {name} failed: {e}");
+        self.failed = Some(reason.clone());
+        JournalError::Failed {
+            reason,
+            durable: self.durable,
+        }
+    }
+
+    /// Appends `payload` as the next record and returns its sequence; by the journal's
+    /// [`Durability`], this may commit.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::TooLarge`]; [`JournalError::Failed`]; [`JournalError::NoSpace`] if a
+    /// new segment was needed and could not be allocated (nothing is lost: append again
+    /// once there is room); [`JournalError::Io`].
+    pub fn append(&mut self, payload: &[u8]) -> Result<u64, JournalError> {
+        self.append_record(payload, 0)
+    }
+
+    /// Appends a record that stands for a ring slot given up by a dead producer
+    /// ([`FLAG_SKIPPED`], no payload), so the journal's sequences stay the ring's.
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::append`].
+    pub fn append_skipped(&mut self) -> Result<u64, JournalError> {
+        self.append_record(&[], FLAG_SKIPPED)
+    }
+
+    fn append_record(&mut self, payload: &[u8], flags: u32) -> Result<u64, JournalError> {
+        self.check_failed()?;
+        if payload.len() > self.options.max_record {
+            return Err(JournalError::TooLarge {
+                len: payload.len(),
+                max: self.options.max_record,
+            });
+        }
+        let len = record::encoded_len(payload.len());
+        if self.active.offset + len as u64 > self.active.header.index_start {
+            self.roll()?;
+        }
+        let sequence = self.next;
+        let timestamp = now_ns().max(self.active.last_timestamp);
+        self.buf.clear();
+        self.buf.resize(len, 0);
+        let crc = record::encode(&mut self.buf, sequence, timestamp, flags, payload);
+        let offset = self.active.offset;
+        if let Err(e) = self.active.file.write_at(offset, &self.buf) {
+            return Err(io_error(&self.active.name, "write", &e));
+        }
+        self.active.note(sequence, offset, timestamp, crc);
+        self.active.offset += len as u64;
+        self.next += 1;
+        self.pending.records += 1;
+        self.pending.bytes += len as u64;
+        self.pending.since.get_or_insert_with(Instant::now);
+        match self.options.durability {
+            Durability::EveryRecord => {
+                self.commit()?;
+            }
+            Durability::GroupCommit { records, bytes, .. }
+                if self.pending.records >= records || self.pending.bytes >= bytes =>
+            {
+                self.commit()?;
+            }
+            _ => {
+                self.commit_due()?;
+            }
+        }
+        Ok(sequence)
+    }
+
+    /// Commits if the group commit's delay has passed since the oldest uncommitted record
+    /// (a writer calls this when idle); true if it committed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::commit`].
+    pub fn commit_due(&mut self) -> Result<bool, JournalError> {
+        let Durability::GroupCommit { delay, .. } = self.options.durability else {
+            return Ok(false);
+        };
+        match self.pending.since {
+            Some(since) if since.elapsed() >= delay => self.commit().map(|_| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Makes every record appended so far, and the consumer positions set so far, durable:
+    /// one state slot write and one `fdatasync`. Returns the durable position.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Failed`] if this sync (or an earlier one) failed.
+    pub fn commit(&mut self) -> Result<u64, JournalError> {
+        self.check_failed()?;
+        if self.pending.since.is_none() && self.pending.records == 0 {
+            return Ok(self.durable);
+        }
+        // The slot names the durable position *before* this sync: a slot written in the same
+        // sync as the records it would vouch for could land without them.
+        let state = self.state(0);
+        self.write_state(&state)?;
+        if let Err(e) = self.active.file.sync_data() {
+            let name = self.active.name.clone();
+            return Err(self.fail(&name, "fdatasync", &e));
+        }
+        self.generation += 1;
+        self.durable = self.next;
+        self.durable_offset = self.active.offset;
+        self.pending = Pending::default();
+        Ok(self.durable)
+    }
+
+    /// The state slot for the durable position as it stands.
+    fn state(&self, flags: u32) -> State {
+        State {
+            generation: self.generation,
+            durable: self.durable,
+            durable_offset: self.durable_offset,
+            flags,
+            positions: self.positions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    fn write_state(&mut self, state: &State) -> Result<(), JournalError> {
+        let bytes = state.encode().ok_or(JournalError::TooManyPositions)?;
+        let offset = segment::state_offset(state.generation);
+        self.active
+            .file
+            .write_at(offset, &bytes)
+            .map_err(|e| io_error(&self.active.name, "write", &e))
+    }
+
+    /// Records that consumer `name` has processed everything below `position`; durable with
+    /// the next commit, and read back by [`Journal::position`] after a restart (clamped to
+    /// the journal's end, which a crash may have moved back).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::TooManyPositions`] if the names would not fit a state slot.
+    pub fn set_position(&mut self, name: &str, position: u64) -> Result<(), JournalError> {
+        let previous = self.positions.insert(name.to_owned(), position);
+        let probe = self.state(0);
+        if probe.encode().is_none() {
+            match previous {
+                Some(p) => self.positions.insert(name.to_owned(), p),
+                None => self.positions.remove(name),
+            };
+            return Err(JournalError::TooManyPositions);
+        }
+        self.pending.since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Forgets consumer `name`'s position (durable with the next commit).
+    pub fn remove_position(&mut self, name: &str) {
+        if self.positions.remove(name).is_some() {
+            self.pending.since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Consumer `name`'s persisted position.
+    pub fn position(&self, name: &str) -> Option<u64> {
+        self.positions.get(name).copied()
+    }
+
+    /// Every persisted consumer position, by name.
+    pub fn positions(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.positions.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// Closes the journal cleanly: commits, then writes a state slot marked clean whose
+    /// durable position is the end of the records, so the next open scans nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Failed`] if a sync failed.
+    pub fn close(mut self) -> Result<(), JournalError> {
+        self.commit()?;
+        self.write_clean_state()
+    }
+
+    /// A state slot calling everything durable, marked clean, and its sync (every record is
+    /// already durable when this runs).
+    fn write_clean_state(&mut self) -> Result<(), JournalError> {
+        let state = State {
+            durable: self.next,
+            durable_offset: self.active.offset,
+            ..self.state(segment::STATE_CLEAN)
+        };
+        self.write_state(&state)?;
+        if let Err(e) = self.active.file.sync_data() {
+            let name = self.active.name.clone();
+            return Err(self.fail(&name, "fdatasync", &e));
+        }
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Starts a new segment at `next`: creates and syncs it first (so a full disk fails
+    /// here with nothing changed), then seals the active one, then syncs the directory.
+    fn roll(&mut self) -> Result<(), JournalError> {
+        self.check_failed()?;
+        let fresh = create_segment(&*self.disk, &self.options, self.next)?;
+        let name = fresh.name.clone();
+        // Its first state: everything before it durable once the seal below is.
+        let state = State {
+            generation: self.generation,
+            durable: self.next,
+            durable_offset: RECORDS_START,
+            flags: 0,
+            positions: self.positions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        };
+        let bytes = state.encode().ok_or(JournalError::TooManyPositions)?;
+        let written = fresh
+            .file
+            .write_at(segment::state_offset(state.generation), &bytes)
+            .and_then(|()| fresh.file.sync_data());
+        if let Err(e) = written {
+            // Nothing refers to the new file yet: remove it, and fail (a sync failed).
+            let _ = self.disk.remove(&name);
+            return Err(self.fail(&name, "sync of a new segment", &e));
+        }
+        self.seal()?;
+        let mut fresh = fresh;
+        fresh.last_timestamp = self.active.last_timestamp;
+        let old = std::mem::replace(&mut self.active, fresh);
+        self.sealed.push_back(Sealed {
+            footer: footer_of(&old, self.next),
+            name: old.name,
+            file: old.file,
+            header: old.header,
+        });
+        if let Err(e) = self.disk.sync_dir() {
+            return Err(self.fail("the journal directory", "fsync", &e));
+        }
+        self.generation += 1;
+        self.durable = self.next;
+        self.durable_offset = RECORDS_START;
+        self.pending = Pending::default();
+        self.apply_retention()
+    }
+
+    /// Writes the active segment's index and footer and syncs it (its records with them).
+    fn seal(&mut self) -> Result<(), JournalError> {
+        let footer = footer_of(&self.active, self.next);
+        let index = IndexEntry::encode_all(&self.active.index);
+        let file = &self.active.file;
+        let written = file
+            .write_at(self.active.header.index_start, &index)
+            .and_then(|()| file.write_at(file.len() - FOOTER, &footer.encode()))
+            .and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            let name = self.active.name.clone();
+            return Err(self.fail(&name, "seal", &e));
+        }
+        Ok(())
+    }
+
+    /// Deletes the sealed segments the retention policy no longer keeps, oldest first, and
+    /// syncs the directory if any went. Called after every roll; call it when a policy
+    /// might have changed its mind (time passing, consumers moving).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] if a removal failed; [`JournalError::Failed`] if the directory
+    /// sync did.
+    pub fn apply_retention(&mut self) -> Result<(), JournalError> {
+        let policy = self.options.retention;
+        let now = now_ns();
+        let mut removed = false;
+        while let Some(oldest) = self.sealed.front() {
+            let bytes = self.retained_bytes();
+            let count = self.segments();
+            let by_bytes = policy.max_bytes.is_some_and(|max| bytes > max);
+            let by_count = policy.max_segments.is_some_and(|max| count > max);
+            let by_age = policy
+                .max_age
+                .is_some_and(|age| now.saturating_sub(oldest.footer.last_timestamp) > age.as_nanos() as u64);
+            let consumed = policy.until_consumed
+                && !self.positions.is_empty()
+                && self.positions.values().all(|&p| p >= oldest.footer.end);
+            if !(by_bytes || by_count || by_age || consumed) {
+                break;
+            }
+            let name = oldest.name.clone();
+            self.disk
+                .remove(&name)
+                .map_err(|e| io_error(&name, "remove", &e))?;
+            self.sealed.pop_front();
+            removed = true;
+        }
+        if removed {
+            if let Err(e) = self.disk.sync_dir() {
+                return Err(self.fail("the journal directory", "fsync", &e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates segment file `first` with its header, unsynced.
+fn create_segment(disk: &dyn Disk, options: &JournalOptions, first: u64) -> Result<Active, JournalError> {
+    let name = segment::name_of(first);
+    let len = options.segment_size;
+    let file = disk
+        .create(&name, len)
+        .map_err(|e| match io_error(&name, "create", &e) {
+            JournalError::NoSpace { name, .. } => JournalError::NoSpace { name, len },
+            other => other,
+        })?;
+    let header = SegmentHeader {
+        first,
+        len,
+        created_ns: now_ns(),
+        max_record: options.max_record as u32,
+        index_interval: options.index_interval as u32,
+        index_start: segment::index_start(len, options.index_interval),
+    };
+    file.write_at(0, &header.encode())
+        .map_err(|e| io_error(&name, "write", &e))?;
+    Ok(Active {
+        name,
+        file,
+        header,
+        offset: RECORDS_START,
+        index: Vec::new(),
+        records_crc: 0,
+        last_timestamp: 0,
+    })
+}
+
+fn footer_of(active: &Active, end: u64) -> Footer {
+    Footer {
+        first: active.header.first,
+        end,
+        records_end: active.offset,
+        index_count: active.index.len() as u64,
+        last_timestamp: active.last_timestamp,
+        records_crc: active.records_crc,
+    }
+}
+
+fn corrupt(name: &str, offset: u64, reason: &str) -> JournalError {
+    JournalError::Corrupt {
+        segment: name.to_owned(),
+        offset,
+        reason: reason.to_owned(),
+    }
+}

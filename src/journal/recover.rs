@@ -1,0 +1,328 @@
+//! Opening a journal: the segments found, checked (headers, footers, continuity), the last
+//! one recovered from its newest valid state slot, and what a crash left cut off; see
+//! `docs/architecture.md`'s journal section for the rules.
+
+use super::io::{self, Disk, DiskFile, DiskLock};
+use super::record::{self, Decoded, RECORD_HEADER};
+use super::segment::{self, Footer, SegmentHeader, State, FOOTER, INDEX_ENTRY, PAGE, RECORDS_START};
+use super::{
+    corrupt, create_segment, io_error, record_area, Active, Journal, JournalOptions, Pending, Sealed,
+};
+use crate::error::JournalError;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// One segment file found at open.
+struct Found {
+    name: String,
+    first: u64,
+    file: Arc<dyn DiskFile>,
+}
+
+fn read_page(file: &dyn DiskFile, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, JournalError> {
+    let mut buf = vec![0; len as usize];
+    file.read_at(offset, &mut buf)
+        .map_err(|e| io_error(name, "read", &e))?;
+    Ok(buf)
+}
+
+fn read_header(found: &Found) -> Result<Option<SegmentHeader>, JournalError> {
+    if found.file.len() < 4 * PAGE {
+        return Err(corrupt(&found.name, 0, "shorter than a segment can be"));
+    }
+    let bytes = read_page(&*found.file, &found.name, 0, 64)?;
+    SegmentHeader::decode(&bytes, &found.name, found.first, found.file.len())
+}
+
+fn read_footer(file: &dyn DiskFile, name: &str) -> Result<Result<Option<Footer>, ()>, JournalError> {
+    let bytes = read_page(file, name, file.len() - FOOTER, FOOTER)?;
+    Ok(Footer::decode(&bytes))
+}
+
+/// Opens what `disk` holds, or creates the first segment; see the module documentation.
+pub(super) fn recover(
+    disk: Arc<dyn Disk>,
+    options: JournalOptions,
+    lock: DiskLock,
+) -> Result<Journal, JournalError> {
+    let mut found = Vec::new();
+    for name in disk
+        .list()
+        .map_err(|e| io_error("the journal directory", "list", &e))?
+    {
+        if io::RESERVED_NAMES.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(first) = segment::parse_name(&name) else {
+            return Err(JournalError::Foreign {
+                name,
+                reason: "not a segment file name (20 digits and .seg)".into(),
+            });
+        };
+        let file = disk.open(&name).map_err(|e| io_error(&name, "open", &e))?;
+        found.push(Found { name, first, file });
+    }
+    found.sort_by_key(|f| f.first);
+
+    // The last segment, and whether it holds anything: an unborn one (its header never
+    // reached the disk) or an empty one past an unsealed one (a roll cut short) goes.
+    let mut sealed = VecDeque::new();
+    let mut last: Option<(Found, SegmentHeader)> = None;
+    let count = found.len();
+    for (i, f) in found.into_iter().enumerate() {
+        let header = read_header(&f)?;
+        let is_last = i + 1 == count;
+        match header {
+            None if is_last => {
+                drop_segment(&*disk, &f.name)?;
+            }
+            None => return Err(corrupt(&f.name, 0, "a segment before the last has no header")),
+            Some(header) => {
+                if let Some((prev, prev_header)) = last.take() {
+                    let footer = match read_footer(&*prev.file, &prev.name)? {
+                        Ok(Some(footer)) => footer,
+                        _ if is_last && is_empty(&f, &header)? => {
+                            // A roll cut short before the seal: the new segment is empty.
+                            drop_segment(&*disk, &f.name)?;
+                            last = Some((prev, prev_header));
+                            continue;
+                        }
+                        _ => {
+                            return Err(corrupt(
+                                &prev.name,
+                                prev.file.len() - FOOTER,
+                                "a segment before the last is not sealed",
+                            ))
+                        }
+                    };
+                    check_footer(&prev, &prev_header, &footer, header.first)?;
+                    sealed.push_back(Sealed {
+                        name: prev.name,
+                        file: prev.file,
+                        header: prev_header,
+                        footer,
+                    });
+                }
+                last = Some((f, header));
+            }
+        }
+    }
+
+    let (active, state) = match last {
+        None => {
+            let first = sealed
+                .back()
+                .map_or(options.initial_sequence, |s: &Sealed| s.footer.end);
+            (create_segment(&*disk, &options, first)?, None)
+        }
+        Some((f, header)) => match read_footer(&*f.file, &f.name)? {
+            Ok(Some(footer)) => {
+                check_footer(&f, &header, &footer, footer.end)?;
+                let end = footer.end;
+                sealed.push_back(Sealed {
+                    name: f.name,
+                    file: f.file,
+                    header,
+                    footer,
+                });
+                (create_segment(&*disk, &options, end)?, None)
+            }
+            // A torn footer is a seal cut short: the records are whole (synced before it).
+            _ => {
+                let (active, state) = recover_active(f, header)?;
+                (active, Some(state))
+            }
+        },
+    };
+
+    let mut journal = Journal {
+        disk,
+        options,
+        _lock: lock,
+        sealed,
+        next: active.header.first,
+        durable: active.header.first,
+        durable_offset: RECORDS_START,
+        generation: 0,
+        positions: BTreeMap::new(),
+        pending: Pending::default(),
+        failed: None,
+        buf: Vec::new(),
+        active,
+    };
+    if let Some(state) = state {
+        journal.next = state.end;
+        journal.generation = state.generation;
+        journal.positions = state
+            .positions
+            .into_iter()
+            .map(|(k, v)| (k, v.min(state.end)))
+            .collect();
+        if let Some(p) = journal.sealed.back().map(|s| s.footer.end) {
+            debug_assert_eq!(p, journal.active.header.first);
+        }
+    }
+    // What was found past the durable position, and a new segment's header, become durable
+    // now, and a clean state says so: the records first, then the slot that vouches for them.
+    let name = journal.active.name.clone();
+    if let Err(e) = journal.active.file.sync_data() {
+        return Err(journal.fail(&name, "fdatasync", &e));
+    }
+    journal.durable = journal.next;
+    journal.durable_offset = journal.active.offset;
+    journal.write_clean_state()?;
+    if let Err(e) = journal.disk.sync_dir() {
+        return Err(journal.fail("the journal directory", "fsync", &e));
+    }
+    journal.apply_retention()?;
+    Ok(journal)
+}
+
+fn drop_segment(disk: &dyn Disk, name: &str) -> Result<(), JournalError> {
+    disk.remove(name).map_err(|e| io_error(name, "remove", &e))?;
+    disk.sync_dir()
+        .map_err(|e| io_error("the journal directory", "fsync", &e))
+}
+
+/// Whether a segment holds no record.
+fn is_empty(f: &Found, header: &SegmentHeader) -> Result<bool, JournalError> {
+    let bytes = read_page(&*f.file, &f.name, RECORDS_START, RECORD_HEADER as u64)?;
+    Ok(record::decode(&bytes, header.first, 0, false) == Decoded::End)
+}
+
+fn check_footer(
+    f: &Found,
+    header: &SegmentHeader,
+    footer: &Footer,
+    next_first: u64,
+) -> Result<(), JournalError> {
+    let at = f.file.len() - FOOTER;
+    if footer.first != header.first || footer.end < footer.first {
+        return Err(corrupt(&f.name, at, "the footer disagrees with the header"));
+    }
+    if footer.end != next_first {
+        return Err(corrupt(
+            &f.name,
+            at,
+            "the next segment does not start where this one ends",
+        ));
+    }
+    if footer.records_end < RECORDS_START
+        || footer.records_end > header.index_start
+        || header.index_start + footer.index_count * INDEX_ENTRY > at
+    {
+        return Err(corrupt(
+            &f.name,
+            at,
+            "the footer's offsets are outside the segment",
+        ));
+    }
+    Ok(())
+}
+
+/// What recovery of the active segment found.
+struct Recovered {
+    generation: u64,
+    end: u64,
+    positions: Vec<(String, u64)>,
+}
+
+/// Recovers the last, unsealed segment: the newest valid state slot says what is durable;
+/// the records below it are walked by their headers (for the index and the footer's CRC),
+/// those past it checked in full, and the tail cut at the first that fails.
+fn recover_active(f: Found, header: SegmentHeader) -> Result<(Active, Recovered), JournalError> {
+    let file = &*f.file;
+    let mut best: Option<State> = None;
+    let mut torn = 0;
+    for slot in 0..2 {
+        let bytes = read_page(file, &f.name, segment::state_offset(slot), PAGE)?;
+        match State::decode(&bytes) {
+            Ok(Some(state)) => {
+                if best.as_ref().is_none_or(|b| state.generation > b.generation) {
+                    best = Some(state);
+                }
+            }
+            Ok(None) => {}
+            Err(()) => torn += 1,
+        }
+    }
+    if torn == 2 {
+        // Commits write the slots in turn, each after the other was synced: both bad is
+        // not a crash.
+        return Err(corrupt(&f.name, PAGE, "both state slots are corrupt"));
+    }
+    let (durable, durable_offset, generation, positions) = match best {
+        Some(s) => (s.durable, s.durable_offset, s.generation + 1, s.positions),
+        // Neither slot reached the disk: the segment's creation was cut short, and nothing
+        // in it was ever durable.
+        None => (header.first, RECORDS_START, 0, Vec::new()),
+    };
+    if durable < header.first || durable_offset < RECORDS_START || durable_offset > header.index_start {
+        return Err(corrupt(
+            &f.name,
+            PAGE,
+            "the state slot's durable position is outside the segment",
+        ));
+    }
+    let mut active = Active {
+        name: f.name.clone(),
+        file: f.file.clone(),
+        header,
+        offset: RECORDS_START,
+        index: Vec::new(),
+        records_crc: 0,
+        last_timestamp: 0,
+    };
+    let area_end = header.index_start;
+    let max = header.max_record as usize;
+    let mut sequence = header.first;
+    // The record at `active.offset`, taken into `active` if it is one.
+    let advance = |active: &mut Active, sequence: &mut u64, check_crc: bool| {
+        let bytes = record_area(file, active.offset, area_end);
+        let decoded = record::decode(bytes, *sequence, max, check_crc);
+        if let Decoded::Record(h) = decoded {
+            active.note(*sequence, active.offset, h.timestamp, h.crc);
+            active.offset += record::encoded_len(h.len as usize) as u64;
+            *sequence += 1;
+        }
+        decoded
+    };
+    // Below the durable position: trusted, walked by headers.
+    while sequence < durable {
+        let reason = match advance(&mut active, &mut sequence, false) {
+            Decoded::Record(_) => continue,
+            Decoded::End => "the records end",
+            Decoded::Invalid(reason) => reason,
+        };
+        let reason = format!("below the durable position: {reason}");
+        return Err(corrupt(&f.name, active.offset, &reason));
+    }
+    if active.offset != durable_offset {
+        let reason = "the durable position's record is not where the state slot says";
+        return Err(corrupt(&f.name, active.offset, reason));
+    }
+    // Past it: verified in full, up to the first record that fails.
+    while let Decoded::Record(_) = advance(&mut active, &mut sequence, true) {}
+    // Whatever lies past the end (a torn record, records after it) is zeroed, so that no
+    // later crash can splice it onto records written here next.
+    let tail = record_area(file, active.offset, area_end);
+    if let Some(last) = tail.iter().rposition(|&b| b != 0) {
+        let zeros = vec![0u8; (last + 1).min(1 << 20)];
+        let mut at = active.offset;
+        let end = active.offset + last as u64 + 1;
+        while at < end {
+            let n = zeros.len().min((end - at) as usize);
+            file.write_at(at, &zeros[..n])
+                .map_err(|e| io_error(&f.name, "write", &e))?;
+            at += n as u64;
+        }
+    }
+    Ok((
+        active,
+        Recovered {
+            generation,
+            end: sequence,
+            positions,
+        },
+    ))
+}
