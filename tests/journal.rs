@@ -331,6 +331,9 @@ fn crash_run(seed: u64) {
             open(&disk, options).unwrap_or_else(|e| panic!("seed {seed} round {round}: open: {e}"));
         let ops = rand(250);
         let mut positions = acked_positions.clone();
+        // The positions set before the append that made the journal's end `n`: a sync that
+        // covers `n` started after them, so its state slot holds them (or later ones).
+        let mut set_before_end = std::collections::BTreeMap::new();
         for _ in 0..ops {
             let durable_before = journal.durable();
             let committed = match rand(20) {
@@ -350,19 +353,26 @@ fn crash_run(seed: u64) {
                 }
                 _ => {
                     let s = journal.next_sequence();
+                    set_before_end.insert(s + 1, positions.clone());
                     journal.append(&payload(s)).unwrap();
                     false
                 }
             };
-            // A commit (explicit, or run by an append) persisted every position set before.
-            if committed || journal.durable() > durable_before {
+            // An explicit commit persisted every position set before it; a sync that moved
+            // the durable position to `d`, those set before `d` was appended.
+            if committed {
                 acked_positions = positions.clone();
+            } else if journal.durable() > durable_before {
+                acked_positions = set_before_end[&journal.durable()].clone();
             }
             acked = acked.max(journal.durable());
             if std::env::var("RINGMQ_CRASH_TRACE").is_ok() {
                 eprintln!("committed {committed} durable {} next {} segs {} positions {positions:?} acked {acked_positions:?}", journal.durable(), journal.next_sequence(), journal.segments());
             }
         }
+        // A group commit's sync in flight finishes first, so the image depends on the seed
+        // alone (a sync that had not returned is, to the disk, one not yet run).
+        journal.finish_sync().unwrap();
         disk = disk.crash(seed ^ ((round + 1) * 0x1234_5678), crash);
         drop(journal);
         let journal =

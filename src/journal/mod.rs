@@ -9,7 +9,7 @@
 //! - [`Journal::append`] writes a record into the active segment's page cache: it survives
 //!   the writer's process dying, not the machine.
 //! - [`Journal::commit`] (or the group commit [`Durability`] runs from `append` and
-//!   [`Journal::commit_due`]) makes every record appended so far durable with one
+//!   [`Journal::poll_commit`]) makes every record appended so far durable with one
 //!   `fdatasync` and moves [`Journal::durable`] past them.
 //! - A failed sync fails the journal ([`JournalError::Failed`]): the kernel may have dropped
 //!   the writes and marked them clean, so no later sync can vouch for them.
@@ -27,6 +27,7 @@ mod record;
 mod recover;
 mod replay;
 mod segment;
+mod syncer;
 
 #[cfg(feature = "sim-disk")]
 pub use io::{CrashOptions, SimDisk};
@@ -119,7 +120,6 @@ struct Pending {
 }
 
 /// The writer's handle of a journal; see the module documentation.
-#[derive(Debug)]
 pub struct Journal {
     disk: Arc<dyn Disk>,
     options: JournalOptions,
@@ -138,6 +138,24 @@ pub struct Journal {
     pending: Pending,
     failed: Option<String>,
     buf: Vec<u8>,
+    /// The group commit's syncer thread (`Durability::GroupCommit` only) ...
+    syncer: Option<syncer::Syncer>,
+    /// ... and whether it has a sync of ours in flight.
+    in_flight: bool,
+    /// Called with the durable position after every sync that moves it.
+    on_durable: Option<syncer::OnDurable>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("oldest", &self.oldest())
+            .field("next", &self.next)
+            .field("durable", &self.durable)
+            .field("segments", &self.segments())
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 fn now_ns() -> u64 {
@@ -332,35 +350,112 @@ impl Journal {
         self.pending.records += 1;
         self.pending.bytes += len as u64;
         self.pending.since.get_or_insert_with(Instant::now);
-        match self.options.durability {
-            Durability::EveryRecord => {
-                self.commit()?;
-            }
-            Durability::GroupCommit { records, bytes, .. }
-                if self.pending.records >= records || self.pending.bytes >= bytes =>
-            {
-                self.commit()?;
-            }
-            _ => {
-                self.commit_due()?;
-            }
+        if self.options.durability == Durability::EveryRecord {
+            self.commit()?;
+        } else {
+            self.poll_commit()?;
         }
         Ok(sequence)
     }
 
-    /// Commits if the group commit's delay has passed since the oldest uncommitted record
-    /// (a writer calls this when idle); true if it committed.
+    /// Runs the group commit: takes the result of a sync that has finished, and starts the
+    /// next if one is due (`records` or `bytes` reached, or `delay` passed since the oldest
+    /// record not yet in a sync). A writer calls this when idle, at least every `delay`, so
+    /// that a quiet journal's last records become durable. Returns the durable position.
     ///
     /// # Errors
     ///
-    /// As [`Journal::commit`].
-    pub fn commit_due(&mut self) -> Result<bool, JournalError> {
-        let Durability::GroupCommit { delay, .. } = self.options.durability else {
-            return Ok(false);
+    /// [`JournalError::Failed`] if a sync failed.
+    pub fn poll_commit(&mut self) -> Result<u64, JournalError> {
+        self.collect(false)?;
+        let Durability::GroupCommit {
+            records,
+            bytes,
+            delay,
+        } = self.options.durability
+        else {
+            return Ok(self.durable);
         };
-        match self.pending.since {
-            Some(since) if since.elapsed() >= delay => self.commit().map(|_| true),
-            _ => Ok(false),
+        let due = self.pending.records >= records
+            || self.pending.bytes >= bytes
+            || self.pending.since.is_some_and(|since| since.elapsed() >= delay);
+        if due && !self.in_flight {
+            self.start_commit()?;
+        }
+        Ok(self.durable)
+    }
+
+    /// Waits for the sync in flight, if any, and returns the durable position (starting
+    /// nothing).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Failed`] if a sync failed.
+    pub fn finish_sync(&mut self) -> Result<u64, JournalError> {
+        self.collect(true)?;
+        Ok(self.durable)
+    }
+
+    /// Sets a function the journal calls with the durable position each time a sync moves it
+    /// (from the syncer thread, for a group commit: as soon as `fdatasync` returns).
+    pub fn on_durable(&mut self, f: impl Fn(u64) + Send + Sync + 'static) -> Result<(), JournalError> {
+        self.collect(true)?;
+        let f: syncer::OnDurable = Arc::new(f);
+        self.on_durable = Some(f.clone());
+        if self.syncer.is_some() {
+            self.syncer =
+                Some(syncer::Syncer::spawn(Some(f)).map_err(|e| io_error("the syncer thread", "spawn", &e))?);
+        }
+        Ok(())
+    }
+
+    /// Takes the in-flight sync's result, if there is one (waiting for it if `wait`).
+    fn collect(&mut self, wait: bool) -> Result<(), JournalError> {
+        self.check_failed()?;
+        if !self.in_flight {
+            return Ok(());
+        }
+        let Some(syncer) = &self.syncer else {
+            return Ok(());
+        };
+        match syncer.finished(wait) {
+            None => Ok(()),
+            Some(Ok(ticket)) => {
+                self.in_flight = false;
+                self.durable = ticket.end;
+                self.durable_offset = ticket.offset;
+                Ok(())
+            }
+            Some(Err(reason)) => {
+                self.in_flight = false;
+                self.failed = Some(reason);
+                self.check_failed()
+            }
+        }
+    }
+
+    /// Starts a group commit on the syncer: the state slot now (naming the durable position
+    /// before this sync, as in `commit`), the sync on the syncer thread.
+    fn start_commit(&mut self) -> Result<(), JournalError> {
+        let state = self.state(0);
+        self.write_state(&state)?;
+        self.generation += 1;
+        self.pending = Pending::default();
+        let syncer = self.syncer.as_ref().expect("a group commit has a syncer");
+        syncer.start(syncer::Ticket {
+            file: self.active.file.clone(),
+            name: self.active.name.clone(),
+            end: self.next,
+            offset: self.active.offset,
+        });
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// Tells the durable callback, after a sync on this thread.
+    fn notify_durable(&self) {
+        if let Some(f) = &self.on_durable {
+            f(self.durable);
         }
     }
 
@@ -371,8 +466,13 @@ impl Journal {
     ///
     /// [`JournalError::Failed`] if this sync (or an earlier one) failed.
     pub fn commit(&mut self) -> Result<u64, JournalError> {
-        self.check_failed()?;
+        self.collect(true)?;
         if self.pending.since.is_none() && self.pending.records == 0 {
+            return Ok(self.durable);
+        }
+        if self.syncer.is_some() {
+            self.start_commit()?;
+            self.collect(true)?;
             return Ok(self.durable);
         }
         // The slot names the durable position *before* this sync: a slot written in the same
@@ -387,6 +487,7 @@ impl Journal {
         self.durable = self.next;
         self.durable_offset = self.active.offset;
         self.pending = Pending::default();
+        self.notify_durable();
         Ok(self.durable)
     }
 
@@ -479,7 +580,7 @@ impl Journal {
     /// Starts a new segment at `next`: creates and syncs it first (so a full disk fails
     /// here with nothing changed), then seals the active one, then syncs the directory.
     fn roll(&mut self) -> Result<(), JournalError> {
-        self.check_failed()?;
+        self.collect(true)?;
         let fresh = create_segment(&*self.disk, &self.options, self.next)?;
         let name = fresh.name.clone();
         // Its first state: everything before it durable once the seal below is.
@@ -517,6 +618,7 @@ impl Journal {
         self.durable = self.next;
         self.durable_offset = RECORDS_START;
         self.pending = Pending::default();
+        self.notify_durable();
         self.apply_retention()
     }
 

@@ -9,12 +9,12 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
-    /// Only by an explicit [`Journal::commit`] (and at a segment roll and a clean close):
+    /// Only by an explicit [`Journal::commit`](super::Journal::commit) (and at a segment roll and a clean close):
     /// records survive the writer's process dying, as the page cache does.
     PageCache,
     /// One `fdatasync` for many records: when `records` records or `bytes` bytes have been
     /// appended since the last commit, or `delay` has passed since the first of them
-    /// (checked by `append` and by [`Journal::commit_due`]), whichever comes first.
+    /// (checked by `append` and by [`Journal::poll_commit`](super::Journal::poll_commit)), whichever comes first.
     GroupCommit {
         /// Records per commit at most.
         records: u64,
@@ -49,7 +49,7 @@ pub struct Retention {
     /// Keep at most this many segments (the active one included).
     pub max_segments: Option<usize>,
     /// Queue semantics: delete a segment once every persisted consumer position
-    /// ([`Journal::set_position`]) has passed it (with no position, nothing is deleted on
+    /// ([`Journal::set_position`](super::Journal::set_position)) has passed it (with no position, nothing is deleted on
     /// this account).
     pub until_consumed: bool,
 }

@@ -148,6 +148,9 @@ pub(super) fn recover(
         pending: Pending::default(),
         failed: None,
         buf: Vec::new(),
+        syncer: None,
+        in_flight: false,
+        on_durable: None,
         active,
     };
     if let Some(state) = state {
@@ -175,6 +178,11 @@ pub(super) fn recover(
         return Err(journal.fail("the journal directory", "fsync", &e));
     }
     journal.apply_retention()?;
+    if matches!(journal.options.durability, super::Durability::GroupCommit { .. }) {
+        let syncer =
+            super::syncer::Syncer::spawn(None).map_err(|e| io_error("the syncer thread", "spawn", &e))?;
+        journal.syncer = Some(syncer);
+    }
     Ok(journal)
 }
 
