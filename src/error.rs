@@ -10,6 +10,7 @@
 //! | receiving and polling | [`RecvError`] |
 //! | viewing a payload as a type | [`TypeError`] |
 //! | starting a handler thread | [`SpawnError`] |
+//! | waiting for a consumer to release a sequence (a confirm) | [`ConfirmError`] |
 //! | opening, writing, syncing and reading a journal | [`JournalError`] |
 
 use thiserror::Error;
@@ -462,9 +463,64 @@ pub enum JournalError {
         /// The next sequence to be appended.
         next: u64,
     },
+    /// The journal stage could not attach to its ring as the consumer
+    /// [`crate::journal::STAGE_CONSUMER`].
+    #[error("the journal stage could not attach to the ring: {0}")]
+    Attach(#[from] AttachError),
+    /// The journal and the ring disagree about the stream: the ring's stage consumer is past
+    /// the journal's end (the journal directory is not this ring's, or lost records), or the
+    /// ring's next sequence is behind the journal's end (a ring made anew after a machine
+    /// crash must start at the journal's end: `RingBuilder::initial_sequence`).
+    #[error("the journal ends at {journal_end}, but the ring's journal consumer is at {ring_position} and its next sequence is {ring_next}")]
+    RingMismatch {
+        /// The journal's next sequence.
+        journal_end: u64,
+        /// The ring's stage consumer's position.
+        ring_position: u64,
+        /// The ring's next sequence.
+        ring_next: u64,
+    },
+    /// The deadline of a wait for durability passed first.
+    #[error("timed out with the durable position at {durable}")]
+    Timeout {
+        /// The durable position when the wait gave up.
+        durable: u64,
+    },
     /// Durable positions under too many or too long names to fit a state slot.
     #[error(
         "consumer positions do not fit the journal's state slot (names up to 255 bytes, about 4 KiB in all)"
     )]
     TooManyPositions,
+}
+
+/// Why a wait for a consumer's release ([`crate::Ring::wait_released`]) ended without it.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfirmError {
+    /// No subscriber or group of that name is attached.
+    #[error("no subscriber or group named {name:?} is attached")]
+    UnknownConsumer {
+        /// The name.
+        name: String,
+    },
+    /// The name is a group's worker: a worker's position covers its own claims only; wait
+    /// on its group instead.
+    #[error("{name:?} is a worker: wait on its group")]
+    Worker {
+        /// The name.
+        name: String,
+    },
+    /// The consumer detached (or was detached after its process died) before it released
+    /// the sequence.
+    #[error("{name:?} detached before releasing the sequence")]
+    Detached {
+        /// The name.
+        name: String,
+    },
+    /// The deadline passed first.
+    #[error("timed out with the consumer at position {position}")]
+    Timeout {
+        /// The consumer's position when the wait gave up.
+        position: u64,
+    },
 }

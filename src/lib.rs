@@ -68,6 +68,7 @@ mod reaper;
 mod sequencer;
 
 mod barrier;
+mod confirm;
 
 mod consumer;
 mod producer;
@@ -88,10 +89,11 @@ pub use consumer::{HandlerOptions, HandlerThread};
 #[cfg(not(loom))]
 pub use dir::{TopicDir, TopicFile};
 pub use error::{
-    AttachError, BuildError, JournalError, OpenError, PublishError, RecvError, SpawnError, TypeError,
+    AttachError, BuildError, ConfirmError, JournalError, OpenError, PublishError, RecvError, SpawnError,
+    TypeError,
 };
 #[cfg(not(loom))]
-pub use journal::{Durability, Journal, JournalOptions, Retention, Seek};
+pub use journal::{Durability, Journal, JournalOptions, JournalStage, Retention, Seek};
 pub use layout::ProducerMode;
 pub use producer::{BatchClaim, Claim, Producer};
 pub use ring::{Ring, RingBuilder};

@@ -4,7 +4,7 @@
 use crate::consumer::{SubscriberBuilder, WorkerBuilder};
 #[cfg(not(loom))]
 use crate::error::OpenError;
-use crate::error::{AttachError, BuildError};
+use crate::error::{AttachError, BuildError, ConfirmError};
 use crate::layout::{Params, ProducerMode};
 use crate::liveness::Liveness;
 use crate::producer::Producer;
@@ -433,5 +433,25 @@ impl Ring {
     /// A snapshot of the attached consumers, groups and workers.
     pub fn consumers(&self) -> Vec<ConsumerInfo> {
         crate::table::snapshot(&self.shared)
+    }
+
+    /// Waits until the subscriber or group called `name` has released (acknowledged) every
+    /// sequence below `upto`, at most `timeout` (`None`: for ever), and returns its position
+    /// then: a publisher confirm, cumulative (one wait covers every earlier sequence). On a
+    /// ring with wake-ups the wait sleeps on the ring's futex word; without, it yields. The
+    /// journal's durable position is its stage's ([`crate::journal::JournalStage`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfirmError::UnknownConsumer`], [`ConfirmError::Worker`] (wait on the group),
+    /// [`ConfirmError::Detached`] if it detaches first, [`ConfirmError::Timeout`].
+    pub fn wait_released(
+        &self,
+        name: &str,
+        upto: u64,
+        timeout: Option<Duration>,
+    ) -> Result<u64, ConfirmError> {
+        let deadline = timeout.and_then(crate::wait::deadline_after);
+        crate::confirm::wait_released(&self.shared, name, upto, deadline)
     }
 }

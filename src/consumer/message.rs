@@ -232,6 +232,19 @@ impl<'b> IntoIterator for &'b Batch<'_> {
     }
 }
 
+impl Batch<'_> {
+    /// Ends the batch without releasing it: the consumer reads on from its end, but its
+    /// position (what gates the producers) stays where it was, for whoever publishes it
+    /// later through a [`super::PositionHandle`] (the journal stage, once a sync has made the
+    /// batch durable).
+    #[cfg(not(loom))]
+    pub(crate) fn keep(self) {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.consumer.skipped += this.skipped.get();
+        this.consumer.read.next = this.range.end;
+    }
+}
+
 impl Drop for Batch<'_> {
     #[inline]
     fn drop(&mut self) {

@@ -455,6 +455,56 @@ impl Consumer {
     }
 }
 
+/// A subscriber's position word, to publish from another thread than the consumer's:
+/// [`Consumer::position_handle`].
+#[cfg(not(loom))]
+#[derive(Clone)]
+pub(crate) struct PositionHandle {
+    shared: std::sync::Arc<crate::shared::Shared>,
+    index: usize,
+}
+
+#[cfg(not(loom))]
+impl fmt::Debug for PositionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PositionHandle")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(not(loom))]
+impl PositionHandle {
+    /// Publishes `position`: the consumer has finished with every slot below it.
+    /// `[released]`
+    pub(crate) fn publish(&self, position: u64) {
+        // [released] Release: as in `Consumer::release_to`; the reads of the slots below
+        // `position` happened before this on the consumer's thread, and reached this one
+        // through whatever handed the position over (the journal's syncer hand-off lock).
+        self.shared.entry_sequence(self.index).store_release(position);
+        self.shared.notify_released();
+    }
+
+    /// The position last published.
+    pub(crate) fn get(&self) -> u64 {
+        // [released] Acquire: pairs with the Release in `publish`.
+        self.shared.entry_sequence(self.index).load_acquire()
+    }
+}
+
+#[cfg(not(loom))]
+impl Consumer {
+    /// A handle that publishes this subscriber's position from any thread; used with
+    /// [`Batch::keep`], which reads on without publishing.
+    pub(crate) fn position_handle(&self) -> PositionHandle {
+        debug_assert!(self.read.group.is_none());
+        PositionHandle {
+            shared: self.att.arc().clone(),
+            index: self.read.entry.index,
+        }
+    }
+}
+
 impl Drop for Consumer {
     #[inline]
     fn drop(&mut self) {

@@ -27,6 +27,7 @@ mod record;
 mod recover;
 mod replay;
 mod segment;
+mod stage;
 mod syncer;
 
 #[cfg(feature = "sim-disk")]
@@ -35,6 +36,7 @@ pub use io::{Disk, DiskFile, DiskLock, FsDisk};
 pub use options::{Durability, JournalOptions, Retention};
 pub use record::FLAG_SKIPPED;
 pub use replay::Replay;
+pub use stage::{JournalStage, STAGE_CONSUMER};
 
 use crate::error::JournalError;
 use segment::{Footer, IndexEntry, SegmentHeader, State, FOOTER, RECORDS_START};
@@ -178,6 +180,15 @@ fn io_error(name: &str, op: &'static str, e: &std::io::Error) -> JournalError {
     }
 }
 
+/// Creates the journal directory `path` (mode 0700) if it does not exist.
+fn make_dir(path: &Path) -> Result<(), JournalError> {
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_error(&path.display().to_string(), "mkdir", &e)),
+    }
+}
+
 /// A slice of `len` bytes at `offset` of `file`.
 ///
 /// # Safety
@@ -210,11 +221,7 @@ impl Journal {
     pub fn open(path: impl AsRef<Path>, options: JournalOptions) -> Result<Journal, JournalError> {
         let path = path.as_ref();
         options.validate()?;
-        match std::fs::DirBuilder::new().mode(0o700).create(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_error(&path.display().to_string(), "mkdir", &e)),
-        }
+        make_dir(path)?;
         let disk = FsDisk::open(path).map_err(|e| io_error(&path.display().to_string(), "open", &e))?;
         Self::open_on(Arc::new(disk), options).map_err(|e| match e {
             JournalError::Locked { .. } => JournalError::Locked {
@@ -383,6 +390,11 @@ impl Journal {
             self.start_commit()?;
         }
         Ok(self.durable)
+    }
+
+    /// Whether anything appended (or any position set) is not durable yet.
+    pub fn uncommitted(&self) -> bool {
+        self.in_flight || self.pending.since.is_some()
     }
 
     /// Waits for the sync in flight, if any, and returns the durable position (starting

@@ -1,0 +1,66 @@
+//! Confirms: waiting until a named subscriber or group has released a sequence, from any
+//! thread or process that has the ring open. The wait reads the consumer's position (a
+//! group's: its claim counter and workers, `gating::group_position`) and sleeps on the
+//! ring's "released" event, which every release notifies when the ring has wake-ups.
+
+use crate::error::ConfirmError;
+use crate::gating::group_position;
+use crate::layout::table::{KIND_GROUP, KIND_WORKER};
+use crate::reaper::Reaper;
+use crate::shared::Shared;
+use crate::table;
+use crate::wait::{self, WaitStrategy};
+use std::time::Instant;
+
+/// Waits until consumer (or group) `name` has released every sequence below `upto`; returns
+/// its position then.
+pub(crate) fn wait_released(
+    shared: &Shared,
+    name: &str,
+    upto: u64,
+    deadline: Option<Instant>,
+) -> Result<u64, ConfirmError> {
+    let unknown = || ConfirmError::UnknownConsumer {
+        name: name.to_owned(),
+    };
+    let (entry, kind) = table::find(shared, name).ok_or_else(unknown)?;
+    if kind == KIND_WORKER {
+        return Err(ConfirmError::Worker {
+            name: name.to_owned(),
+        });
+    }
+    let position = || {
+        if kind == KIND_GROUP {
+            group_position(shared, entry.index)
+        } else {
+            // [released] Acquire: pairs with the consumer's Release store of its position.
+            shared.entry_sequence(entry.index).load_acquire()
+        }
+    };
+    let strategy = if shared.wakeups {
+        WaitStrategy::Backoff
+    } else {
+        WaitStrategy::Yield
+    };
+    let mut reaper = Reaper::new(shared);
+    let poll = || {
+        if !table::is_live(shared, entry) {
+            return Some(Err(ConfirmError::Detached {
+                name: name.to_owned(),
+            }));
+        }
+        let p = position();
+        (p >= upto).then_some(Ok(p))
+    };
+    match wait::wait_for(
+        strategy,
+        shared.released_event(),
+        deadline,
+        None,
+        poll,
+        &mut || reaper.idle(shared),
+    ) {
+        Ok(result) => result,
+        Err(_) => Err(ConfirmError::Timeout { position: position() }),
+    }
+}

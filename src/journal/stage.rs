@@ -1,0 +1,248 @@
+//! The journal's writer as a stage of a ring (the LMAX journaller): a thread that reads the
+//! ring as a durable subscriber called [`STAGE_CONSUMER`], appends every message to the
+//! journal, and publishes its position only when a sync has made the messages below it
+//! durable. So the stage's position *is* the durable position, in the ring's shared memory:
+//!
+//! - producers never overwrite a slot that is not yet durable (the stage gates them), so a
+//!   stage that dies loses nothing: the next one re-attaches under the same name, starts at
+//!   its position, and skips what the journal already holds;
+//! - a consumer that must see only durable messages runs after it:
+//!   `ring.subscriber("audit").after([STAGE_CONSUMER])`;
+//! - a publisher confirm for durability is a wait on its position
+//!   ([`JournalStage::wait_durable`], or [`crate::Ring::wait_released`] from any process).
+//!
+//! Slots given up by dead producers become skipped records ([`super::FLAG_SKIPPED`]), so the
+//! journal's sequences are the ring's.
+
+use super::{Disk, Durability, FsDisk, Journal, JournalOptions};
+use crate::consumer::{Consumer, PositionHandle, Start};
+use crate::error::{ConfirmError, JournalError, RecvError};
+use crate::ring::Ring;
+use crate::wait::StopFlag;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The name the stage attaches to its ring under.
+pub const STAGE_CONSUMER: &str = "journal";
+
+/// How long an idle stage with nothing uncommitted sleeps between looks at its stop flag
+/// when the ring has no wake-ups (with wake-ups, a stop wakes it at once).
+const IDLE_TICK: Duration = Duration::from_millis(50);
+
+/// A running journal stage; see the module documentation. Dropping it stops the stage
+/// (closing the journal cleanly) and waits for its thread.
+#[derive(Debug)]
+pub struct JournalStage {
+    ring: Ring,
+    position: PositionHandle,
+    stop: Arc<StopFlag>,
+    failure: Arc<Mutex<Option<JournalError>>>,
+    thread: Option<JoinHandle<Result<(), JournalError>>>,
+}
+
+impl JournalStage {
+    /// Starts the stage for `ring` with the journal in directory `dir` (created if missing,
+    /// as [`Journal::open`] does).
+    ///
+    /// # Errors
+    ///
+    /// What [`JournalStage::spawn_on`] returns.
+    pub fn spawn(
+        ring: &Ring,
+        dir: impl AsRef<Path>,
+        options: JournalOptions,
+    ) -> Result<JournalStage, JournalError> {
+        let dir = dir.as_ref();
+        super::make_dir(dir)?;
+        let disk = FsDisk::open(dir).map_err(|e| super::io_error(&dir.display().to_string(), "open", &e))?;
+        Self::spawn_on(ring, Arc::new(disk), options)
+    }
+
+    /// Starts the stage for `ring` with the journal on `disk`. A new journal starts at the
+    /// stage's first position in the ring.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::InvalidOptions`] if `options.max_record` is below the ring's largest
+    /// message; [`JournalError::Attach`] if the stage cannot attach (another live stage
+    /// has the name); [`JournalError::RingMismatch`]; what [`Journal::open_on`] returns.
+    pub fn spawn_on(
+        ring: &Ring,
+        disk: Arc<dyn Disk>,
+        options: JournalOptions,
+    ) -> Result<JournalStage, JournalError> {
+        if options.max_record < ring.max_message_len() {
+            return Err(JournalError::InvalidOptions {
+                reason: format!(
+                    "max_record {} is below the ring's largest message, {} bytes",
+                    options.max_record,
+                    ring.max_message_len()
+                ),
+            });
+        }
+        let mut consumer = ring
+            .subscriber(STAGE_CONSUMER)
+            .durable(true)
+            .start(Start::Earliest)
+            .attach()?;
+        let start = consumer.position();
+        let mut journal = Journal::open_on(
+            disk,
+            JournalOptions {
+                initial_sequence: start,
+                ..options
+            },
+        )?;
+        let journal_end = journal.next_sequence();
+        let ring_next = ring.next_sequence();
+        if journal_end < start || journal_end > ring_next {
+            return Err(JournalError::RingMismatch {
+                journal_end,
+                ring_position: start,
+                ring_next,
+            });
+        }
+        let position = consumer.position_handle();
+        // What the journal holds is durable (its open synced it): the stage's position
+        // starts there, and moves with every sync.
+        position.publish(journal.durable());
+        let publisher = position.clone();
+        journal.on_durable(move |durable| publisher.publish(durable))?;
+        let stop = Arc::new(StopFlag::default());
+        consumer.set_stop(stop.clone());
+        let failure = Arc::new(Mutex::new(None));
+        let theirs = failure.clone();
+        let theirs_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("ringmq-journal".into())
+            .spawn(move || {
+                let result = run(&mut consumer, journal, &theirs_stop);
+                if let Err(e) = &result {
+                    *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                }
+                result
+            })
+            .map_err(|e| super::io_error("the journal stage thread", "spawn", &e))?;
+        Ok(JournalStage {
+            ring: ring.clone(),
+            position,
+            stop,
+            failure,
+            thread: Some(thread),
+        })
+    }
+
+    /// The durable position: every sequence below it is in the journal and synced.
+    pub fn durable(&self) -> u64 {
+        self.position.get()
+    }
+
+    /// Why the stage stopped on its own, if it did (a failed sync, a full disk, ...): the ring
+    /// keeps every message from the durable position on, for the next stage.
+    pub fn failure(&self) -> Option<JournalError> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until `sequence` is durable, at most `timeout` (`None`: for ever); returns the
+    /// durable position. A confirm is cumulative: it covers every earlier sequence.
+    ///
+    /// # Errors
+    ///
+    /// The stage's failure ([`JournalError::Failed`], ...) if it stops first;
+    /// [`JournalError::Timeout`].
+    pub fn wait_durable(&self, sequence: u64, timeout: Option<Duration>) -> Result<u64, JournalError> {
+        let deadline = timeout.and_then(crate::wait::deadline_after);
+        loop {
+            if let Some(failure) = self.failure() {
+                return Err(failure);
+            }
+            // Short waits, so that a failure is seen while waiting.
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(IDLE_TICK),
+                None => IDLE_TICK,
+            };
+            match self.ring.wait_released(STAGE_CONSUMER, sequence + 1, Some(slice)) {
+                Ok(durable) => return Ok(durable),
+                Err(ConfirmError::Timeout { position }) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(JournalError::Timeout { durable: position });
+                    }
+                }
+                Err(other) => {
+                    return Err(JournalError::InvalidOptions {
+                        reason: format!("the stage's consumer is gone: {other}"),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Stops the stage: it writes what it has read, closes the journal cleanly (everything
+    /// appended durable) and detaches, its position kept in the ring for the next stage.
+    ///
+    /// # Errors
+    ///
+    /// The error that stopped the stage, if one did.
+    pub fn stop(mut self) -> Result<(), JournalError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<(), JournalError> {
+        self.stop.stop();
+        let shared = &self.ring.shared;
+        shared.published_event().wake();
+        shared.released_event().wake();
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                Err(JournalError::InvalidOptions {
+                    reason: "the journal stage thread panicked".into(),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for JournalStage {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// The stage's loop: read, append, let the group commit run; close the journal at the end.
+fn run(consumer: &mut Consumer, mut journal: Journal, stop: &StopFlag) -> Result<(), JournalError> {
+    let delay = match journal.options().durability {
+        Durability::GroupCommit { delay, .. } => delay.max(Duration::from_micros(50)),
+        _ => IDLE_TICK,
+    };
+    while !stop.is_stopped() {
+        journal.poll_commit()?;
+        // Something to commit: come back within the group commit's delay. Nothing: sleep
+        // until a message (or the stop) comes.
+        let timeout = if journal.uncommitted() { delay } else { IDLE_TICK };
+        let batch = match consumer.poll_timeout(4096, timeout) {
+            Ok(batch) => batch,
+            Err(RecvError::Timeout) => continue,
+            Err(_) => break,
+        };
+        let end = batch.sequences().end;
+        for message in &batch {
+            let sequence = message.sequence();
+            if sequence < journal.next_sequence() {
+                // Already in the journal: a stage before this one wrote it.
+                continue;
+            }
+            while journal.next_sequence() < sequence {
+                journal.append_skipped()?;
+            }
+            journal.append(&message[..])?;
+        }
+        while journal.next_sequence() < end {
+            journal.append_skipped()?;
+        }
+        batch.keep();
+    }
+    journal.close()
+}

@@ -1,0 +1,213 @@
+//! The journal as a stage of a ring: everything published reaches the journal once, in order;
+//! durable-only consumers never see a message before it is durable; a stage stopped and
+//! started again neither loses nor repeats a record; a failed sync stops the stage with a
+//! typed error while the ring keeps the messages; skipped slots stay in the sequence.
+
+use ringmq::journal::{
+    Durability, Journal, JournalOptions, JournalStage, Seek, SimDisk, FLAG_SKIPPED, STAGE_CONSUMER,
+};
+use ringmq::{JournalError, PublishError, Ring, Start};
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Option<Duration> = Some(Duration::from_secs(30));
+
+fn options() -> JournalOptions {
+    JournalOptions {
+        segment_size: 64 << 10,
+        max_record: 4096,
+        index_interval: 512,
+        durability: Durability::GroupCommit {
+            records: 64,
+            bytes: 1 << 20,
+            delay: Duration::from_millis(1),
+        },
+        ..JournalOptions::default()
+    }
+}
+
+fn message(i: u64) -> Vec<u8> {
+    format!("message {i}").into_bytes()
+}
+
+/// The journal's records, read back after the stage stopped: (sequence, flags, payload).
+fn journaled(disk: &SimDisk) -> Vec<(u64, u32, Vec<u8>)> {
+    let journal = Journal::open_on(Arc::new(disk.clone()), options()).unwrap();
+    let records = journal
+        .replay(Seek::Earliest)
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.sequence, r.flags, r.payload.to_vec())
+        })
+        .collect();
+    records
+}
+
+#[test]
+fn every_message_is_journaled_once_in_order_and_confirmed_durable() {
+    let ring = Ring::builder().capacity(256).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    let mut producer = ring.producer().unwrap();
+    for i in 0..2000 {
+        let s = producer
+            .publish_timeout(&message(i), Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(s, i);
+    }
+    let durable = stage.wait_durable(1999, WAIT).unwrap();
+    assert!(durable >= 2000);
+    assert!(stage.durable() >= 2000);
+    stage.stop().unwrap();
+    let records = journaled(&disk);
+    assert_eq!(records.len(), 2000);
+    for (i, (s, flags, payload)) in records.into_iter().enumerate() {
+        assert_eq!((s, flags, payload), (i as u64, 0, message(i as u64)));
+    }
+}
+
+#[test]
+fn a_durable_only_consumer_never_sees_a_message_before_it_is_durable() {
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    // Slow syncs, so messages sit published but not durable for a while.
+    disk.set_sync_delay(Duration::from_millis(2));
+    let stage = Arc::new(JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap());
+    let mut audit = ring
+        .subscriber("audit")
+        .after([STAGE_CONSUMER])
+        .start(Start::Earliest)
+        .attach()
+        .unwrap();
+    let mut producer = ring.producer().unwrap();
+    let watcher = stage.clone();
+    let reader = std::thread::spawn(move || {
+        for i in 0..300u64 {
+            let m = audit
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a durable message");
+            assert_eq!((m.sequence(), &*m), (i, &message(i)[..]));
+            // The barrier let it through, so the stage's position had passed it.
+            let durable = watcher.durable();
+            assert!(
+                durable > i,
+                "sequence {i} delivered with the durable position at {durable}"
+            );
+        }
+    });
+    for i in 0..300 {
+        producer
+            .publish_timeout(&message(i), Duration::from_secs(30))
+            .unwrap();
+    }
+    reader.join().unwrap();
+    let stage = Arc::try_unwrap(stage).expect("the reader is done with it");
+    assert!(stage.durable() >= 300);
+    stage.stop().unwrap();
+}
+
+#[test]
+fn a_restarted_stage_neither_loses_nor_repeats() {
+    let ring = Ring::builder().capacity(128).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    let mut producer = ring.producer().unwrap();
+    let mut next = 0;
+    for _round in 0..4 {
+        let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+        for _ in 0..500 {
+            producer
+                .publish_timeout(&message(next), Duration::from_secs(30))
+                .unwrap();
+            next += 1;
+        }
+        // Stopped with messages perhaps still unread: the next stage takes them.
+        stage.stop().unwrap();
+    }
+    // Messages published while no stage runs wait in the ring: its position gates them, so
+    // the ring fills up (with what the last stage left unread) and stays full.
+    while producer.try_publish(&message(next)).is_ok() {
+        next += 1;
+    }
+    assert_eq!(producer.try_publish(b"x"), Err(PublishError::Full));
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    stage.wait_durable(next - 1, WAIT).unwrap();
+    stage.stop().unwrap();
+    let records = journaled(&disk);
+    let sequences: Vec<u64> = records.iter().map(|r| r.0).collect();
+    assert_eq!(sequences, (0..next).collect::<Vec<_>>());
+    assert!(records.iter().all(|(s, _, p)| *p == message(*s)));
+}
+
+#[test]
+fn a_failed_sync_stops_the_stage_and_the_ring_keeps_the_messages() {
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    let mut producer = ring.producer().unwrap();
+    producer.publish(&message(0)).unwrap();
+    stage.wait_durable(0, WAIT).unwrap();
+    disk.fail_syncs_after(Some(0));
+    producer.publish(&message(1)).unwrap();
+    let err = stage.wait_durable(1, WAIT).unwrap_err();
+    assert!(matches!(err, JournalError::Failed { durable: 1, .. }), "{err:?}");
+    assert_eq!(stage.durable(), 1, "a failed sync moved the durable position");
+    // The stage still gates: the ring fills and stays full.
+    let mut published = 0;
+    while producer.try_publish(b"more").is_ok() {
+        published += 1;
+    }
+    assert_eq!(published, 63, "the ring did not keep the undurable messages");
+    assert_eq!(producer.try_publish(b"more"), Err(PublishError::Full));
+    assert!(matches!(stage.stop(), Err(JournalError::Failed { .. })));
+}
+
+#[test]
+fn a_skipped_slot_is_a_skipped_record() {
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    let mut producer = ring.producer().unwrap();
+    producer.publish(&message(0)).unwrap();
+    // A claim dropped by a panic is published skipped.
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _claim = producer.try_claim_slot().unwrap();
+        panic!("dropped while writing");
+    }));
+    assert!(panicked.is_err());
+    producer.publish(&message(2)).unwrap();
+    stage.wait_durable(2, WAIT).unwrap();
+    stage.stop().unwrap();
+    let records = journaled(&disk);
+    assert_eq!(
+        records,
+        vec![(0, 0, message(0)), (1, FLAG_SKIPPED, vec![]), (2, 0, message(2))]
+    );
+}
+
+#[test]
+fn a_journal_ahead_of_its_ring_is_refused() {
+    let disk = SimDisk::new();
+    let mut journal = Journal::open_on(Arc::new(disk.clone()), options()).unwrap();
+    for i in 0..10 {
+        journal.append(&message(i)).unwrap();
+    }
+    journal.close().unwrap();
+    // A ring made anew (a machine crash took /dev/shm) at 0, not at the journal's end.
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let err = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap_err();
+    assert!(
+        matches!(err, JournalError::RingMismatch { journal_end: 10, .. }),
+        "{err:?}"
+    );
+    // Made at the journal's end, it works.
+    let ring = Ring::builder()
+        .capacity(64)
+        .slot_size(64)
+        .initial_sequence(10)
+        .build()
+        .unwrap();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    ring.producer().unwrap().publish(&message(10)).unwrap();
+    stage.wait_durable(10, WAIT).unwrap();
+}
