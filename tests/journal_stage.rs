@@ -4,7 +4,8 @@
 //! typed error while the ring keeps the messages; skipped slots stay in the sequence.
 
 use ringmq::journal::{
-    Durability, Journal, JournalOptions, JournalStage, Seek, SimDisk, FLAG_SKIPPED, STAGE_CONSUMER,
+    Durability, Journal, JournalOptions, JournalReader, JournalStage, JournalSubscriber, Seek, SimDisk,
+    FLAG_SKIPPED, STAGE_CONSUMER,
 };
 use ringmq::{JournalError, PublishError, Ring, Start};
 use std::sync::Arc;
@@ -210,4 +211,101 @@ fn a_journal_ahead_of_its_ring_is_refused() {
     let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
     ring.producer().unwrap().publish(&message(10)).unwrap();
     stage.wait_durable(10, WAIT).unwrap();
+}
+
+#[test]
+fn a_reader_follows_the_writer_across_rolls_and_retention() {
+    let disk = SimDisk::new();
+    let options = JournalOptions {
+        retention: ringmq::Retention {
+            max_segments: Some(4),
+            ..ringmq::Retention::default()
+        },
+        ..options()
+    };
+    let mut journal = Journal::open_on(Arc::new(disk.clone()), options).unwrap();
+    let mut reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    assert_eq!(reader.next_sequence(), 0);
+    let mut next = 0u64;
+    for round in 0..20 {
+        for _ in 0..100 {
+            journal.append(&big(next)).unwrap();
+            next += 1;
+        }
+        // What the writer has written (durable or not) is what the reader finds.
+        assert_eq!(reader.refresh().unwrap(), next, "round {round}");
+        let oldest = reader.oldest();
+        assert_eq!(oldest, journal.oldest(), "round {round}");
+        let mut expected = oldest;
+        for record in reader.replay(Seek::Earliest).unwrap() {
+            let record = record.unwrap();
+            assert_eq!((record.sequence, record.payload), (expected, &big(expected)[..]));
+            expected += 1;
+        }
+        assert_eq!(expected, next);
+    }
+    assert!(journal.oldest() > 0, "retention never ran");
+
+    fn big(i: u64) -> Vec<u8> {
+        message(i).repeat(40)
+    }
+}
+
+#[test]
+fn a_journal_subscriber_replays_history_then_continues_live_with_no_gap_or_duplicate() {
+    // A small ring: most of the history is only in the journal.
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    let mut producer = ring.producer().unwrap();
+    for i in 0..1000 {
+        producer
+            .publish_timeout(&message(i), Duration::from_secs(30))
+            .unwrap();
+    }
+    stage.wait_durable(999, WAIT).unwrap();
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let mut subscriber = JournalSubscriber::with_reader(&ring, reader, "history", Seek::Earliest).unwrap();
+    // More published while it replays: it must find each in the journal or in the ring.
+    let publisher = std::thread::spawn(move || {
+        for i in 1000..3000 {
+            producer
+                .publish_timeout(&message(i), Duration::from_secs(30))
+                .unwrap();
+        }
+    });
+    let mut expected = 0;
+    while expected < 3000 {
+        subscriber
+            .poll_with(256, Duration::from_secs(30), |s, payload| {
+                assert_eq!(
+                    (s, payload),
+                    (expected, &message(expected)[..]),
+                    "a gap or a duplicate"
+                );
+                expected += 1;
+            })
+            .unwrap();
+    }
+    assert!(subscriber.is_live(), "never reached the live stream");
+    publisher.join().unwrap();
+    // From the middle of the history: 777 on, then nothing more.
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let mut late = JournalSubscriber::with_reader(&ring, reader, "late", Seek::Sequence(777)).unwrap();
+    let mut expected = 777;
+    while expected < 3000 {
+        late.poll_with(1000, Duration::from_secs(30), |s, _| {
+            assert_eq!(s, expected);
+            expected += 1;
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        late.poll_with(10, Duration::from_millis(20), |s, _| panic!(
+            "{s} delivered twice"
+        ))
+        .unwrap(),
+        0
+    );
+    stage.stop().unwrap();
 }

@@ -24,6 +24,10 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn DiskFile>>;
     /// Opens existing file `name` for reading and writing (a symbolic link is refused).
     fn open(&self, name: &str) -> io::Result<Arc<dyn DiskFile>>;
+    /// Opens existing file `name` for reading only (its `write_at` fails).
+    fn open_read(&self, name: &str) -> io::Result<Arc<dyn DiskFile>> {
+        self.open(name)
+    }
     /// The names in the directory, in no particular order.
     fn list(&self) -> io::Result<Vec<String>>;
     /// Removes file `name` (durable after [`Disk::sync_dir`]). Open handles keep their bytes.
@@ -111,11 +115,15 @@ impl FsDisk {
     }
 
     fn open_file(&self, name: &str, create: bool) -> io::Result<File> {
+        self.open_with(name, create, true)
+    }
+
+    fn open_with(&self, name: &str, create: bool, write: bool) -> io::Result<File> {
         check_name(name)?;
         let mut options = OpenOptions::new();
         options
             .read(true)
-            .write(true)
+            .write(write)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
         if create {
             options.create_new(true).mode(0o600);
@@ -138,7 +146,7 @@ fn check_name(name: &str) -> io::Result<()> {
 impl Disk for FsDisk {
     fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn DiskFile>> {
         let file = self.open_file(name, true)?;
-        let made = allocate(&file, len).and_then(|()| FsFile::map(file, len));
+        let made = allocate(&file, len).and_then(|()| FsFile::map(file, len, true));
         if made.is_err() {
             // Best effort: a half-made file is not left under the name.
             let _ = std::fs::remove_file(self.path.join(name));
@@ -149,7 +157,13 @@ impl Disk for FsDisk {
     fn open(&self, name: &str) -> io::Result<Arc<dyn DiskFile>> {
         let file = self.open_file(name, false)?;
         let len = file.metadata()?.len();
-        Ok(Arc::new(FsFile::map(file, len)?))
+        Ok(Arc::new(FsFile::map(file, len, true)?))
+    }
+
+    fn open_read(&self, name: &str) -> io::Result<Arc<dyn DiskFile>> {
+        let file = self.open_with(name, false, false)?;
+        let len = file.metadata()?.len();
+        Ok(Arc::new(FsFile::map(file, len, false)?))
     }
 
     fn list(&self) -> io::Result<Vec<String>> {
@@ -200,6 +214,8 @@ struct FsFile {
     file: File,
     map: memmap2::MmapRaw,
     len: u64,
+    /// Mapped writable (else `write_at` is refused: the mapping is read-only).
+    writable: bool,
 }
 
 impl fmt::Debug for FsFile {
@@ -211,13 +227,24 @@ impl fmt::Debug for FsFile {
 }
 
 impl FsFile {
-    fn map(file: File, len: u64) -> io::Result<Self> {
+    fn map(file: File, len: u64, writable: bool) -> io::Result<Self> {
         let map_len = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
         if map_len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "an empty file"));
         }
-        let map = memmap2::MmapOptions::new().len(map_len).map_raw(&file)?;
-        Ok(FsFile { file, map, len })
+        let mut options = memmap2::MmapOptions::new();
+        options.len(map_len);
+        let map = if writable {
+            options.map_raw(&file)?
+        } else {
+            options.map_raw_read_only(&file)?
+        };
+        Ok(FsFile {
+            file,
+            map,
+            len,
+            writable,
+        })
     }
 }
 
@@ -238,8 +265,11 @@ impl DiskFile for FsFile {
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
         let at = check_range(offset, data.len(), self.len)?;
-        // SAFETY: `at..at + data.len()` is inside the mapping (checked); the journal writes a
+        // SAFETY: `at..at + data.len()` is inside the mapping (checked), which is writable; the journal writes a
         // range before publishing it and readers read only published ranges, so no reference
         // to these bytes exists; the source is a separate Rust slice.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(at), data.len()) };

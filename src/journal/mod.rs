@@ -23,20 +23,24 @@
 
 mod io;
 mod options;
+mod reader;
 mod record;
 mod recover;
 mod replay;
 mod segment;
 mod stage;
+mod subscriber;
 mod syncer;
 
 #[cfg(feature = "sim-disk")]
 pub use io::{CrashOptions, SimDisk};
 pub use io::{Disk, DiskFile, DiskLock, FsDisk};
 pub use options::{Durability, JournalOptions, Retention};
+pub use reader::JournalReader;
 pub use record::FLAG_SKIPPED;
 pub use replay::Replay;
 pub use stage::{JournalStage, STAGE_CONSUMER};
+pub use subscriber::JournalSubscriber;
 
 use crate::error::JournalError;
 use segment::{Footer, IndexEntry, SegmentHeader, State, FOOTER, RECORDS_START};

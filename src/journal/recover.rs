@@ -13,20 +13,25 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// One segment file found at open.
-struct Found {
-    name: String,
-    first: u64,
-    file: Arc<dyn DiskFile>,
+pub(super) struct Found {
+    pub name: String,
+    pub first: u64,
+    pub file: Arc<dyn DiskFile>,
 }
 
-fn read_page(file: &dyn DiskFile, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, JournalError> {
+pub(super) fn read_page(
+    file: &dyn DiskFile,
+    name: &str,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, JournalError> {
     let mut buf = vec![0; len as usize];
     file.read_at(offset, &mut buf)
         .map_err(|e| io_error(name, "read", &e))?;
     Ok(buf)
 }
 
-fn read_header(found: &Found) -> Result<Option<SegmentHeader>, JournalError> {
+pub(super) fn read_header(found: &Found) -> Result<Option<SegmentHeader>, JournalError> {
     if found.file.len() < 4 * PAGE {
         return Err(corrupt(&found.name, 0, "shorter than a segment can be"));
     }
@@ -34,17 +39,20 @@ fn read_header(found: &Found) -> Result<Option<SegmentHeader>, JournalError> {
     SegmentHeader::decode(&bytes, &found.name, found.first, found.file.len())
 }
 
-fn read_footer(file: &dyn DiskFile, name: &str) -> Result<Result<Option<Footer>, ()>, JournalError> {
+pub(super) fn read_footer(
+    file: &dyn DiskFile,
+    name: &str,
+) -> Result<Result<Option<Footer>, ()>, JournalError> {
     let bytes = read_page(file, name, file.len() - FOOTER, FOOTER)?;
     Ok(Footer::decode(&bytes))
 }
 
-/// Opens what `disk` holds, or creates the first segment; see the module documentation.
-pub(super) fn recover(
-    disk: Arc<dyn Disk>,
-    options: JournalOptions,
-    lock: DiskLock,
-) -> Result<Journal, JournalError> {
+/// The segment files in `disk`, opened by `open`, oldest first; any other name (but the
+/// reserved ones) is [`JournalError::Foreign`].
+pub(super) fn list_segments(
+    disk: &dyn Disk,
+    open: impl Fn(&str) -> std::io::Result<Arc<dyn DiskFile>>,
+) -> Result<Vec<Found>, JournalError> {
     let mut found = Vec::new();
     for name in disk
         .list()
@@ -59,10 +67,20 @@ pub(super) fn recover(
                 reason: "not a segment file name (20 digits and .seg)".into(),
             });
         };
-        let file = disk.open(&name).map_err(|e| io_error(&name, "open", &e))?;
+        let file = open(&name).map_err(|e| io_error(&name, "open", &e))?;
         found.push(Found { name, first, file });
     }
     found.sort_by_key(|f| f.first);
+    Ok(found)
+}
+
+/// Opens what `disk` holds, or creates the first segment; see the module documentation.
+pub(super) fn recover(
+    disk: Arc<dyn Disk>,
+    options: JournalOptions,
+    lock: DiskLock,
+) -> Result<Journal, JournalError> {
+    let found = list_segments(&*disk, |name| disk.open(name))?;
 
     // The last segment, and whether it holds anything: an unborn one (its header never
     // reached the disk) or an empty one past an unsealed one (a roll cut short) goes.
@@ -193,12 +211,12 @@ fn drop_segment(disk: &dyn Disk, name: &str) -> Result<(), JournalError> {
 }
 
 /// Whether a segment holds no record.
-fn is_empty(f: &Found, header: &SegmentHeader) -> Result<bool, JournalError> {
+pub(super) fn is_empty(f: &Found, header: &SegmentHeader) -> Result<bool, JournalError> {
     let bytes = read_page(&*f.file, &f.name, RECORDS_START, RECORD_HEADER as u64)?;
     Ok(record::decode(&bytes, header.first, 0, false) == Decoded::End)
 }
 
-fn check_footer(
+pub(super) fn check_footer(
     f: &Found,
     header: &SegmentHeader,
     footer: &Footer,

@@ -5,8 +5,9 @@
 
 use super::record::{self, Decoded, RECORD_HEADER};
 use super::segment::{IndexEntry, SegmentHeader, INDEX_ENTRY, RECORDS_START};
-use super::{corrupt, record_area, DiskFile, Journal, Record, Seek};
+use super::{corrupt, record_area, Active, DiskFile, Journal, Record, Sealed, Seek};
 use crate::error::JournalError;
+use std::collections::VecDeque;
 use std::time::UNIX_EPOCH;
 
 impl Journal {
@@ -18,6 +19,42 @@ impl Journal {
     /// [`JournalError::Retained`], [`JournalError::NotYet`]; from the iterator,
     /// [`JournalError::Corrupt`] for a record that does not check.
     pub fn replay(&self, from: Seek) -> Result<Replay<'_>, JournalError> {
+        self.view().replay(from)
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            sealed: &self.sealed,
+            active: Some(&self.active),
+            next: self.next,
+            max_record: self.options.max_record,
+        }
+    }
+}
+
+/// What a replay reads: the sealed segments, then the active one up to its `offset` (the
+/// writer's, or what a reader has found written).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct View<'a> {
+    pub sealed: &'a VecDeque<Sealed>,
+    pub active: Option<&'a Active>,
+    /// One past the last sequence readable.
+    pub next: u64,
+    pub max_record: usize,
+}
+
+impl<'a> View<'a> {
+    /// The oldest sequence readable.
+    pub(super) fn oldest(&self) -> u64 {
+        match (self.sealed.front(), self.active) {
+            (Some(s), _) => s.header.first,
+            (None, Some(a)) => a.header.first,
+            (None, None) => self.next,
+        }
+    }
+
+    /// The records from `from` to `next`; see [`Journal::replay`].
+    pub(super) fn replay(self, from: Seek) -> Result<Replay<'a>, JournalError> {
         let sequence = match from {
             Seek::Earliest => self.oldest(),
             Seek::Latest => self.next,
@@ -39,31 +76,28 @@ impl Journal {
                 next: self.next,
             });
         }
-        let mut replay = self.replay_at_segment(self.segment_of(sequence));
+        let segment = self.sealed.partition_point(|s| s.footer.end <= sequence);
+        let mut replay = self.replay_at_segment(segment);
         replay.skip_to(sequence)?;
         Ok(replay)
     }
 
-    /// The index into the segments (sealed, then the active one) that holds `sequence`.
-    fn segment_of(&self, sequence: u64) -> usize {
-        self.sealed.partition_point(|s| s.footer.end <= sequence)
-    }
-
-    fn replay_at_segment(&self, segment: usize) -> Replay<'_> {
-        let (first, offset) = match self.sealed.get(segment) {
-            Some(s) => (s.header.first, RECORDS_START),
-            None => (self.active.header.first, RECORDS_START),
+    fn replay_at_segment(self, segment: usize) -> Replay<'a> {
+        let first = match (self.sealed.get(segment), self.active) {
+            (Some(s), _) => s.header.first,
+            (None, Some(a)) => a.header.first,
+            (None, None) => self.next,
         };
         Replay {
-            journal: self,
+            view: self,
             segment,
-            offset,
+            offset: RECORDS_START,
             next: first,
             end: self.next,
         }
     }
 
-    fn replay_from_time(&self, t: u64) -> Result<Replay<'_>, JournalError> {
+    fn replay_from_time(self, t: u64) -> Result<Replay<'a>, JournalError> {
         let segment = self.sealed.partition_point(|s| s.footer.last_timestamp < t);
         let mut replay = self.replay_at_segment(segment);
         // Jump by the index to the last entry before `t`, then walk.
@@ -91,7 +125,7 @@ impl Journal {
 /// replay began; see [`Journal::replay`].
 #[derive(Debug)]
 pub struct Replay<'j> {
-    journal: &'j Journal,
+    view: View<'j>,
     /// Index into the sealed segments, then the active one.
     segment: usize,
     offset: u64,
@@ -100,37 +134,34 @@ pub struct Replay<'j> {
 }
 
 impl<'j> Replay<'j> {
+    /// The sequence of the next record this replay yields (its end when done).
+    pub fn next_sequence(&self) -> u64 {
+        self.next
+    }
+
     /// The file, header and end of records of the current segment.
-    fn current(&self) -> (&'j dyn DiskFile, &'j str, SegmentHeader, u64) {
-        let journal = self.journal;
-        match journal.sealed.get(self.segment) {
-            Some(s) => (&*s.file, &s.name, s.header, s.footer.records_end),
-            None => (
-                &*journal.active.file,
-                &journal.active.name,
-                journal.active.header,
-                journal.active.offset,
-            ),
+    fn current(&self) -> Option<(&'j dyn DiskFile, &'j str, SegmentHeader, u64)> {
+        match (self.view.sealed.get(self.segment), self.view.active) {
+            (Some(s), _) => Some((&*s.file, &s.name, s.header, s.footer.records_end)),
+            (None, Some(a)) => Some((&*a.file, &a.name, a.header, a.offset)),
+            (None, None) => None,
         }
     }
 
     /// The current segment's sparse index.
     fn index(&self) -> Vec<IndexEntry> {
-        let journal = self.journal;
-        match journal.sealed.get(self.segment) {
-            Some(s) => {
-                let count = s.footer.index_count as usize;
-                let bytes = record_area(
-                    &*s.file,
-                    s.header.index_start,
-                    s.header.index_start + count as u64 * INDEX_ENTRY,
-                );
+        match (self.view.sealed.get(self.segment), self.view.active) {
+            (Some(s), _) => {
+                let count = s.footer.index_count;
+                let start = s.header.index_start;
+                let bytes = record_area(&*s.file, start, start + count * INDEX_ENTRY);
                 bytes
                     .chunks_exact(INDEX_ENTRY as usize)
                     .map(IndexEntry::decode)
                     .collect()
             }
-            None => journal.active.index.clone(),
+            (None, Some(a)) => a.index.clone(),
+            (None, None) => Vec::new(),
         }
     }
 
@@ -158,9 +189,9 @@ impl<'j> Iterator for Replay<'j> {
         if self.next >= self.end {
             return None;
         }
-        let (file, name, header, records_end) = self.current();
+        let (file, name, header, records_end) = self.current()?;
         if self.offset >= records_end {
-            if self.segment >= self.journal.sealed.len() {
+            if self.segment >= self.view.sealed.len() {
                 return Some(Err(corrupt(
                     name,
                     self.offset,
@@ -173,7 +204,7 @@ impl<'j> Iterator for Replay<'j> {
             return self.next();
         }
         let bytes = record_area(file, self.offset, records_end);
-        let max = self.journal.options.max_record.max(header.max_record as usize);
+        let max = self.view.max_record.max(header.max_record as usize);
         match record::decode(bytes, self.next, max, true) {
             Decoded::Record(h) => {
                 let payload = &bytes[RECORD_HEADER..RECORD_HEADER + h.len as usize];

@@ -1,0 +1,212 @@
+//! Reading a journal beside its writer, from any process: [`JournalReader`] maps the
+//! segments read-only, takes sealed ones by their footers, and finds how far the active one
+//! is written by checking its records; [`JournalReader::refresh`] picks up what the writer
+//! has added since (new records, new segments) and lets go of segments retention deleted.
+//!
+//! The active segment is shared with a writer that may be writing past its last whole
+//! record: the reader copies each record out ([`DiskFile::read_at`]) before checking it, so
+//! it never forms a slice of bytes being written, and counts a record as written only once
+//! its CRC and sequence check. Replays slice only below that point, where records do not
+//! change.
+
+use super::record::{self, Decoded, RECORD_HEADER};
+use super::recover::{check_footer, is_empty, list_segments, read_footer, read_header, Found};
+use super::replay::{Replay, View};
+use super::segment::{SegmentHeader, RECORDS_START};
+use super::{corrupt, io_error, Active, Disk, FsDisk, Sealed, Seek};
+use crate::error::JournalError;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A read-only view of a journal that follows its writer; see the module documentation.
+#[derive(Debug)]
+pub struct JournalReader {
+    disk: Arc<dyn Disk>,
+    sealed: VecDeque<Sealed>,
+    active: Option<Active>,
+    /// One past the last record found.
+    next: u64,
+    /// A copy of the record being checked.
+    scratch: Vec<u8>,
+}
+
+impl JournalReader {
+    /// Opens the journal in directory `dir` for reading.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] (no such directory, no permission), and what
+    /// [`JournalReader::refresh`] returns.
+    pub fn open(dir: impl AsRef<Path>) -> Result<JournalReader, JournalError> {
+        let dir = dir.as_ref();
+        let disk = FsDisk::open(dir).map_err(|e| io_error(&dir.display().to_string(), "open", &e))?;
+        Self::open_on(Arc::new(disk))
+    }
+
+    /// [`JournalReader::open`] on any [`Disk`].
+    ///
+    /// # Errors
+    ///
+    /// As [`JournalReader::refresh`].
+    pub fn open_on(disk: Arc<dyn Disk>) -> Result<JournalReader, JournalError> {
+        let mut reader = JournalReader {
+            disk,
+            sealed: VecDeque::new(),
+            active: None,
+            next: 0,
+            scratch: Vec::new(),
+        };
+        reader.refresh()?;
+        Ok(reader)
+    }
+
+    /// One past the last record found.
+    pub fn next_sequence(&self) -> u64 {
+        self.next
+    }
+
+    /// The oldest sequence retained.
+    pub fn oldest(&self) -> u64 {
+        self.view().oldest()
+    }
+
+    /// The number of segment files.
+    pub fn segments(&self) -> usize {
+        self.sealed.len() + usize::from(self.active.is_some())
+    }
+
+    /// The records from `from` to what was found written at the last refresh.
+    ///
+    /// # Errors
+    ///
+    /// As [`super::Journal::replay`].
+    pub fn replay(&self, from: Seek) -> Result<Replay<'_>, JournalError> {
+        self.view().replay(from)
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            sealed: &self.sealed,
+            active: self.active.as_ref(),
+            next: self.next,
+            max_record: 0,
+        }
+    }
+
+    /// Looks again: segments retention deleted go, segments sealed since are taken by their
+    /// footers, and the active segment's records written since are checked and added.
+    /// Returns one past the last record found.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Foreign`] and [`JournalError::Corrupt`] as for the writer's open (a
+    /// sealed segment that does not check, a gap); [`JournalError::Io`].
+    pub fn refresh(&mut self) -> Result<u64, JournalError> {
+        let disk = self.disk.clone();
+        let found = list_segments(&*disk, |name| disk.open_read(name))?;
+        // Deleted from the front by retention.
+        let oldest_found = found.first().map(|f| f.first);
+        while self
+            .sealed
+            .front()
+            .is_some_and(|s| oldest_found.is_none_or(|first| s.header.first < first))
+        {
+            self.sealed.pop_front();
+        }
+        let known_end = self.sealed.back().map(|s| s.footer.end);
+        let mut found = found.into_iter().peekable();
+        while let Some(f) = found.next() {
+            if known_end.is_some_and(|end| f.first < end) {
+                continue;
+            }
+            let Some(header) = read_header(&f)? else {
+                // Being created (its header not written yet): nothing to read in it.
+                continue;
+            };
+            match read_footer(&*f.file, &f.name)? {
+                Ok(Some(footer)) => {
+                    let next_first = found.peek().map_or(footer.end, |n| n.first);
+                    check_footer(&f, &header, &footer, next_first)?;
+                    if self.active.as_ref().is_some_and(|a| a.name == f.name) {
+                        self.active = None;
+                    }
+                    self.next = footer.end;
+                    self.sealed.push_back(Sealed {
+                        name: f.name,
+                        file: f.file,
+                        header,
+                        footer,
+                    });
+                }
+                _ => {
+                    // The active segment: the last one, or the one before an empty last
+                    // one while a roll is under way.
+                    let is_last = found.peek().is_none();
+                    let rolling = match found.peek() {
+                        Some(n) => matches!(read_header(n)?, Some(h) if is_empty(n, &h)?),
+                        None => false,
+                    };
+                    if !is_last && !rolling {
+                        return Err(corrupt(
+                            &f.name,
+                            f.file.len(),
+                            "a segment before the last is not sealed",
+                        ));
+                    }
+                    self.follow_active(f, header)?;
+                    break;
+                }
+            }
+        }
+        Ok(self.next)
+    }
+
+    /// Takes `f` as the active segment (keeping what was found of it before) and checks the
+    /// records written since.
+    fn follow_active(&mut self, f: Found, header: SegmentHeader) -> Result<(), JournalError> {
+        if self.active.as_ref().is_none_or(|a| a.name != f.name) {
+            self.next = header.first;
+            self.active = Some(Active {
+                name: f.name,
+                file: f.file,
+                header,
+                offset: RECORDS_START,
+                index: Vec::new(),
+                records_crc: 0,
+                last_timestamp: 0,
+            });
+        }
+        let active = self.active.as_mut().expect("just set");
+        let end = active.header.index_start;
+        let max = active.header.max_record as usize;
+        loop {
+            let offset = active.offset;
+            if end - offset < RECORD_HEADER as u64 {
+                break;
+            }
+            self.scratch.resize(RECORD_HEADER, 0);
+            active
+                .file
+                .read_at(offset, &mut self.scratch)
+                .map_err(|e| io_error(&active.name, "read", &e))?;
+            let len = u32::from_le_bytes(self.scratch[0..4].try_into().expect("4 bytes")) as usize;
+            let whole = record::encoded_len(len.min(max)) as u64;
+            if len > max || whole > end - offset {
+                break;
+            }
+            self.scratch.resize(whole as usize, 0);
+            active
+                .file
+                .read_at(offset, &mut self.scratch)
+                .map_err(|e| io_error(&active.name, "read", &e))?;
+            let Decoded::Record(h) = record::decode(&self.scratch, self.next, max, true) else {
+                break;
+            };
+            active.note(self.next, offset, h.timestamp, h.crc);
+            active.offset += whole;
+            self.next += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! A subscriber that starts in the journal's past and continues into the ring's live stream
+//! with no gap and no duplicate: [`JournalSubscriber`].
+//!
+//! It replays the journal (through a [`JournalReader`], at memory speed) until it has read
+//! everything written there, then attaches to the ring at the next sequence. The ring still
+//! holds that sequence unless producers have lapped it since; then the journal has it
+//! (the stage gates producers at the durable position, so what the ring gives up is in the
+//! journal first), and the subscriber reads on from the journal and tries again. Once
+//! attached it is an ordinary subscriber of the ring.
+
+use super::{JournalReader, Seek, FLAG_SKIPPED};
+use crate::consumer::{Consumer, Start};
+use crate::error::{AttachError, JournalError, RecvError};
+use crate::ring::Ring;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct JournalSubscriber {
+    ring: Ring,
+    name: String,
+    reader: JournalReader,
+    /// The next sequence to deliver.
+    next: u64,
+    live: Option<Consumer>,
+}
+
+impl JournalSubscriber {
+    /// A subscriber called `name` of `ring`, starting at `from` in the journal in directory
+    /// `dir` (written by the ring's [`super::JournalStage`]).
+    ///
+    /// # Errors
+    ///
+    /// What [`JournalReader::open`] returns; [`JournalError::Retained`] or
+    /// [`JournalError::NotYet`] for a `from` the journal does not hold.
+    pub fn attach(ring: &Ring, dir: impl AsRef<Path>, name: &str, from: Seek) -> Result<Self, JournalError> {
+        Self::with_reader(ring, JournalReader::open(dir)?, name, from)
+    }
+
+    /// [`JournalSubscriber::attach`] with a reader already open (on any disk).
+    ///
+    /// # Errors
+    ///
+    /// As [`JournalSubscriber::attach`].
+    pub fn with_reader(
+        ring: &Ring,
+        reader: JournalReader,
+        name: &str,
+        from: Seek,
+    ) -> Result<Self, JournalError> {
+        crate::table::validate_name(name)?;
+        let next = match from {
+            Seek::Latest => ring.next_sequence().max(reader.next_sequence()),
+            other => reader.replay(other)?.next_sequence(),
+        };
+        Ok(JournalSubscriber {
+            ring: ring.clone(),
+            name: name.to_owned(),
+            reader,
+            next,
+            live: None,
+        })
+    }
+
+    /// The next sequence this subscriber delivers.
+    pub fn position(&self) -> u64 {
+        self.live.as_ref().map_or(self.next, Consumer::position)
+    }
+
+    /// Whether it reads the ring now (it has caught up with the journal).
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Calls `f(sequence, payload)` for up to `max` messages in order, waiting at most
+    /// `timeout` for the first; returns how many it delivered (0 at the timeout). Skipped
+    /// slots are passed over, as a ring subscriber passes them.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`] for a record that does not check; [`JournalError::Attach`]
+    /// if the ring refuses the attach; [`JournalError::RingMismatch`] if the ring has given
+    /// up sequences the journal does not hold (no stage was running).
+    pub fn poll_with(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        mut f: impl FnMut(u64, &[u8]),
+    ) -> Result<usize, JournalError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(live) = &mut self.live {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let batch = match live.poll_timeout(max, left) {
+                    Ok(batch) => batch,
+                    Err(RecvError::Timeout) => return Ok(0),
+                    Err(_) => return Ok(0),
+                };
+                let mut n = 0;
+                for m in &batch {
+                    f(m.sequence(), &m);
+                    n += 1;
+                }
+                return Ok(n);
+            }
+            let n = self.replay_some(max, &mut f)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if self.try_go_live()? {
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Ok(0);
+            }
+            // Not in the ring any more and not yet found in the journal: the stage is
+            // writing it; look again shortly.
+            std::thread::sleep(
+                Duration::from_micros(200).min(deadline.saturating_duration_since(Instant::now())),
+            );
+            self.reader.refresh()?;
+        }
+    }
+
+    /// Delivers up to `max` records from the journal; how many (skipped ones not counted).
+    fn replay_some(&mut self, max: usize, f: &mut impl FnMut(u64, &[u8])) -> Result<usize, JournalError> {
+        if self.next >= self.reader.next_sequence() {
+            self.reader.refresh()?;
+            if self.next >= self.reader.next_sequence() {
+                return Ok(0);
+            }
+        }
+        let mut delivered = 0;
+        for record in self.reader.replay(Seek::Sequence(self.next))? {
+            let record = record?;
+            self.next = record.sequence + 1;
+            if record.flags & FLAG_SKIPPED == 0 {
+                f(record.sequence, record.payload);
+                delivered += 1;
+                if delivered == max {
+                    break;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Attaches to the ring at `next` if the ring still holds it; true if it did.
+    fn try_go_live(&mut self) -> Result<bool, JournalError> {
+        let attached = self
+            .ring
+            .subscriber(&self.name)
+            .start(Start::Sequence(self.next))
+            .attach();
+        match attached {
+            Ok(consumer) => {
+                self.live = Some(consumer);
+                Ok(true)
+            }
+            Err(AttachError::SequenceUnavailable { earliest, .. }) => {
+                self.reader.refresh()?;
+                if self.reader.next_sequence() <= self.next && earliest > self.next && !self.stage_gates() {
+                    return Err(JournalError::RingMismatch {
+                        journal_end: self.reader.next_sequence(),
+                        ring_position: earliest,
+                        ring_next: self.ring.next_sequence(),
+                    });
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether a stage is attached to the ring (so what the ring gives up reaches the
+    /// journal).
+    fn stage_gates(&self) -> bool {
+        self.ring
+            .consumers()
+            .iter()
+            .any(|c| c.name == super::STAGE_CONSUMER)
+    }
+}
