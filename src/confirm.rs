@@ -5,7 +5,7 @@
 
 use crate::error::ConfirmError;
 use crate::gating::group_position;
-use crate::layout::table::{KIND_GROUP, KIND_WORKER};
+use crate::layout::table::{KIND_GROUP, KIND_SUBSCRIBER, KIND_WORKER, OPT_DURABLE, STATE_ACTIVE};
 use crate::reaper::Reaper;
 use crate::shared::Shared;
 use crate::table;
@@ -63,4 +63,28 @@ pub(crate) fn wait_released(
         Ok(result) => result,
         Err(_) => Err(ConfirmError::Timeout { position: position() }),
     }
+}
+
+/// The released positions worth keeping across a restart of every process: each durable
+/// subscriber's and each group's (its workers' unacknowledged claims counted as not
+/// released), by name. The journal stage persists them with its commits.
+#[cfg(not(loom))]
+pub(crate) fn durable_positions(shared: &Shared) -> Vec<(String, u64)> {
+    (0..shared.layout.params.max_consumers)
+        .filter_map(|index| {
+            let (state, _, _) = table::state(shared, index);
+            if state != STATE_ACTIVE {
+                return None;
+            }
+            let position = match table::kind_of(shared, index) {
+                KIND_GROUP => group_position(shared, index),
+                KIND_SUBSCRIBER if table::options(shared, index) & OPT_DURABLE != 0 => {
+                    // [released] Acquire: pairs with the subscriber's Release store.
+                    shared.entry_sequence(index).load_acquire()
+                }
+                _ => return None,
+            };
+            Some((table::read_name(shared, index)?, position))
+        })
+        .collect()
 }

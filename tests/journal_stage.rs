@@ -309,3 +309,65 @@ fn a_journal_subscriber_replays_history_then_continues_live_with_no_gap_or_dupli
     );
     stage.stop().unwrap();
 }
+
+#[test]
+fn a_page_cache_stage_confirms_without_syncing_and_closes_with_a_sync() {
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    let page_cache = JournalOptions {
+        durability: Durability::PageCache,
+        ..options()
+    };
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), page_cache).unwrap();
+    // Every sync from now on fails: a page-cache stage must confirm without one.
+    disk.fail_syncs_after(Some(0));
+    let mut producer = ring.producer().unwrap();
+    // More than a lap: the producers are gated by the stage's position, which must move.
+    for i in 0..500 {
+        producer
+            .publish_timeout(&message(i), Duration::from_secs(30))
+            .unwrap();
+    }
+    assert!(stage.wait_durable(499, WAIT).unwrap() >= 500);
+    // Closing syncs, and that sync fails: the stage says so.
+    assert!(matches!(stage.stop(), Err(JournalError::Failed { .. })));
+}
+
+#[test]
+fn acknowledgements_made_while_no_message_comes_are_persisted() {
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    let mut producer = ring.producer().unwrap();
+    for i in 0..40 {
+        producer.publish(&message(i)).unwrap();
+    }
+    stage.wait_durable(39, WAIT).unwrap();
+    let mut audit = ring
+        .subscriber("audit")
+        .durable(true)
+        .start(Start::Sequence(0))
+        .attach()
+        .unwrap();
+    let mut taken = 0;
+    while taken < 25 {
+        taken += audit
+            .poll_timeout(25 - taken, Duration::from_secs(30))
+            .unwrap()
+            .sequences()
+            .count();
+    }
+    // Nothing is published any more; the stage must still persist the new position.
+    let mut reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while reader.position("audit") != Some(25) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "position {:?}",
+            reader.position("audit")
+        );
+        std::thread::yield_now();
+        reader.refresh().unwrap();
+    }
+    stage.stop().unwrap();
+}

@@ -48,7 +48,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often a [`Durability::PageCache`] journal writes its consumer positions to a state
+/// slot (no sync), while records or positions change.
+const PAGE_CACHE_STATE_DELAY: Duration = Duration::from_millis(10);
 
 /// A record read back: its sequence, append time, flags and payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,6 +389,14 @@ impl Journal {
             delay,
         } = self.options.durability
         else {
+            if self.options.durability == Durability::PageCache
+                && self
+                    .pending
+                    .since
+                    .is_some_and(|since| since.elapsed() >= PAGE_CACHE_STATE_DELAY)
+            {
+                self.write_page_cache_state()?;
+            }
             return Ok(self.durable);
         };
         let due = self.pending.records >= records
@@ -465,6 +477,19 @@ impl Journal {
             offset: self.active.offset,
         });
         self.in_flight = true;
+        Ok(())
+    }
+
+    /// A state slot with the consumer positions as they stand, not synced: with
+    /// [`Durability::PageCache`] they survive a crash of the process as the records do. The
+    /// slot still names the last *synced* position as durable, so a machine crash is
+    /// recovered by a scan of everything after it; the records stay counted as pending, so
+    /// that `commit` and `close` still sync them.
+    fn write_page_cache_state(&mut self) -> Result<(), JournalError> {
+        let state = self.state(0);
+        self.write_state(&state)?;
+        self.generation += 1;
+        self.pending.since = None;
         Ok(())
     }
 

@@ -10,9 +10,9 @@
 //! change.
 
 use super::record::{self, Decoded, RECORD_HEADER};
-use super::recover::{check_footer, is_empty, list_segments, read_footer, read_header, Found};
+use super::recover::{check_footer, is_empty, list_segments, read_footer, read_header, read_page, Found};
 use super::replay::{Replay, View};
-use super::segment::{SegmentHeader, RECORDS_START};
+use super::segment::{state_offset, SegmentHeader, State, PAGE, RECORDS_START};
 use super::{corrupt, io_error, Active, Disk, FsDisk, Sealed, Seek};
 use crate::error::JournalError;
 use std::collections::VecDeque;
@@ -29,6 +29,8 @@ pub struct JournalReader {
     next: u64,
     /// A copy of the record being checked.
     scratch: Vec<u8>,
+    /// The consumer positions of the newest state slot found.
+    positions: Vec<(String, u64)>,
 }
 
 impl JournalReader {
@@ -56,6 +58,7 @@ impl JournalReader {
             active: None,
             next: 0,
             scratch: Vec::new(),
+            positions: Vec::new(),
         };
         reader.refresh()?;
         Ok(reader)
@@ -69,6 +72,23 @@ impl JournalReader {
     /// The oldest sequence retained.
     pub fn oldest(&self) -> u64 {
         self.view().oldest()
+    }
+
+    /// Consumer `name`'s position as the writer last committed it
+    /// ([`super::Journal::set_position`]; the stage persists its ring's durable subscribers
+    /// and groups), clamped to what is written.
+    pub fn position(&self, name: &str) -> Option<u64> {
+        self.positions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| (*p).min(self.next))
+    }
+
+    /// Every committed consumer position, by name (clamped as in [`JournalReader::position`]).
+    pub fn positions(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.positions
+            .iter()
+            .map(|(n, p)| (n.as_str(), (*p).min(self.next)))
     }
 
     /// The number of segment files.
@@ -159,7 +179,30 @@ impl JournalReader {
                 }
             }
         }
+        self.read_positions()?;
         Ok(self.next)
+    }
+
+    /// The positions in the newest valid state slot of the newest segment.
+    fn read_positions(&mut self) -> Result<(), JournalError> {
+        let newest = match (&self.active, self.sealed.back()) {
+            (Some(a), _) => (&*a.file, a.name.as_str()),
+            (None, Some(s)) => (&*s.file, s.name.as_str()),
+            (None, None) => return Ok(()),
+        };
+        let mut best: Option<State> = None;
+        for slot in 0..2 {
+            let bytes = read_page(newest.0, newest.1, state_offset(slot), PAGE)?;
+            if let Ok(Some(state)) = State::decode(&bytes) {
+                if best.as_ref().is_none_or(|b| state.generation > b.generation) {
+                    best = Some(state);
+                }
+            }
+        }
+        if let Some(state) = best {
+            self.positions = state.positions;
+        }
+        Ok(())
     }
 
     /// Takes `f` as the active segment (keeping what was found of it before) and checks the

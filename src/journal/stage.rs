@@ -11,6 +11,10 @@
 //! - a publisher confirm for durability is a wait on its position
 //!   ([`JournalStage::wait_durable`], or [`crate::Ring::wait_released`] from any process).
 //!
+//! "Durable" is what the journal's [`Durability`] promises: synced for group commit and
+//! every-record syncs; for [`Durability::PageCache`], written to the page cache (it survives a
+//! crash of a process, not of the machine), so there the position moves with every batch.
+//!
 //! Slots given up by dead producers become skipped records ([`super::FLAG_SKIPPED`]), so the
 //! journal's sequences are the ring's.
 
@@ -115,10 +119,18 @@ impl JournalStage {
         let failure = Arc::new(Mutex::new(None));
         let theirs = failure.clone();
         let theirs_stop = stop.clone();
+        let ring_for_thread = ring.clone();
+        let position_for_thread = position.clone();
         let thread = std::thread::Builder::new()
             .name("ringmq-journal".into())
             .spawn(move || {
-                let result = run(&mut consumer, journal, &theirs_stop);
+                let result = run(
+                    &ring_for_thread,
+                    &mut consumer,
+                    &position_for_thread,
+                    journal,
+                    &theirs_stop,
+                );
                 if let Err(e) = &result {
                     *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
                 }
@@ -134,7 +146,8 @@ impl JournalStage {
         })
     }
 
-    /// The durable position: every sequence below it is in the journal and synced.
+    /// The durable position: every sequence below it is in the journal, and synced unless the
+    /// journal's durability is [`Durability::PageCache`].
     pub fn durable(&self) -> u64 {
         self.position.get()
     }
@@ -212,12 +225,30 @@ impl Drop for JournalStage {
 }
 
 /// The stage's loop: read, append, let the group commit run; close the journal at the end.
-fn run(consumer: &mut Consumer, mut journal: Journal, stop: &StopFlag) -> Result<(), JournalError> {
+fn run(
+    ring: &Ring,
+    consumer: &mut Consumer,
+    position: &PositionHandle,
+    mut journal: Journal,
+    stop: &StopFlag,
+) -> Result<(), JournalError> {
+    // Without syncs, what the page cache holds survives all a page-cache journal promises
+    // (a crash of the process): its appended end is the stage's position.
+    let page_cache = journal.options().durability == Durability::PageCache;
     let delay = match journal.options().durability {
         Durability::GroupCommit { delay, .. } => delay.max(Duration::from_micros(50)),
         _ => IDLE_TICK,
     };
+    let mut positions_taken = Instant::now();
     while !stop.is_stopped() {
+        // The durable consumers' positions ride along with the commits, looked up at most
+        // once per group commit delay (a table scan); a position that moved makes a commit
+        // due, so acknowledgements made while no message comes are persisted within a
+        // delay plus an idle tick.
+        if positions_taken.elapsed() >= delay {
+            persist_positions(ring, &mut journal);
+            positions_taken = Instant::now();
+        }
         journal.poll_commit()?;
         // Something to commit: come back within the group commit's delay. Nothing: sleep
         // until a message (or the stop) comes.
@@ -243,6 +274,21 @@ fn run(consumer: &mut Consumer, mut journal: Journal, stop: &StopFlag) -> Result
             journal.append_skipped()?;
         }
         batch.keep();
+        if page_cache {
+            position.publish(journal.next_sequence());
+        }
     }
+    persist_positions(ring, &mut journal);
     journal.close()
+}
+
+/// Hands the ring's durable subscribers' and groups' positions to the journal, for its next
+/// commit. A position that does not fit the state slot (names of about 4 KiB in all) is not
+/// persisted; the stage's own is the journal's end and needs no entry.
+fn persist_positions(ring: &Ring, journal: &mut Journal) {
+    for (name, position) in crate::confirm::durable_positions(&ring.shared) {
+        if name != STAGE_CONSUMER && journal.position(&name) != Some(position) {
+            let _ = journal.set_position(&name, position);
+        }
+    }
 }

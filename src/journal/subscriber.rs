@@ -24,6 +24,8 @@ pub struct JournalSubscriber {
     /// The next sequence to deliver.
     next: u64,
     live: Option<Consumer>,
+    /// Attach to the ring as a durable subscriber.
+    durable: bool,
 }
 
 impl JournalSubscriber {
@@ -60,7 +62,19 @@ impl JournalSubscriber {
             reader,
             next,
             live: None,
+            durable: false,
         })
+    }
+
+    /// Makes the ring subscriber it becomes once live a durable one
+    /// ([`crate::SubscriberBuilder::durable`]), whose position the stage persists in the
+    /// journal: after a restart of every process, [`JournalReader::position`] says where to
+    /// start again. Until it is live it is not in the ring's table, so what it reads from the
+    /// journal is not persisted: a restart during the replay begins again at the last
+    /// persisted position (at-least-once).
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 
     /// The next sequence this subscriber delivers.
@@ -152,6 +166,7 @@ impl JournalSubscriber {
             .ring
             .subscriber(&self.name)
             .start(Start::Sequence(self.next))
+            .durable(self.durable)
             .attach();
         match attached {
             Ok(consumer) => {

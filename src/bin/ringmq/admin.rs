@@ -23,8 +23,9 @@ pub(super) fn create(ring: &str, builder: RingBuilder, json: bool) -> Result<(),
 }
 
 /// `stat RING`: parameters, next sequence, consumers (after cleaning up after dead ones).
-pub(super) fn stat(path: &Path, json: bool) -> Result<(), Failure> {
+pub(super) fn stat(path: &Path, journal: Option<&Path>, json: bool) -> Result<(), Failure> {
     let ring = Ring::open(path)?;
+    let journal = journal.map(|dir| super::journal::stat(&ring, dir)).transpose()?;
     let reaped = ring.reap_dead();
     let next = ring.next_sequence();
     let consumers = ring.consumers();
@@ -64,6 +65,7 @@ pub(super) fn stat(path: &Path, json: bool) -> Result<(), Failure> {
             "redelivered": ring.redelivered_count(),
             "reaped": reaped,
             "consumers": list,
+            "journal": journal,
         }));
         return Ok(());
     }
@@ -83,6 +85,36 @@ pub(super) fn stat(path: &Path, json: bool) -> Result<(), Failure> {
         ring.skipped_count(),
         ring.redelivered_count()
     );
+    if let Some(j) = &journal {
+        let or_dash = |v: &Value| {
+            if v.is_null() {
+                "-".to_owned()
+            } else {
+                v.to_string()
+            }
+        };
+        println!(
+            "journal     {}: {} segments, sequences {}..{}",
+            j["dir"].as_str().unwrap_or("?"),
+            j["segments"],
+            j["oldest"],
+            j["written"]
+        );
+        println!(
+            "durable     {} (lag {}), stage {}",
+            or_dash(&j["durable"]),
+            or_dash(&j["durable_lag"]),
+            if j["stage_alive"] == true {
+                "alive"
+            } else {
+                "not running"
+            }
+        );
+        if let Some(positions) = j["positions"].as_object().filter(|p| !p.is_empty()) {
+            let list: Vec<String> = positions.iter().map(|(n, p)| format!("{n} {p}")).collect();
+            println!("persisted   {}", list.join(", "));
+        }
+    }
     let columns = ["consumer", "kind", "group", "sequence", "lag", "state", "after"];
     println!(
         "{:<24} {:<10} {:<16} {:>14} {:>10} {:<6} {}",

@@ -4,7 +4,8 @@
 use super::verify::{self, monotonic_ns};
 use super::{fail, print_json, Failure};
 use hdrhistogram::Histogram;
-use ringmq::{RecvError, Ring, Start, WaitStrategy};
+use ringmq::journal::{JournalReader, JournalSubscriber};
+use ringmq::{Consumer, RecvError, Ring, Seek, Start, WaitStrategy};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -16,6 +17,8 @@ pub(super) struct Options {
     pub group: Option<String>,
     pub after: Vec<String>,
     pub from: Start,
+    /// Start in this journal, at this point, then go live in the ring.
+    pub journal: Option<(PathBuf, Seek)>,
     pub count: Option<u64>,
     pub timeout: Option<Duration>,
     pub print: bool,
@@ -108,10 +111,119 @@ impl Verifier {
     }
 }
 
+/// Where messages come from: the ring, or the journal and then the ring.
+enum Source {
+    Ring(Consumer),
+    Journal(Box<JournalSubscriber>),
+}
+
+/// Takes one message: `(bytes, sequence, redelivered, now)`; `Ok(true)` to stop.
+type Handler<'a> = dyn FnMut(&[u8], u64, bool, u64) -> std::io::Result<bool> + 'a;
+
+/// How a poll ended.
+enum Polled {
+    /// Delivered this many; `true` if the handler asked to stop.
+    Some(u64, bool),
+    Timeout,
+}
+
+impl Source {
+    /// Up to `max` messages to `handle(bytes, sequence, redelivered, now)`, waiting at most
+    /// `timeout` (for ever if `None`) for the first.
+    fn poll(
+        &mut self,
+        max: usize,
+        timeout: Option<Duration>,
+        handle: &mut Handler<'_>,
+    ) -> Result<Polled, Failure> {
+        match self {
+            Source::Ring(consumer) => {
+                let polled = match timeout {
+                    Some(t) => consumer.poll_timeout(max, t),
+                    None => consumer.poll(max),
+                };
+                let polled = match polled {
+                    Ok(b) => b,
+                    Err(RecvError::Timeout) => return Ok(Polled::Timeout),
+                    Err(e) => return fail(e.to_string()),
+                };
+                // One clock read per batch: every message of it arrived by now.
+                let now = monotonic_ns();
+                let mut n = 0;
+                for message in &polled {
+                    n += 1;
+                    if handle(&message, message.sequence(), message.redelivered(), now)? {
+                        return Ok(Polled::Some(n, true));
+                    }
+                }
+                Ok(Polled::Some(n, false))
+            }
+            Source::Journal(subscriber) => {
+                let wait = timeout.unwrap_or(Duration::from_secs(3600));
+                let mut n = 0;
+                let mut stop = false;
+                let mut error = None;
+                loop {
+                    let now = monotonic_ns();
+                    let delivered = subscriber.poll_with(max, wait, |sequence, bytes| {
+                        if stop || error.is_some() {
+                            return;
+                        }
+                        n += 1;
+                        match handle(bytes, sequence, false, now) {
+                            Ok(s) => stop = s,
+                            Err(e) => error = Some(e),
+                        }
+                    })?;
+                    if let Some(e) = error {
+                        return Err(e.into());
+                    }
+                    if delivered > 0 {
+                        return Ok(Polled::Some(n, stop));
+                    }
+                    if timeout.is_some() {
+                        return Ok(Polled::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    fn skipped(&self) -> u64 {
+        match self {
+            Source::Ring(consumer) => consumer.skipped(),
+            Source::Journal(_) => 0,
+        }
+    }
+}
+
+/// The subscriber of `--journal DIR --from SEEK`: a durable one whose name the ring still
+/// has is the ring's; one the ring has lost (a ring made anew) starts where the journal
+/// last persisted its position.
+fn journal_source(ring: &Ring, dir: &Path, seek: Seek, o: &Options) -> Result<Source, Failure> {
+    let in_ring = ring.consumers().iter().any(|c| c.name == o.name && c.durable);
+    if o.durable && in_ring {
+        let consumer = ring
+            .subscriber(&o.name)
+            .durable(true)
+            .wait_strategy(o.wait)
+            .attach()?;
+        return Ok(Source::Ring(consumer));
+    }
+    let reader = JournalReader::open(dir)?;
+    let seek = match reader.position(&o.name) {
+        Some(position) if o.durable => Seek::Sequence(position),
+        _ => seek,
+    };
+    let subscriber = JournalSubscriber::with_reader(ring, reader, &o.name, seek)?.durable(o.durable);
+    Ok(Source::Journal(Box::new(subscriber)))
+}
+
 pub(super) fn run(path: &Path, o: &Options, json: bool) -> Result<(), Failure> {
     let ring = Ring::open(path)?;
-    let mut consumer = match &o.group {
-        Some(group) => {
+    let mut source = match (&o.journal, &o.group) {
+        (Some((dir, seek)), _) => journal_source(&ring, dir, *seek, o)?,
+        (None, Some(group)) => {
             let mut builder = ring
                 .worker(group, &o.name)
                 .group_start(o.from)
@@ -119,15 +231,16 @@ pub(super) fn run(path: &Path, o: &Options, json: bool) -> Result<(), Failure> {
             if !o.after.is_empty() {
                 builder = builder.after(&o.after);
             }
-            builder.attach()?
+            Source::Ring(builder.attach()?)
         }
-        None => ring
-            .subscriber(&o.name)
-            .start(o.from)
-            .wait_strategy(o.wait)
-            .durable(o.durable)
-            .after(&o.after)
-            .attach()?,
+        (None, None) => Source::Ring(
+            ring.subscriber(&o.name)
+                .start(o.from)
+                .wait_strategy(o.wait)
+                .durable(o.durable)
+                .after(&o.after)
+                .attach()?,
+        ),
     };
     let mut record = match &o.record {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
@@ -166,26 +279,18 @@ pub(super) fn run(path: &Path, o: &Options, json: bool) -> Result<(), Failure> {
     };
     let batch = if o.until.is_some() { 1 } else { o.batch.max(1) };
     let mut taken = 0u64;
-    'receiving: while o.count.is_none_or(|c| taken < c) {
+    while o.count.is_none_or(|c| taken < c) {
         let max = o.count.map_or(batch as u64, |c| (c - taken).min(batch as u64)) as usize;
-        let polled = match o.timeout {
-            Some(t) => consumer.poll_timeout(max, t),
-            None => consumer.poll(max),
-        };
-        let polled = match polled {
-            Ok(b) => b,
-            Err(RecvError::Timeout) => {
+        match source.poll(max, o.timeout, &mut handle)? {
+            Polled::Timeout => {
                 stopped_by_timeout = true;
                 break;
             }
-            Err(e) => return fail(e.to_string()),
-        };
-        // One clock read per batch: every message of it arrived by now.
-        let now = monotonic_ns();
-        for message in &polled {
-            taken += 1;
-            if handle(&message, message.sequence(), message.redelivered(), now)? {
-                break 'receiving;
+            Polled::Some(n, stop) => {
+                taken += n;
+                if stop {
+                    break;
+                }
             }
         }
     }
@@ -194,8 +299,8 @@ pub(super) fn run(path: &Path, o: &Options, json: bool) -> Result<(), Failure> {
         r.flush()?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let skipped = consumer.skipped();
-    drop(consumer);
+    let skipped = source.skipped();
+    drop(source);
     let latency = verifier.latency.as_ref().filter(|h| !h.is_empty()).map(|h| {
         json!({
             "p50": h.value_at_quantile(0.5), "p90": h.value_at_quantile(0.9),

@@ -6,11 +6,13 @@
 //! `consume --verify` found a violation.
 //!
 //! One file per command: `admin.rs` (create, stat, list, rm, prune), `produce.rs`,
-//! `consume.rs`, `demo.rs`; `verify.rs` is the verifiable payload format both ends share.
+//! `consume.rs`, `demo.rs`, `journal.rs` (journal, verify-journal); `verify.rs` is the
+//! verifiable payload format both ends share.
 
 mod admin;
 mod consume;
 mod demo;
+mod journal;
 mod produce;
 mod verify;
 
@@ -60,11 +62,34 @@ enum Command {
         /// Permissions of the ring file, octal.
         #[arg(long, default_value = "0600")]
         file_mode: String,
+        /// Start the ring's sequences where the journal in this directory ends (a ring made
+        /// anew for a journal that outlived it).
+        #[arg(long, value_name = "DIR")]
+        journal: Option<PathBuf>,
     },
     /// Show a ring's parameters, cursor and consumers (cleaning up after dead processes).
     Stat {
         /// Ring name or path.
         ring: String,
+        /// Also show the journal in this directory: segments, durable position and its lag.
+        #[arg(long, value_name = "DIR")]
+        journal: Option<PathBuf>,
+    },
+    /// Run a ring's journal stage: write every message to segment files in DIR, durable by
+    /// group commit (or as --durability says), until SIGTERM or SIGINT.
+    Journal {
+        /// Ring name or path.
+        ring: String,
+        /// The journal's directory (created if missing).
+        dir: PathBuf,
+        #[command(flatten)]
+        stage: journal::StageArgs,
+    },
+    /// Read every record of the journal in DIR, checking its CRC and sequence (exit 3 on one
+    /// that does not check).
+    VerifyJournal {
+        /// The journal's directory.
+        dir: PathBuf,
     },
     /// List the rings of a directory.
     List {
@@ -119,9 +144,15 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         after: Vec<String>,
         /// earliest, latest, or a sequence (for a worker: where its group starts, if it
-        /// creates it).
+        /// creates it); with --journal also @SECONDS (Unix time: the first record appended
+        /// then or later).
         #[arg(long, default_value = "latest")]
         from: String,
+        /// Start in the journal in this directory (history older than the ring holds), then
+        /// continue live in the ring. A --durable subscriber resumes where the journal last
+        /// persisted its position if the ring no longer has it (a ring made anew).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["group", "after"])]
+        journal: Option<PathBuf>,
         /// Stop after this many messages.
         #[arg(long)]
         count: Option<u64>,
@@ -204,6 +235,7 @@ macro_rules! failure_from {
     };
 }
 failure_from!(
+    ringmq::ConfirmError,
     ringmq::OpenError,
     ringmq::AttachError,
     ringmq::PublishError,
@@ -277,6 +309,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             fixed_size,
             max_consumers,
             file_mode,
+            journal,
         } => {
             let file_mode = u32::from_str_radix(file_mode.trim_start_matches("0o"), 8)
                 .ok()
@@ -293,9 +326,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(size) = fixed_size {
                 builder = builder.fixed_size(size);
             }
+            if let Some(dir) = journal.filter(|d| d.exists()) {
+                let end = ringmq::journal::JournalReader::open(&dir)?.next_sequence();
+                builder = builder.initial_sequence(end);
+            }
             admin::create(&ring, builder, json)
         }
-        Command::Stat { ring } => admin::stat(&ring_path(&ring)?, json),
+        Command::Stat { ring, journal } => admin::stat(&ring_path(&ring)?, journal.as_deref(), json),
+        Command::Journal { ring, dir, stage } => journal::run(&ring_path(&ring)?, &dir, &stage, json),
+        Command::VerifyJournal { dir } => journal::verify(&dir, json),
         Command::List { dir } => admin::list(&topic_dir(dir), json),
         Command::Rm { ring } => admin::rm(&ring_path(&ring)?, json),
         Command::Prune { dir } => admin::prune(&topic_dir(dir), json),
@@ -325,6 +364,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             group,
             after,
             from,
+            journal,
             count,
             timeout,
             print,
@@ -336,11 +376,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
             batch,
             wait,
         } => {
+            let seek = match &journal {
+                Some(_) => Some(parse_seek(&from)?),
+                None => None,
+            };
             let options = consume::Options {
                 name,
                 group,
                 after,
-                from: parse_start(&from)?,
+                from: if journal.is_some() {
+                    ringmq::Start::Latest
+                } else {
+                    parse_start(&from)?
+                },
+                journal: journal.zip(seek),
                 count,
                 timeout: timeout.map(Duration::from_secs_f64),
                 print,
@@ -366,6 +415,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
 /// The topic directory DIR, or this user's in /dev/shm.
 fn topic_dir(dir: Option<PathBuf>) -> TopicDir {
     dir.map_or_else(TopicDir::shm, TopicDir::new)
+}
+
+/// `--from` with `--journal`: earliest, latest, a sequence, or @SECONDS (Unix time).
+fn parse_seek(from: &str) -> Result<ringmq::Seek, Failure> {
+    if let Some(seconds) = from.strip_prefix('@') {
+        let seconds: f64 = seconds
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| Failure(format!("--from {from:?}: expected @ and Unix seconds"), 2))?;
+        return Ok(ringmq::Seek::Time(
+            std::time::UNIX_EPOCH + Duration::from_secs_f64(seconds),
+        ));
+    }
+    Ok(match parse_start(from)? {
+        ringmq::Start::Earliest => ringmq::Seek::Earliest,
+        ringmq::Start::Latest => ringmq::Seek::Latest,
+        ringmq::Start::Sequence(s) => ringmq::Seek::Sequence(s),
+    })
 }
 
 fn parse_start(from: &str) -> Result<ringmq::Start, Failure> {
