@@ -5,7 +5,7 @@
 
 use crate::error::ConfirmError;
 use crate::gating::group_position;
-use crate::layout::table::{KIND_GROUP, KIND_SUBSCRIBER, KIND_WORKER, OPT_DURABLE, STATE_ACTIVE};
+use crate::layout::table::{KIND_GROUP, KIND_WORKER};
 use crate::reaper::Reaper;
 use crate::shared::Shared;
 use crate::table;
@@ -70,6 +70,7 @@ pub(crate) fn wait_released(
 /// released), by name. The journal stage persists them with its commits.
 #[cfg(not(loom))]
 pub(crate) fn durable_positions(shared: &Shared) -> Vec<(String, u64)> {
+    use crate::layout::table::{KIND_SUBSCRIBER, OPT_DURABLE, STATE_ACTIVE};
     (0..shared.layout.params.max_consumers)
         .filter_map(|index| {
             let (state, _, _) = table::state(shared, index);

@@ -26,7 +26,7 @@
 use crate::error::AttachError;
 use crate::layout::table::{
     bits, decode_entry_ref, decode_state, state_word, E_CLAIM_END, E_GROUP, E_MEMBERS, E_OPTIONS, E_ORPHANS,
-    E_STATE, IDLE, KIND_GROUP, KIND_WORKER, OPT_ORPHAN, STATE_ACTIVE, STATE_RESERVING,
+    E_STATE, IDLE, KIND_GROUP, KIND_WORKER, OPT_DURABLE, OPT_ORPHAN, STATE_ACTIVE, STATE_RESERVING,
 };
 use crate::liveness::entry_lock;
 use crate::shared::Shared;
@@ -178,6 +178,19 @@ fn find_group(
     Ok(Some(group))
 }
 
+/// Makes `group` durable, or not: a durable group outlives its last worker
+/// ([`leave`]). Set and cleared only by a member (a worker attaching, or one unsubscribing
+/// before it leaves), so the group cannot be freed meanwhile.
+pub(crate) fn set_durable(shared: &Shared, group: EntryRef, durable: bool) {
+    let options = shared.entry_word(group.index, E_OPTIONS);
+    // AcqRel: pairs with the Acquire load of the options in `leave`.
+    if durable {
+        options.fetch_or_acqrel(OPT_DURABLE);
+    } else {
+        options.fetch_and_acqrel(!OPT_DURABLE);
+    }
+}
+
 /// Adds or removes a worker's bit in its group's member mask.
 pub(crate) fn set_member(shared: &Shared, group: EntryRef, worker: usize, present: bool) {
     let members = shared.entry_word(group.index, E_MEMBERS);
@@ -190,7 +203,9 @@ pub(crate) fn set_member(shared: &Shared, group: EntryRef, worker: usize, presen
     }
 }
 
-/// Leaves a group; the last worker out frees the group entry.
+/// Leaves a group; the last worker out frees the group entry, unless the group is durable:
+/// then the entry stays, with no member, gating producers at its claim counter until a
+/// worker joins again and claims on from there.
 pub(crate) fn leave(shared: &Shared, group: EntryRef) {
     let word = shared.entry_word(group.index, E_STATE);
     loop {
@@ -203,6 +218,14 @@ pub(crate) fn leave(shared: &Shared, group: EntryRef) {
         if members > 1 {
             let left = state_word(STATE_ACTIVE, members - 1, generation);
             if word.compare_exchange_acqrel(current, left).is_ok() {
+                return;
+            }
+        } else if shared.entry_word(group.index, E_OPTIONS).load_acquire() & OPT_DURABLE != 0 {
+            // Acquire: pairs with the AcqRel of `set_durable`.
+            if word
+                .compare_exchange_acqrel(current, state_word(STATE_ACTIVE, 0, generation))
+                .is_ok()
+            {
                 return;
             }
         } else if word

@@ -79,3 +79,51 @@ fn a_worker_name_held_by_a_live_worker_or_another_group_s_orphan_is_taken() {
         AttachError::NameTaken { name: "w1".into() }
     );
 }
+
+#[test]
+fn a_durable_group_outlives_its_last_worker_gating_producers_until_a_worker_comes_back() {
+    let ring = Ring::builder().capacity(8).build().unwrap();
+    let mut w1 = ring
+        .worker("g", "w1")
+        .group_start(Start::Earliest)
+        .durable(true)
+        .attach()
+        .unwrap();
+    let mut producer = ring.producer().unwrap();
+    for i in 0..6 {
+        producer.publish(i.to_string().as_bytes()).unwrap();
+    }
+    for expected in [b"0", b"1"] {
+        assert_eq!(&*w1.try_recv().unwrap(), &expected[..]);
+    }
+    drop(w1);
+    // The group stays, with its position, though no worker is left...
+    let group = ring
+        .consumers()
+        .into_iter()
+        .find(|c| c.name == "g")
+        .expect("the group stays");
+    assert_eq!((group.sequence, group.durable), (Some(2), true));
+    // ...and gates: a lap past its position is as far as producers go.
+    for i in 6..10 {
+        producer.try_publish(i.to_string().as_bytes()).unwrap();
+    }
+    assert!(producer.try_publish(b"10").is_err());
+    // A worker joining later (durable or not) claims on where the group was.
+    let w2 = ring.worker("g", "w2").attach().unwrap();
+    let mut w2 = w2;
+    assert_eq!(&*w2.try_recv().unwrap(), &b"2"[..]);
+    // Unsubscribing makes the group ephemeral: it goes with its last worker.
+    w2.unsubscribe();
+    assert!(ring.consumers().iter().all(|c| c.name != "g"));
+    producer.try_publish(b"10").unwrap();
+}
+
+#[test]
+fn an_ephemeral_group_goes_with_its_last_worker() {
+    let ring = Ring::builder().capacity(8).build().unwrap();
+    let w1 = ring.worker("g", "w1").attach().unwrap();
+    assert!(ring.consumers().iter().any(|c| c.name == "g"));
+    drop(w1);
+    assert!(ring.consumers().iter().all(|c| c.name != "g"));
+}

@@ -273,6 +273,7 @@ fn a_journal_subscriber_replays_history_then_continues_live_with_no_gap_or_dupli
                 .publish_timeout(&message(i), Duration::from_secs(30))
                 .unwrap();
         }
+        producer
     });
     let mut expected = 0;
     while expected < 3000 {
@@ -287,13 +288,28 @@ fn a_journal_subscriber_replays_history_then_continues_live_with_no_gap_or_dupli
             })
             .unwrap();
     }
-    assert!(subscriber.is_live(), "never reached the live stream");
-    publisher.join().unwrap();
+    // Caught up with the journal, it goes live (it may have read everything from the
+    // journal so far, if the stage kept ahead of it), and takes the next message from the ring.
+    let mut producer = publisher.join().unwrap();
+    let mut none = 0;
+    while !subscriber.is_live() {
+        none += subscriber
+            .poll_with(1, Duration::from_millis(1), |_, _| ())
+            .unwrap();
+    }
+    assert_eq!(none, 0, "a message past the end");
+    producer.publish(&message(3000)).unwrap();
+    let got = subscriber
+        .poll_with(1, Duration::from_secs(30), |s, payload| {
+            assert_eq!((s, payload), (3000, &message(3000)[..]));
+        })
+        .unwrap();
+    assert_eq!(got, 1);
     // From the middle of the history: 777 on, then nothing more.
     let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
     let mut late = JournalSubscriber::with_reader(&ring, reader, "late", Seek::Sequence(777)).unwrap();
     let mut expected = 777;
-    while expected < 3000 {
+    while expected < 3001 {
         late.poll_with(1000, Duration::from_secs(30), |s, _| {
             assert_eq!(s, expected);
             expected += 1;
@@ -370,4 +386,41 @@ fn acknowledgements_made_while_no_message_comes_are_persisted() {
         reader.refresh().unwrap();
     }
     stage.stop().unwrap();
+}
+
+#[test]
+fn a_stage_whose_journal_is_ahead_of_its_ring_entry_reads_on_from_the_journal_s_end() {
+    // A stage that died after a sync and before publishing it: the ring entry says 0, the
+    // journal holds 0..100.
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    drop(
+        ring.subscriber(STAGE_CONSUMER)
+            .durable(true)
+            .start(Start::Sequence(0))
+            .attach()
+            .unwrap(),
+    );
+    let mut producer = ring.producer().unwrap();
+    let mut journal = Journal::open_on(Arc::new(disk.clone()), options()).unwrap();
+    for i in 0..64 {
+        producer.publish(&message(i)).unwrap();
+        journal.append(&message(i)).unwrap();
+    }
+    journal.close().unwrap();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    // More than a lap past the journal's end: the producer overwrites the slots below it,
+    // which the stage must not wait for.
+    for i in 64..400 {
+        producer
+            .publish_timeout(&message(i), Duration::from_secs(30))
+            .unwrap();
+    }
+    assert!(stage.wait_durable(399, WAIT).unwrap() >= 400);
+    stage.stop().unwrap();
+    let records = journaled(&disk);
+    assert_eq!(records.len(), 400);
+    for (i, (s, flags, payload)) in records.into_iter().enumerate() {
+        assert_eq!((s, flags, payload), (i as u64, 0, message(i as u64)));
+    }
 }

@@ -4,116 +4,13 @@
 #![cfg(not(loom))]
 
 use ringmq::{AttachError, ConsumerKind, FileKind, OpenError, Ring, Start, TopicDir};
+mod common;
+
+use common::cli::{assert_success, run, wait_until, Proc, ShmRing, BIN};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ringmq");
-
-/// A unique ring in /dev/shm, removed on drop (also when the test fails).
-struct ShmRing(PathBuf);
-
-impl ShmRing {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        ShmRing(
-            ringmq::TopicDir::shm()
-                .path(&format!("test-{tag}-{}-{nanos}", std::process::id()))
-                .unwrap(),
-        )
-    }
-
-    fn arg(&self) -> String {
-        self.0.display().to_string()
-    }
-
-    /// Creates the ring: `capacity` slots of `slot_size` bytes, single producer.
-    fn create(&self, capacity: u64, slot_size: usize) -> Ring {
-        Ring::builder()
-            .capacity(capacity)
-            .slot_size(slot_size)
-            .create(&self.0)
-            .unwrap()
-    }
-}
-
-impl Drop for ShmRing {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A child process killed on drop (also when the test fails).
-struct Proc(Option<Child>);
-
-impl Proc {
-    /// Spawns `ringmq` with the whitespace-separated arguments of `line`.
-    fn spawn(line: &str) -> Self {
-        Proc(Some(
-            Command::new(BIN)
-                .args(line.split_whitespace())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn ringmq"),
-        ))
-    }
-
-    fn kill(&mut self) {
-        let mut child = self.0.take().expect("running");
-        child.kill().expect("SIGKILL");
-        let status = child.wait().unwrap();
-        assert!(!status.success());
-    }
-
-    /// Waits for the process and parses the JSON object it printed; asserts success.
-    fn json(&mut self) -> Value {
-        let output = self.0.take().expect("running").wait_with_output().unwrap();
-        assert_success(&output);
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "exit {}: {}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Runs `ringmq` with the whitespace-separated arguments of `line`.
-fn run(line: &str) -> Output {
-    Command::new(BIN)
-        .args(line.split_whitespace())
-        .output()
-        .expect("run ringmq")
-}
-
-/// Polls `condition` until it holds; fails the test after 20 s.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 fn attached(ring: &Ring, name: &str) -> bool {
     ring.consumers().iter().any(|c| c.name == name)
@@ -483,7 +380,7 @@ fn stat_reports_consumers_and_the_cli_gives_one_line_errors() {
         ),
         (vec!["rm", junk.to_str().unwrap()], 1, "not a ringmq ring"),
         (
-            vec!["consume", &r, "--group", "g", "--name", "w", "--durable"],
+            vec!["consume", &r, "--name", "w", "--journal", "/tmp", "--after", "a"],
             2,
             "cannot be used with",
         ),

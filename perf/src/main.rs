@@ -14,7 +14,9 @@
 //! `1p3c`, `3p1c`, `pipeline`, `diamond` and `group2` (the Disruptor's topologies, oversubscribed
 //! on two cores: yielding waits, unpinned), `ipc` and `ipc-pingpong` (1P1C and round trips between
 //! two processes through /dev/shm, with the cache line and the bare ring through a shared mapping
-//! as limits, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ). Default: all. Every case runs
+//! as limits, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ), `journal` and
+//! `journal-sync` (the journal's appends, replays and durable acknowledgements against the page
+//! cache's copy limits and a bare `fdatasync`, on files in `RINGMQ_PERF_DIR`). Default: all. Every case runs
 //! between two placement probes (the bare cache-line round trip) and is labelled near or far;
 //! systems run interleaved (A B C A B C ...) so they are compared inside one run and one placement.
 //! Every message is checked by its receiver: a system that loses one fails the run. `--only` keeps
@@ -25,6 +27,7 @@ mod blocking;
 mod calibrate;
 mod fixedrate;
 mod ipc;
+mod journal;
 mod pin;
 mod pingpong;
 mod plot;
@@ -51,6 +54,8 @@ const SCENARIOS: &[&str] = &[
     "group2",
     "ipc",
     "ipc-pingpong",
+    "journal",
+    "journal-sync",
 ];
 
 struct Args {
@@ -155,6 +160,12 @@ fn main() {
             1_000_000,
         )
     };
+    // Journal messages per rate case, and messages made durable one at a time per sync case.
+    let (journal_n, syncs) = if args.quick {
+        (200_000, 100)
+    } else {
+        (2_000_000, 1_000)
+    };
     let rounds = args.rounds.unwrap_or(rounds);
     let mut samples = Vec::new();
     for round in 0..rounds {
@@ -172,11 +183,16 @@ fn main() {
                     .map(|(_, systems)| systems.to_vec())
                     .unwrap_or_default(),
                 "ipc-pingpong" => ipc::PINGPONG.to_vec(),
+                "journal" => journal::RATES.to_vec(),
+                "journal-sync" => journal::SYNCS.to_vec(),
                 _ => unreachable!("checked by parse_args"),
             };
             let wanted = |system: &&str| {
-                // The calibration always runs: every other figure is read against it.
+                // The calibration always runs: every other figure is read against it; so do
+                // the journal's own limits.
                 scenario == "calibrate"
+                    || (scenario.starts_with("journal")
+                        && (system.starts_with("streaming limit") || system.starts_with("bare ")))
                     || args.only.is_empty()
                     || args.only.iter().any(|w| system.contains(w.as_str()))
             };
@@ -204,6 +220,8 @@ fn main() {
                         Value::Rate(topology::run(&scenario_name, system, spsc_n / 4))
                     }
                     "ipc-pingpong" => Value::Latency(ipc::pingpong(system, cores, pings)),
+                    "journal" => Value::Rate(journal::rate(system, journal_n)),
+                    "journal-sync" => Value::Latency(journal::sync_latency(system, syncs)),
                     _ => Value::Latency(pingpong::run(system, cores, pings)),
                 });
                 let after = isolated(move || calibrate::probe(cores));

@@ -190,6 +190,7 @@ pub struct WorkerBuilder {
     after: Option<Vec<String>>,
     group_start: Start,
     wait: Option<WaitStrategy>,
+    durable: bool,
 }
 
 impl WorkerBuilder {
@@ -201,7 +202,20 @@ impl WorkerBuilder {
             after: None,
             group_start: Start::Latest,
             wait: None,
+            durable: false,
         }
+    }
+
+    /// Makes the group durable (default: it goes with its last worker). A durable group
+    /// outlives its workers: when the last one leaves (or dies) the group keeps its entry and
+    /// its position, gating producers, and a worker that joins later claims on from there,
+    /// as a durable subscriber resumes. A worker asking for it makes an existing group
+    /// durable; [`Consumer::unsubscribe`] on a worker makes it ephemeral again, so that it
+    /// goes when its last worker leaves.
+    #[inline]
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 
     /// The group's dependencies: it receives sequence `s` only once each named consumer or
@@ -253,6 +267,9 @@ impl WorkerBuilder {
         let explicit = self.after.is_some();
         let deps = table::resolve(shared, self.after.as_deref().unwrap_or_default())?;
         if let Some(consumer) = self.take_over(&deps, explicit, wait)? {
+            if let (true, Some(group)) = (self.durable, consumer.read.group) {
+                group::set_durable(shared, group, true);
+            }
             return Ok(consumer);
         }
         let reap = &mut || reaper::reap_dead(shared);
@@ -279,6 +296,9 @@ impl WorkerBuilder {
         table::describe(shared, entry, &[], Some(group_entry), 0);
         table::activate(shared, entry, IDLE, 0);
         group::set_member(shared, group_entry, entry.index, true);
+        if self.durable {
+            group::set_durable(shared, group_entry, true);
+        }
         let read = ReadState::new(entry, Some(group_entry), Barrier::new(group_deps), 0);
         let att = Attached::entry(Arc::clone(shared), entry.index);
         Ok(Consumer::new(att, read, &self.name, wait, false))

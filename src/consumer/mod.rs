@@ -441,8 +441,9 @@ impl Consumer {
     #[inline]
     pub fn detach(self) {}
 
-    /// Detaches and, for a durable subscriber, removes its entry and position for good (for
-    /// any other consumer this is [`Consumer::detach`]).
+    /// Detaches and, for a durable subscriber, removes its entry and position for good; a
+    /// worker of a durable group makes the group ephemeral, so that it goes with its last
+    /// worker (for any other consumer this is [`Consumer::detach`]).
     #[inline]
     pub fn unsubscribe(mut self) {
         self.unsubscribing = true;
@@ -503,6 +504,18 @@ impl Consumer {
             index: self.read.entry.index,
         }
     }
+
+    /// Moves a subscriber's reading on to `to` without delivering what lies before it (its
+    /// caller has it already, and is about to publish a position at `to` or below). A reader
+    /// must never be behind its own published position: producers overwrite the slots
+    /// below that, and it would wait for ever on a slot that holds a later sequence.
+    pub(crate) fn skip_to(&mut self, to: u64) {
+        debug_assert!(self.read.group.is_none());
+        if to > self.read.next {
+            self.read.next = to;
+            self.read.end = to;
+        }
+    }
 }
 
 impl Drop for Consumer {
@@ -517,8 +530,14 @@ impl Drop for Consumer {
                 shared.liveness.release(crate::liveness::entry_lock(entry.index))
             }
             None => crate::table::free(shared, entry),
-            // A worker still holding part of a claim hands it back to the group.
-            Some(_) => crate::group::orphan_or_free(shared, entry),
+            // A worker still holding part of a claim hands it back to the group; one
+            // unsubscribing makes its group ephemeral first (it goes with its last worker).
+            Some(group) => {
+                if self.unsubscribing {
+                    crate::group::set_durable(shared, group, false);
+                }
+                crate::group::orphan_or_free(shared, entry)
+            }
         }
     }
 }

@@ -85,6 +85,10 @@ const LOCK_FILE: &str = "writer.lock";
 /// The names a journal directory may hold besides its segments.
 pub(crate) const RESERVED_NAMES: &[&str] = &[LOCK_FILE];
 
+/// The suffix of a segment file being allocated ([`FsDisk`] renames it when it is whole):
+/// readers pass such files over, and a writer's open removes them.
+pub(crate) const PART_SUFFIX: &str = ".part";
+
 /// A real directory.
 #[derive(Debug)]
 pub struct FsDisk {
@@ -145,10 +149,19 @@ fn check_name(name: &str) -> io::Result<()> {
 
 impl Disk for FsDisk {
     fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn DiskFile>> {
-        let file = self.open_file(name, true)?;
-        let made = allocate(&file, len).and_then(|()| FsFile::map(file, len, true));
+        // Allocated under a name of its own and renamed whole, so that no reader ever maps a
+        // file shorter than a segment under a segment's name. A `.part` left by a writer that
+        // died here is removed by the next writer's open ([`PART_SUFFIX`]).
+        check_name(name)?;
+        let part = format!("{name}{PART_SUFFIX}");
+        let _ = std::fs::remove_file(self.path.join(&part));
+        let file = self.open_file(&part, true)?;
+        let made = allocate(&file, len)
+            .and_then(|()| std::fs::rename(self.path.join(&part), self.path.join(name)))
+            .and_then(|()| FsFile::map(file, len, true));
         if made.is_err() {
-            // Best effort: a half-made file is not left under the name.
+            // Best effort: a half-made file is left under neither name.
+            let _ = std::fs::remove_file(self.path.join(&part));
             let _ = std::fs::remove_file(self.path.join(name));
         }
         Ok(Arc::new(made?))

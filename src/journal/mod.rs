@@ -317,7 +317,8 @@ impl Journal {
     }
 
     /// Appends `payload` as the next record and returns its sequence; by the journal's
-    /// [`Durability`], this may commit.
+    /// [`Durability`], this may commit (every record; a group commit's size limits, or its
+    /// zero delay). A non-zero delay is the writer's to check, with [`Journal::poll_commit`].
     ///
     /// # Errors
     ///
@@ -368,7 +369,7 @@ impl Journal {
         if self.options.durability == Durability::EveryRecord {
             self.commit()?;
         } else {
-            self.poll_commit()?;
+            self.commit_if_due(false)?;
         }
         Ok(sequence)
     }
@@ -382,6 +383,13 @@ impl Journal {
     ///
     /// [`JournalError::Failed`] if a sync failed.
     pub fn poll_commit(&mut self) -> Result<u64, JournalError> {
+        self.commit_if_due(true)
+    }
+
+    /// [`Journal::poll_commit`]; `by_clock`: also commits what is due by its age (a clock
+    /// read, which `append` leaves to the writer's calls between batches: a zero delay and the
+    /// size limits need none).
+    fn commit_if_due(&mut self, by_clock: bool) -> Result<u64, JournalError> {
         self.collect(false)?;
         let Durability::GroupCommit {
             records,
@@ -389,7 +397,8 @@ impl Journal {
             delay,
         } = self.options.durability
         else {
-            if self.options.durability == Durability::PageCache
+            if by_clock
+                && self.options.durability == Durability::PageCache
                 && self
                     .pending
                     .since
@@ -399,10 +408,15 @@ impl Journal {
             }
             return Ok(self.durable);
         };
+        if self.in_flight {
+            return Ok(self.durable);
+        }
         let due = self.pending.records >= records
             || self.pending.bytes >= bytes
-            || self.pending.since.is_some_and(|since| since.elapsed() >= delay);
-        if due && !self.in_flight {
+            || (self.pending.since.is_some()
+                && (delay.is_zero()
+                    || (by_clock && self.pending.since.is_some_and(|s| s.elapsed() >= delay))));
+        if due {
             self.start_commit()?;
         }
         Ok(self.durable)

@@ -160,11 +160,14 @@ impl JournalReader {
                     });
                 }
                 _ => {
-                    // The active segment: the last one, or the one before an empty last
-                    // one while a roll is under way.
+                    // The active segment: the last one, or the one before a last one that a
+                    // roll is creating (no header yet, or no record yet).
                     let is_last = found.peek().is_none();
                     let rolling = match found.peek() {
-                        Some(n) => matches!(read_header(n)?, Some(h) if is_empty(n, &h)?),
+                        Some(n) => match read_header(n)? {
+                            None => true,
+                            Some(h) => is_empty(n, &h)?,
+                        },
                         None => false,
                     };
                     if !is_last && !rolling {

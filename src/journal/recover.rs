@@ -58,7 +58,7 @@ pub(super) fn list_segments(
         .list()
         .map_err(|e| io_error("the journal directory", "list", &e))?
     {
-        if io::RESERVED_NAMES.contains(&name.as_str()) {
+        if io::RESERVED_NAMES.contains(&name.as_str()) || name.ends_with(io::PART_SUFFIX) {
             continue;
         }
         let Some(first) = segment::parse_name(&name) else {
@@ -67,7 +67,12 @@ pub(super) fn list_segments(
                 reason: "not a segment file name (20 digits and .seg)".into(),
             });
         };
-        let file = open(&name).map_err(|e| io_error(&name, "open", &e))?;
+        let file = match open(&name) {
+            Ok(file) => file,
+            // Deleted since the listing (retention, or a writer dropping an unborn segment).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_error(&name, "open", &e)),
+        };
         found.push(Found { name, first, file });
     }
     found.sort_by_key(|f| f.first);
@@ -80,6 +85,17 @@ pub(super) fn recover(
     options: JournalOptions,
     lock: DiskLock,
 ) -> Result<Journal, JournalError> {
+    // A segment whose allocation a dead writer left half-way: never renamed, never used.
+    for name in disk
+        .list()
+        .map_err(|e| io_error("the journal directory", "list", &e))?
+    {
+        if let Some(segment) = name.strip_suffix(io::PART_SUFFIX) {
+            if segment::parse_name(segment).is_some() {
+                disk.remove(&name).map_err(|e| io_error(&name, "remove", &e))?;
+            }
+        }
+    }
     let found = list_segments(&*disk, |name| disk.open(name))?;
 
     // The last segment, and whether it holds anything: an unborn one (its header never

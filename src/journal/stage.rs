@@ -108,6 +108,9 @@ impl JournalStage {
                 ring_next,
             });
         }
+        // What the journal holds is not read again: the position published below may be
+        // past the ring entry's (a stage that died after its sync, before publishing it).
+        consumer.skip_to(journal_end);
         let position = consumer.position_handle();
         // What the journal holds is durable (its open synced it): the stage's position
         // starts there, and moves with every sync.

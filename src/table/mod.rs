@@ -133,7 +133,8 @@ pub(crate) fn kind_of(shared: &Shared, index: usize) -> u64 {
 /// Entry `index`'s options word (`OPT_*`, and a durable subscriber's eviction delay).
 pub(crate) fn options(shared: &Shared, index: usize) -> u64 {
     // Relaxed: immutable while reserved, except OPT_ORPHAN, which is set with the group's
-    // orphan mask (AcqRel) that adopters read.
+    // orphan mask (AcqRel) that adopters read, and a group's OPT_DURABLE, which `leave`
+    // reads with Acquire (`group::set_durable`).
     shared.entry_word(index, E_OPTIONS).load_relaxed()
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: verifiable payloads.
 #![allow(dead_code)]
 
+pub mod cli;
+
 /// A message that names its producer and its number, with a length that varies and a body
 /// derived from both, so a consumer can check every byte.
 pub fn payload(producer: u32, n: u64, max_len: usize) -> Vec<u8> {

@@ -222,11 +222,22 @@ fn journal_source(ring: &Ring, dir: &Path, seek: Seek, o: &Options) -> Result<So
 pub(super) fn run(path: &Path, o: &Options, json: bool) -> Result<(), Failure> {
     let ring = Ring::open(path)?;
     let mut source = match (&o.journal, &o.group) {
-        (Some((dir, seek)), _) => journal_source(&ring, dir, *seek, o)?,
-        (None, Some(group)) => {
+        (Some((dir, seek)), None) => journal_source(&ring, dir, *seek, o)?,
+        (journal, Some(group)) => {
+            let mut from = o.from;
+            // A durable group the ring has lost (a ring made anew) starts where the journal
+            // last persisted its position.
+            if let (Some((dir, _)), true) = (journal, o.durable) {
+                if !ring.consumers().iter().any(|c| &c.name == group) {
+                    if let Some(position) = JournalReader::open(dir)?.position(group) {
+                        from = Start::Sequence(position);
+                    }
+                }
+            }
             let mut builder = ring
                 .worker(group, &o.name)
-                .group_start(o.from)
+                .group_start(from)
+                .durable(o.durable)
                 .wait_strategy(o.wait);
             if !o.after.is_empty() {
                 builder = builder.after(&o.after);

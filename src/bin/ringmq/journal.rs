@@ -34,8 +34,9 @@ pub(super) struct StageArgs {
     /// Group commit: bytes per sync at most.
     #[arg(long, default_value_t = 1 << 20)]
     pub group_bytes: u64,
-    /// Group commit: the longest a record waits for its sync, in microseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// Group commit: the longest a record waits before its sync starts, in microseconds (0: as
+    /// soon as the sync in flight returns).
+    #[arg(long, default_value_t = 0)]
     pub group_delay_us: u64,
     /// Retention: keep at most this many bytes of segments.
     #[arg(long)]

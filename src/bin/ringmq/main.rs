@@ -150,8 +150,9 @@ enum Command {
         from: String,
         /// Start in the journal in this directory (history older than the ring holds), then
         /// continue live in the ring. A --durable subscriber resumes where the journal last
-        /// persisted its position if the ring no longer has it (a ring made anew).
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["group", "after"])]
+        /// persisted its position if the ring no longer has it (a ring made anew); so does a
+        /// --durable group (whose workers read the ring only).
+        #[arg(long, value_name = "DIR", conflicts_with = "after")]
         journal: Option<PathBuf>,
         /// Stop after this many messages.
         #[arg(long)]
@@ -165,8 +166,9 @@ enum Command {
         /// Check verifiable messages and summarise (exit 3 on any violation).
         #[arg(long)]
         verify: bool,
-        /// Keep the subscriber's position if this process dies (a restart resumes there).
-        #[arg(long, conflicts_with = "group")]
+        /// Keep the subscriber's position if this process dies (a restart resumes there); with
+        /// --group, keep the group and its position when its last worker leaves.
+        #[arg(long)]
         durable: bool,
         /// Write "producer counter redelivered" per verified message to this file.
         #[arg(long)]
@@ -376,20 +378,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             batch,
             wait,
         } => {
-            let seek = match &journal {
-                Some(_) => Some(parse_seek(&from)?),
-                None => None,
+            // A worker reads the ring only (its group's start may come from the journal).
+            let seek = match (&journal, &group) {
+                (Some(_), None) => Some(parse_seek(&from)?),
+                _ => None,
             };
             let options = consume::Options {
                 name,
                 group,
                 after,
-                from: if journal.is_some() {
+                from: if seek.is_some() {
                     ringmq::Start::Latest
                 } else {
                     parse_start(&from)?
                 },
-                journal: journal.zip(seek),
+                journal: journal.map(|dir| (dir, seek.unwrap_or(ringmq::Seek::Latest))),
                 count,
                 timeout: timeout.map(Duration::from_secs_f64),
                 print,

@@ -1,0 +1,296 @@
+//! The journal (`ringmq::journal`) against what this machine's file system and page cache
+//! allow, measured in the same run, on files in `RINGMQ_PERF_DIR` (default: the temporary
+//! directory; its file system is printed with the report's line for each case).
+//!
+//! `journal` (rates, 100-byte messages): appending with page-cache durability and with group
+//! commit, and replaying, against the **write limit** (the journal's record-sized copies into
+//! mapped, preallocated segment-sized files, each synced once full, as a journal syncs every
+//! segment it seals: what appending does minus the header, the CRC and the bookkeeping) and
+//! the **page-cache read limit** (the same copies out of a mapping).
+//!
+//! `journal-sync` (latencies): a message made durable one at a time, against the **bare
+//! fdatasync** (a record-sized write into a preallocated file and its `fdatasync`, nothing
+//! else): the journal's every-record sync, and a confirmed publish through a ring and its
+//! journal stage (publish, then `wait_durable`) with group commit at its default delay and
+//! with none.
+
+use hdrhistogram::Histogram;
+use ringmq::journal::{Durability, Journal, JournalOptions, JournalReader, JournalStage, Seek};
+use ringmq::Ring;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The payload of every message.
+pub const MESSAGE: usize = 100;
+/// A 100-byte payload's record: the 32-byte header and the payload, 8-byte aligned.
+const RECORD: usize = (32 + MESSAGE).div_ceil(8) * 8;
+
+pub const RATES: &[&str] = &[
+    WRITE_LIMIT,
+    "ringmq journal, page cache",
+    "ringmq journal, group commit 1 ms",
+    "ringmq journal, group commit 0",
+    READ_LIMIT,
+    "ringmq journal, replay",
+];
+pub const WRITE_LIMIT: &str = "streaming limit (write, a sync per segment)";
+pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
+
+pub const SYNCS: &[&str] = &[
+    BARE_FDATASYNC,
+    "ringmq journal, sync every record",
+    "ringmq stage, confirmed publish, group commit 1 ms",
+    "ringmq stage, confirmed publish, group commit 0",
+];
+pub const BARE_FDATASYNC: &str = "bare fdatasync";
+
+/// A directory of its own under `RINGMQ_PERF_DIR` (or the temporary directory), removed on
+/// drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let base = std::env::var_os("RINGMQ_PERF_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = base.join(format!("ringmq-perf-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The file system the scratch directory is on, for the log.
+pub fn file_system() -> String {
+    let base = std::env::var_os("RINGMQ_PERF_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let out = std::process::Command::new("df")
+        .arg("--output=fstype,source")
+        .arg(&base)
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .unwrap_or("?")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) => "?".into(),
+    }
+}
+
+fn options(durability: Durability) -> JournalOptions {
+    JournalOptions {
+        durability,
+        ..JournalOptions::default()
+    }
+}
+
+/// Group commit at the default size limits and `delay`.
+fn group_commit(delay: Duration) -> Durability {
+    Durability::GroupCommit {
+        records: 4096,
+        bytes: 1 << 20,
+        delay,
+    }
+}
+
+fn payload(i: u64) -> [u8; MESSAGE] {
+    let mut p = [0u8; MESSAGE];
+    p[..8].copy_from_slice(&i.to_le_bytes());
+    p
+}
+
+/// One rate case: messages per second.
+pub fn rate(system: &str, n: u64) -> f64 {
+    let scratch = Scratch::new("rate");
+    match system {
+        WRITE_LIMIT => copy_limit(scratch.path(), n, true),
+        READ_LIMIT => copy_limit(scratch.path(), n, false),
+        "ringmq journal, page cache" => append(scratch.path(), n, Durability::PageCache),
+        "ringmq journal, group commit 1 ms" => {
+            append(scratch.path(), n, group_commit(Duration::from_millis(1)))
+        }
+        "ringmq journal, group commit 0" => append(scratch.path(), n, group_commit(Duration::ZERO)),
+        "ringmq journal, replay" => replay(scratch.path(), n),
+        other => panic!("unknown journal system {other:?}"),
+    }
+}
+
+/// Record-sized copies into (or out of) a mapped file allocated in segment-sized pieces, as
+/// the journal's are: the best a journal on this page cache can do, without the header, the
+/// CRC or the index.
+fn copy_limit(dir: &Path, n: u64, write: bool) -> f64 {
+    let segment = JournalOptions::default().segment_size as usize;
+    let per_segment = segment / RECORD;
+    let mut source = vec![0u8; RECORD];
+    let mut sink = vec![0u8; RECORD];
+    let mut done = 0u64;
+    let mut files = 0;
+    let mut elapsed = Duration::ZERO;
+    while done < n {
+        let path = dir.join(format!("limit-{files}"));
+        files += 1;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("a limit file");
+        allocate(&file, segment as u64);
+        // SAFETY: the file is this function's own, sized above, and nothing truncates it
+        // while mapped.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.expect("a mapping");
+        if !write {
+            // Reads are timed over written pages, as a replay's are.
+            map.fill(1);
+        }
+        let here = per_segment.min((n - done) as usize);
+        let start = Instant::now();
+        for i in 0..here {
+            let at = i * RECORD;
+            if write {
+                source[..8].copy_from_slice(&(done + i as u64).to_le_bytes());
+                map[at..at + RECORD].copy_from_slice(std::hint::black_box(&source));
+            } else {
+                sink.copy_from_slice(&map[at..at + RECORD]);
+                std::hint::black_box(&sink);
+            }
+        }
+        if write {
+            // A journal syncs each segment it seals, whatever its durability: the disk's write
+            // bandwidth is part of the limit.
+            file.sync_data().expect("fdatasync");
+        }
+        elapsed += start.elapsed();
+        done += here as u64;
+        drop(map);
+        let _ = std::fs::remove_file(&path);
+    }
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// Allocates every byte of `file`, as the journal's segments are.
+fn allocate(file: &std::fs::File, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor this function's caller owns.
+    let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    if r != 0 {
+        file.set_len(len).expect("a sized file");
+    }
+}
+
+/// Appends `n` messages to a fresh journal and makes them durable; messages per second
+/// (segment creation included: it is part of appending).
+fn append(dir: &Path, n: u64, durability: Durability) -> f64 {
+    let mut journal = Journal::open(dir, options(durability)).expect("a journal");
+    let start = Instant::now();
+    for i in 0..n {
+        journal.append(&payload(i)).expect("append");
+    }
+    journal.commit().expect("commit");
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    journal.close().expect("close");
+    rate
+}
+
+/// Writes `n` messages, then times a reader replaying them from the start, every record's
+/// CRC checked.
+fn replay(dir: &Path, n: u64) -> f64 {
+    append(dir, n, Durability::PageCache);
+    let reader = JournalReader::open(dir).expect("a reader");
+    let start = Instant::now();
+    let mut count = 0u64;
+    for record in reader.replay(Seek::Earliest).expect("replay") {
+        let record = record.expect("a record that checks");
+        assert_eq!(record.sequence, count, "the journal lost a message");
+        std::hint::black_box(record.payload);
+        count += 1;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(count, n, "the journal lost messages");
+    rate
+}
+
+/// One latency case: each of `n` messages made durable alone, in nanoseconds.
+pub fn sync_latency(system: &str, n: u64) -> Histogram<u64> {
+    let scratch = Scratch::new("sync");
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    match system {
+        BARE_FDATASYNC => bare_fdatasync(scratch.path(), n, &mut h),
+        "ringmq journal, sync every record" => {
+            let mut journal =
+                Journal::open(scratch.path(), options(Durability::EveryRecord)).expect("a journal");
+            for i in 0..n {
+                let start = Instant::now();
+                journal.append(&payload(i)).expect("append");
+                record(&mut h, start);
+            }
+            journal.close().expect("close");
+        }
+        "ringmq stage, confirmed publish, group commit 1 ms" => {
+            confirmed(scratch.path(), n, Duration::from_millis(1), &mut h)
+        }
+        "ringmq stage, confirmed publish, group commit 0" => {
+            confirmed(scratch.path(), n, Duration::ZERO, &mut h)
+        }
+        other => panic!("unknown journal system {other:?}"),
+    }
+    h
+}
+
+fn record(h: &mut Histogram<u64>, since: Instant) {
+    let _ = h.record((since.elapsed().as_nanos() as u64).max(1));
+}
+
+/// A record-sized `pwrite` at the next offset of a preallocated file, then `fdatasync`.
+fn bare_fdatasync(dir: &Path, n: u64, h: &mut Histogram<u64>) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.join("bare"))
+        .expect("a file");
+    allocate(&file, n * RECORD as u64 + 4096);
+    file.sync_all().expect("fsync");
+    let data = [7u8; RECORD];
+    for i in 0..n {
+        let start = Instant::now();
+        file.write_all_at(&data, i * RECORD as u64).expect("pwrite");
+        file.sync_data().expect("fdatasync");
+        record(h, start);
+    }
+}
+
+/// Publishes into a ring whose journal stage syncs by group commit with `delay`, and waits
+/// for each message to be durable before the next.
+fn confirmed(dir: &Path, n: u64, delay: Duration, h: &mut Histogram<u64>) {
+    let ring = Ring::builder()
+        .capacity(1024)
+        .slot_size(128)
+        .build()
+        .expect("a ring");
+    let options = options(group_commit(delay));
+    let stage = JournalStage::spawn(&ring, dir, options).expect("a stage");
+    let mut producer = ring.producer().expect("a producer");
+    for i in 0..n {
+        let start = Instant::now();
+        let sequence = producer.publish(&payload(i)).expect("publish");
+        stage
+            .wait_durable(sequence, Some(Duration::from_secs(30)))
+            .expect("durable");
+        record(h, start);
+    }
+    stage.stop().expect("stop");
+}
