@@ -31,6 +31,7 @@ mod journal;
 mod pin;
 mod pingpong;
 mod plot;
+mod redis_peer;
 mod report;
 mod spsc;
 mod topology;
@@ -196,7 +197,15 @@ fn main() {
                     || args.only.is_empty()
                     || args.only.iter().any(|w| system.contains(w.as_str()))
             };
-            for system in cases.into_iter().filter(wanted) {
+            // Peers whose server is not installed are left out (with a word on stderr).
+            let runnable = |system: &&str| {
+                let ok = !system.starts_with("redis") || redis_peer::available();
+                if !ok && round == 0 {
+                    eprintln!("ringmq-perf: {system}: redis-server not found, left out");
+                }
+                ok
+            };
+            for system in cases.into_iter().filter(wanted).filter(runnable) {
                 let before = isolated(move || calibrate::probe(cores));
                 let scenario_name = scenario.clone();
                 let value = isolated(move || match scenario_name.as_str() {

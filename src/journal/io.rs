@@ -61,6 +61,9 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     /// through `write_at`: a caller forms a slice of a range only once it knows no write to
     /// that range is under way (a record is written once, before it is published).
     fn as_ptr(&self) -> *const u8;
+    /// Asks for `len` bytes at `offset` to be mapped ahead of reading them (a hint: nothing
+    /// changes if it cannot be done).
+    fn prefetch(&self, _offset: u64, _len: u64) {}
 }
 
 /// A held writer lock ([`Disk::try_lock_writer`]); dropping it releases the lock.
@@ -302,6 +305,27 @@ impl DiskFile for FsFile {
 
     fn as_ptr(&self) -> *const u8 {
         self.map.as_ptr()
+    }
+
+    fn prefetch(&self, offset: u64, len: u64) {
+        // Whole pages of the mapping: populating them now costs one call instead of a fault
+        // per page while reading. Older kernels (before 5.14) refuse it, which changes nothing.
+        let page = 4096u64;
+        let start = offset / page * page;
+        let end = offset.saturating_add(len).min(self.len);
+        if start >= end {
+            return;
+        }
+        // SAFETY: `start..end` lies inside this handle's live mapping (bounded by `len`
+        // above, `start` page-aligned as madvise requires); MADV_POPULATE_READ only faults
+        // pages in, it never changes their contents.
+        unsafe {
+            libc::madvise(
+                self.map.as_ptr().add(start as usize) as *mut libc::c_void,
+                (end - start) as usize,
+                libc::MADV_POPULATE_READ,
+            );
+        }
     }
 }
 

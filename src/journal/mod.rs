@@ -23,6 +23,7 @@
 
 mod io;
 mod options;
+mod prefault;
 mod reader;
 mod record;
 mod recover;
@@ -150,6 +151,8 @@ pub struct Journal {
     buf: Vec<u8>,
     /// The group commit's syncer thread (`Durability::GroupCommit` only) ...
     syncer: Option<syncer::Syncer>,
+    /// Maps the active segment in ahead of the appends.
+    prefaulter: prefault::Prefaulter,
     /// ... and whether it has a sync of ours in flight.
     in_flight: bool,
     /// Called with the durable position after every sync that moves it.
@@ -362,6 +365,11 @@ impl Journal {
         }
         self.active.note(sequence, offset, timestamp, crc);
         self.active.offset += len as u64;
+        self.prefaulter.ahead(
+            &self.active.file,
+            self.active.offset,
+            self.active.header.index_start,
+        );
         self.next += 1;
         self.pending.records += 1;
         self.pending.bytes += len as u64;
@@ -660,6 +668,7 @@ impl Journal {
         let mut fresh = fresh;
         fresh.last_timestamp = self.active.last_timestamp;
         let old = std::mem::replace(&mut self.active, fresh);
+        self.prefaulter.new_segment();
         self.sealed.push_back(Sealed {
             footer: footer_of(&old, self.next),
             name: old.name,

@@ -183,6 +183,7 @@ pub(super) fn recover(
         failed: None,
         buf: Vec::new(),
         syncer: None,
+        prefaulter: super::prefault::Prefaulter::spawn(),
         in_flight: false,
         on_durable: None,
         active,
