@@ -14,12 +14,21 @@
 //! journal stage (publish, then `wait_durable`) with group commit at its default delay and
 //! with none.
 //!
+//! Also in `journal`: group commit on files whose syncs take 50 µs, 1 ms or 5 ms longer
+//! (`SlowSync`, through the journal's `Disk` interface), so the figures hold on disks that
+//! flush slower than this VM's; in `journal-sync`: the time to open a journal after a clean
+//! close (1 GiB retained; 256 MiB with `--quick`) and after a writer died with a segment's
+//! records unsynced (recovery checks each of them).
+//!
 //! Peers: Redis Streams (`redis_peer`), when `redis-server` is installed.
 
 use hdrhistogram::Histogram;
-use ringmq::journal::{Durability, Journal, JournalOptions, JournalReader, JournalStage, Seek};
+use ringmq::journal::{
+    Disk, DiskFile, DiskLock, Durability, FsDisk, Journal, JournalOptions, JournalReader, JournalStage, Seek,
+};
 use ringmq::Ring;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The payload of every message.
@@ -34,6 +43,9 @@ pub const RATES: &[&str] = &[
     "ringmq journal, group commit 0",
     READ_LIMIT,
     "ringmq journal, replay",
+    "ringmq journal, group commit, sync +50 µs",
+    "ringmq journal, group commit, sync +1 ms",
+    "ringmq journal, group commit, sync +5 ms",
     crate::redis_peer::EVERYSEC_PIPELINED,
     crate::redis_peer::ALWAYS_PIPELINED,
 ];
@@ -46,7 +58,11 @@ pub const SYNCS: &[&str] = &[
     "ringmq stage, confirmed publish, group commit 1 ms",
     "ringmq stage, confirmed publish, group commit 0",
     crate::redis_peer::ALWAYS_ONE,
+    OPEN_CLEAN,
+    OPEN_CRASHED,
 ];
+pub const OPEN_CLEAN: &str = "ringmq journal, open after a clean close (1 GiB; --quick 256 MiB)";
+pub const OPEN_CRASHED: &str = "ringmq journal, open after a crash, 60 MiB unsynced";
 pub const BARE_FDATASYNC: &str = "bare fdatasync";
 
 /// A directory of its own under `RINGMQ_PERF_DIR` (or the temporary directory), removed on
@@ -129,6 +145,18 @@ pub fn rate(system: &str, n: u64) -> f64 {
         }
         "ringmq journal, group commit 0" => append(scratch.path(), n, group_commit(Duration::ZERO)),
         "ringmq journal, replay" => replay(scratch.path(), n),
+        s if s.starts_with("ringmq journal, group commit, sync +") => {
+            let delay = injected(s);
+            let disk = Arc::new(SlowSync {
+                inner: FsDisk::open(scratch.path()).expect("a directory"),
+                delay,
+            });
+            let mut journal =
+                Journal::open_on(disk, options(group_commit(Duration::ZERO))).expect("a journal");
+            let rate = timed_appends(&mut journal, n);
+            journal.close().expect("close");
+            rate
+        }
         s if s.starts_with("redis") => crate::redis_peer::rate(s, n),
         other => panic!("unknown journal system {other:?}"),
     }
@@ -212,14 +240,94 @@ fn allocate(file: &std::fs::File, len: u64) {
 /// (segment creation included: it is part of appending).
 fn append(dir: &Path, n: u64, durability: Durability) -> f64 {
     let mut journal = Journal::open(dir, options(durability)).expect("a journal");
+    let rate = timed_appends(&mut journal, n);
+    journal.close().expect("close");
+    rate
+}
+
+fn timed_appends(journal: &mut Journal, n: u64) -> f64 {
     let start = Instant::now();
     for i in 0..n {
         journal.append(&payload(i)).expect("append");
     }
     journal.commit().expect("commit");
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    journal.close().expect("close");
-    rate
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The sync latency a case's name adds: "... sync +50 µs", "+1 ms", "+5 ms".
+fn injected(system: &str) -> Duration {
+    match system.rsplit('+').next() {
+        Some("50 µs") => Duration::from_micros(50),
+        Some("1 ms") => Duration::from_millis(1),
+        Some("5 ms") => Duration::from_millis(5),
+        other => panic!("no injected sync latency in {other:?}"),
+    }
+}
+
+/// Files whose every `fdatasync` (and directory sync) takes `delay` longer: how the journal
+/// runs on a disk slower to flush than this VM's, which may acknowledge flushes early.
+#[derive(Debug)]
+struct SlowSync {
+    inner: FsDisk,
+    delay: Duration,
+}
+
+#[derive(Debug)]
+struct SlowFile {
+    inner: Arc<dyn DiskFile>,
+    delay: Duration,
+}
+
+impl Disk for SlowSync {
+    fn create(&self, name: &str, len: u64) -> std::io::Result<Arc<dyn DiskFile>> {
+        let inner = self.inner.create(name, len)?;
+        Ok(Arc::new(SlowFile {
+            inner,
+            delay: self.delay,
+        }))
+    }
+    fn open(&self, name: &str) -> std::io::Result<Arc<dyn DiskFile>> {
+        let inner = self.inner.open(name)?;
+        Ok(Arc::new(SlowFile {
+            inner,
+            delay: self.delay,
+        }))
+    }
+    fn list(&self) -> std::io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn sync_dir(&self) -> std::io::Result<()> {
+        std::thread::sleep(self.delay);
+        self.inner.sync_dir()
+    }
+    fn try_lock_writer(&self) -> std::io::Result<Option<DiskLock>> {
+        self.inner.try_lock_writer()
+    }
+}
+
+impl DiskFile for SlowFile {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write_at(offset, data)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        std::thread::sleep(self.delay);
+        self.inner.sync_data()
+    }
+    fn as_ptr(&self) -> *const u8 {
+        self.inner.as_ptr()
+    }
+    fn prefetch(&self, offset: u64, len: u64) {
+        self.inner.prefetch(offset, len)
+    }
 }
 
 /// Writes `n` messages, then times a reader replaying them from the start, every record's
@@ -274,6 +382,49 @@ pub fn sync_latency(system: &str, n: u64) -> Histogram<u64> {
             confirmed(scratch.path(), n, Duration::ZERO, &mut h)
         }
         crate::redis_peer::ALWAYS_ONE => return crate::redis_peer::one_at_a_time(n),
+        OPEN_CLEAN => {
+            // Retained bytes in whole segments (fewer with --quick: the same per-GiB figure).
+            let records = if n >= 1000 {
+                (1 << 30) / RECORD as u64
+            } else {
+                (256 << 20) / RECORD as u64
+            };
+            let mut journal =
+                Journal::open(scratch.path(), options(Durability::PageCache)).expect("a journal");
+            for i in 0..records {
+                journal.append(&payload(i)).expect("append");
+            }
+            journal.close().expect("close");
+            for _ in 0..5 {
+                let start = Instant::now();
+                let journal = Journal::open(scratch.path(), options(Durability::PageCache)).expect("open");
+                record(&mut h, start);
+                journal.close().expect("close");
+            }
+        }
+        OPEN_CRASHED => {
+            for _ in 0..3 {
+                let _ = std::fs::remove_dir_all(scratch.path());
+                std::fs::create_dir_all(scratch.path()).expect("a directory");
+                // A segment's records written, none synced, and no close: what a writer
+                // killed then leaves in the page cache for the next open to check.
+                let mut journal =
+                    Journal::open(scratch.path(), options(Durability::PageCache)).expect("a journal");
+                for i in 0..(60 << 20) / RECORD as u64 {
+                    journal.append(&payload(i)).expect("append");
+                }
+                drop(journal);
+                let start = Instant::now();
+                let journal = Journal::open(scratch.path(), options(Durability::PageCache)).expect("open");
+                record(&mut h, start);
+                assert_eq!(
+                    journal.next_sequence(),
+                    (60 << 20) / RECORD as u64,
+                    "recovery lost records"
+                );
+                journal.close().expect("close");
+            }
+        }
         other => panic!("unknown journal system {other:?}"),
     }
     h
