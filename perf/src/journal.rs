@@ -11,8 +11,8 @@
 //! `journal-sync` (latencies): a message made durable one at a time, against the **bare
 //! fdatasync** (a record-sized write into a preallocated file and its `fdatasync`, nothing
 //! else): the journal's every-record sync, and a confirmed publish through a ring and its
-//! journal stage (publish, then `wait_durable`) with group commit at its default delay and
-//! with none.
+//! journal stage (publish, then `wait_durable`) with group commit at a delay of 1 ms and of 0,
+//! and with page-cache durability (no sync: the level of the NATS peer).
 //!
 //! Also in `journal`: group commit on files whose syncs take 50 µs, 1 ms or 5 ms longer
 //! (`SlowSync`, through the journal's `Disk` interface), so the figures hold on disks that
@@ -20,7 +20,8 @@
 //! close (1 GiB retained; 256 MiB with `--quick`) and after a writer died with a segment's
 //! records unsynced (recovery checks each of them).
 //!
-//! Peers: Redis Streams (`redis_peer`), when `redis-server` is installed.
+//! Peers: Redis Streams (`redis_peer`) and NATS JetStream (`nats_peer`), when their servers are
+//! installed.
 
 use hdrhistogram::Histogram;
 use ringmq::journal::{
@@ -48,6 +49,7 @@ pub const RATES: &[&str] = &[
     "ringmq journal, group commit, sync +5 ms",
     crate::redis_peer::EVERYSEC_PIPELINED,
     crate::redis_peer::ALWAYS_PIPELINED,
+    crate::nats_peer::PIPELINED,
 ];
 pub const WRITE_LIMIT: &str = "streaming limit (write, a sync per segment)";
 pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
@@ -57,7 +59,9 @@ pub const SYNCS: &[&str] = &[
     "ringmq journal, sync every record",
     "ringmq stage, confirmed publish, group commit 1 ms",
     "ringmq stage, confirmed publish, group commit 0",
+    "ringmq stage, confirmed publish, page cache",
     crate::redis_peer::ALWAYS_ONE,
+    crate::nats_peer::ONE,
     OPEN_CLEAN,
     OPEN_CRASHED,
 ];
@@ -88,6 +92,36 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A peer's server process, started for one case and killed when the case drops it.
+pub struct ServerProcess(pub std::process::Child);
+
+impl ServerProcess {
+    /// Whether `program` runs here (`--version`): a peer whose server is not installed is
+    /// left out of the run.
+    pub fn installed(program: &str) -> bool {
+        std::process::Command::new(program)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// A loopback port nobody listens on now.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -158,6 +192,7 @@ pub fn rate(system: &str, n: u64) -> f64 {
             rate
         }
         s if s.starts_with("redis") => crate::redis_peer::rate(s, n),
+        crate::nats_peer::PIPELINED => crate::nats_peer::rate(n),
         other => panic!("unknown journal system {other:?}"),
     }
 }
@@ -376,12 +411,16 @@ pub fn sync_latency(system: &str, n: u64) -> Histogram<u64> {
             journal.close().expect("close");
         }
         "ringmq stage, confirmed publish, group commit 1 ms" => {
-            confirmed(scratch.path(), n, Duration::from_millis(1), &mut h)
+            confirmed(scratch.path(), n, group_commit(Duration::from_millis(1)), &mut h)
         }
         "ringmq stage, confirmed publish, group commit 0" => {
-            confirmed(scratch.path(), n, Duration::ZERO, &mut h)
+            confirmed(scratch.path(), n, group_commit(Duration::ZERO), &mut h)
+        }
+        "ringmq stage, confirmed publish, page cache" => {
+            confirmed(scratch.path(), n, Durability::PageCache, &mut h)
         }
         crate::redis_peer::ALWAYS_ONE => return crate::redis_peer::one_at_a_time(n),
+        crate::nats_peer::ONE => return crate::nats_peer::one_at_a_time(n),
         OPEN_CLEAN => {
             // Retained bytes in whole segments (fewer with --quick: the same per-GiB figure).
             let records = if n >= 1000 {
@@ -454,15 +493,15 @@ fn bare_fdatasync(dir: &Path, n: u64, h: &mut Histogram<u64>) {
     }
 }
 
-/// Publishes into a ring whose journal stage syncs by group commit with `delay`, and waits
-/// for each message to be durable before the next.
-fn confirmed(dir: &Path, n: u64, delay: Duration, h: &mut Histogram<u64>) {
+/// Publishes into a ring whose journal stage has `durability`, and waits for each message
+/// to be durable by it before the next.
+fn confirmed(dir: &Path, n: u64, durability: Durability, h: &mut Histogram<u64>) {
     let ring = Ring::builder()
         .capacity(1024)
         .slot_size(128)
         .build()
         .expect("a ring");
-    let options = options(group_commit(delay));
+    let options = options(durability);
     let stage = JournalStage::spawn(&ring, dir, options).expect("a stage");
     let mut producer = ring.producer().expect("a producer");
     for i in 0..n {

@@ -28,6 +28,7 @@ mod calibrate;
 mod fixedrate;
 mod ipc;
 mod journal;
+mod nats_peer;
 mod pin;
 mod pingpong;
 mod plot;
@@ -199,9 +200,15 @@ fn main() {
             };
             // Peers whose server is not installed are left out (with a word on stderr).
             let runnable = |system: &&str| {
-                let ok = !system.starts_with("redis") || redis_peer::available();
+                let (ok, server) = if system.starts_with("redis") {
+                    (redis_peer::available(), "redis-server")
+                } else if system.starts_with("nats") {
+                    (nats_peer::available(), "nats-server")
+                } else {
+                    (true, "")
+                };
                 if !ok && round == 0 {
-                    eprintln!("ringmq-perf: {system}: redis-server not found, left out");
+                    eprintln!("ringmq-perf: {system}: {server} not found, left out");
                 }
                 ok
             };

@@ -3,9 +3,9 @@
 //! file in the case's scratch directory, synced as `appendfsync` says (`always`: before each
 //! reply, for everything written since the last sync; `everysec`: once a second).
 
-use crate::journal::{Scratch, MESSAGE};
+use crate::journal::{Scratch, ServerProcess, MESSAGE};
 use hdrhistogram::Histogram;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const EVERYSEC_PIPELINED: &str = "redis XADD, appendfsync everysec, pipelined 1000";
@@ -14,16 +14,12 @@ pub const ALWAYS_ONE: &str = "redis XADD, appendfsync always, one at a time";
 
 /// Whether `redis-server` can be run here (the cases are left out otherwise).
 pub fn available() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    ServerProcess::installed("redis-server")
 }
 
 /// A `redis-server` of this case, killed on drop.
 struct Server {
-    child: Child,
+    _server: ServerProcess,
     connection: redis::Connection,
     _dir: Scratch,
 }
@@ -31,10 +27,7 @@ struct Server {
 impl Server {
     fn start(fsync: &str) -> Server {
         let dir = Scratch::new("redis");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = ServerProcess::free_port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", fsync])
@@ -53,17 +46,10 @@ impl Server {
             }
         };
         Server {
-            child,
+            _server: ServerProcess(child),
             connection,
             _dir: dir,
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
