@@ -120,6 +120,18 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // SIGTERM first: a server shutting down stops the children it forked (Redis's
+        // append-only-file rewrite), which a SIGKILL would leave writing into the scratch
+        // directory after it is removed.
+        // SAFETY: kill(2) on a child this process spawned and has not reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
