@@ -10,7 +10,7 @@
 //!
 //! `journal-sync` (latencies): a message made durable one at a time, against the **bare
 //! fdatasync** (a record-sized write into a preallocated file and its `fdatasync`, nothing
-//! else): the journal's every-record sync, and a confirmed publish through a ring and its
+//! else; also of 64 KiB and 1 MiB, a group commit's batches): the journal's every-record sync, and a confirmed publish through a ring and its
 //! journal stage (publish, then `wait_durable`) with group commit at a delay of 1 ms and of 0,
 //! and with page-cache durability (no sync: the level of the NATS peer).
 //!
@@ -56,6 +56,8 @@ pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
 
 pub const SYNCS: &[&str] = &[
     BARE_FDATASYNC,
+    "bare fdatasync of 64 KiB",
+    "bare fdatasync of 1 MiB",
     "ringmq journal, sync every record",
     "ringmq stage, confirmed publish, group commit 1 ms",
     "ringmq stage, confirmed publish, group commit 0",
@@ -400,12 +402,18 @@ pub fn sync_latency(system: &str, n: u64) -> Histogram<u64> {
     let scratch = Scratch::new("sync");
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
     match system {
-        BARE_FDATASYNC => {
+        s if s.starts_with(BARE_FDATASYNC) => {
+            // A record, or a group commit's batch of records.
+            let size = match s.rsplit(" of ").next() {
+                Some("64 KiB") => 64 << 10,
+                Some("1 MiB") => 1 << 20,
+                _ => RECORD,
+            };
             // The fastest of three tries by its median, as every limit.
             for _ in 0..crate::calibrate::LIMIT_TRIES {
                 let mut try_h = h.clone();
                 try_h.reset();
-                bare_fdatasync(scratch.path(), n, &mut try_h);
+                bare_fdatasync(scratch.path(), n, size, &mut try_h);
                 if h.is_empty() || try_h.value_at_quantile(0.5) < h.value_at_quantile(0.5) {
                     h = try_h;
                 }
@@ -486,7 +494,7 @@ fn record(h: &mut Histogram<u64>, since: Instant) {
 }
 
 /// A record-sized `pwrite` at the next offset of a preallocated file, then `fdatasync`.
-fn bare_fdatasync(dir: &Path, n: u64, h: &mut Histogram<u64>) {
+fn bare_fdatasync(dir: &Path, n: u64, size: usize, h: &mut Histogram<u64>) {
     use std::os::unix::fs::FileExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -494,12 +502,12 @@ fn bare_fdatasync(dir: &Path, n: u64, h: &mut Histogram<u64>) {
         .create_new(true)
         .open(dir.join("bare"))
         .expect("a file");
-    allocate(&file, n * RECORD as u64 + 4096);
+    allocate(&file, n * size as u64 + 4096);
     file.sync_all().expect("fsync");
-    let data = [7u8; RECORD];
+    let data = vec![7u8; size];
     for i in 0..n {
         let start = Instant::now();
-        file.write_all_at(&data, i * RECORD as u64).expect("pwrite");
+        file.write_all_at(&data, i * size as u64).expect("pwrite");
         file.sync_data().expect("fdatasync");
         record(h, start);
     }
