@@ -239,12 +239,9 @@ fn copy_limit(dir: &Path, n: u64, write: bool) -> f64 {
             None
         } else {
             // Reads are timed over written pages in the page cache, through a mapping of
-            // their own, as a reader's in another process are.
+            // their own (its page tables empty), as a reader's in another process are.
             map.fill(1);
-            drop(map);
             // SAFETY: as above; read-only.
-            map = unsafe { memmap2::MmapMut::map_mut(&file) }.expect("a mapping");
-            // SAFETY: as above.
             Some(unsafe { memmap2::Mmap::map(&file) }.expect("a read-only mapping"))
         };
         let here = per_segment.min((n - done) as usize);

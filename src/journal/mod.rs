@@ -419,11 +419,12 @@ impl Journal {
         if self.in_flight {
             return Ok(self.durable);
         }
-        let due = self.pending.records >= records
-            || self.pending.bytes >= bytes
-            || (self.pending.since.is_some()
-                && (delay.is_zero()
-                    || (by_clock && self.pending.since.is_some_and(|s| s.elapsed() >= delay))));
+        let aged = match self.pending.since {
+            None => false,
+            Some(_) if delay.is_zero() => true,
+            Some(since) => by_clock && since.elapsed() >= delay,
+        };
+        let due = aged || self.pending.records >= records || self.pending.bytes >= bytes;
         if due {
             self.start_commit()?;
         }

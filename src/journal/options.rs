@@ -30,9 +30,9 @@ pub enum Durability {
 }
 
 impl Default for Durability {
-    /// Group commit: 4096 records or 1 MiB, and no delay (the `journal-sync` perf scenario
-    /// compares it with a delay of 1 ms: the same throughput, a lone confirm several times
-    /// faster).
+    /// Group commit: 4096 records or 1 MiB, and no delay: with one sync in flight a group
+    /// forms from what arrives during it, so a delay would only make a lone record wait (the
+    /// `journal` and `journal-sync` perf scenarios compare the two).
     fn default() -> Self {
         Durability::GroupCommit {
             records: 4096,

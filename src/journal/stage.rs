@@ -35,6 +35,10 @@ pub const STAGE_CONSUMER: &str = "journal";
 /// when the ring has no wake-ups (with wake-ups, a stop wakes it at once).
 const IDLE_TICK: Duration = Duration::from_millis(50);
 
+/// The least time between two scans of the ring's table for consumer positions: a scan
+/// reads every entry and copies out names, which the stage's loop must not do per batch.
+const POSITIONS_EVERY: Duration = Duration::from_millis(1);
+
 /// A running journal stage; see the module documentation. Dropping it stops the stage
 /// (closing the journal cleanly) and waits for its thread.
 #[derive(Debug)]
@@ -245,10 +249,10 @@ fn run(
     let mut positions_taken = Instant::now();
     while !stop.is_stopped() {
         // The durable consumers' positions ride along with the commits, looked up at most
-        // once per group commit delay (a table scan); a position that moved makes a commit
-        // due, so acknowledgements made while no message comes are persisted within a
-        // delay plus an idle tick.
-        if positions_taken.elapsed() >= delay {
+        // once per group commit delay or `POSITIONS_EVERY`, whichever is longer; a position
+        // that moved makes a commit due, so acknowledgements made while no message comes are
+        // persisted within that plus an idle tick.
+        if positions_taken.elapsed() >= delay.max(POSITIONS_EVERY) {
             persist_positions(ring, &mut journal);
             positions_taken = Instant::now();
         }
