@@ -71,6 +71,7 @@ mod barrier;
 mod confirm;
 
 mod consumer;
+mod fragment;
 mod producer;
 
 mod typed;
@@ -92,6 +93,7 @@ pub use error::{
     AttachError, BuildError, ConfirmError, JournalError, OpenError, PublishError, RecvError, SpawnError,
     TypeError,
 };
+pub use fragment::Fragment;
 #[cfg(not(loom))]
 pub use journal::{Durability, Journal, JournalOptions, JournalStage, Retention, Seek};
 pub use layout::ProducerMode;

@@ -4,6 +4,7 @@
 
 use super::Consumer;
 use crate::error::TypeError;
+use crate::fragment::Fragment;
 use crate::layout::slot::{SlotHeader, SLOT_SKIPPED};
 use crate::shared::Shared;
 use crate::storage::{ReadTrack, Slots};
@@ -18,6 +19,8 @@ pub struct Received<'a> {
     sequence: u64,
     data: *const u8,
     len: usize,
+    /// The slot header's flags.
+    flags: u8,
     /// Loom's read tracking; ended before the release in `drop`.
     track: ReadTrack,
 }
@@ -46,6 +49,7 @@ impl<'a> Received<'a> {
             sequence,
             data,
             len: header.len,
+            flags: header.flags,
             track,
         }
     }
@@ -62,6 +66,13 @@ impl<'a> Received<'a> {
     #[inline]
     pub fn redelivered(&self) -> bool {
         self.sequence < self.consumer.read.redelivered_until
+    }
+
+    /// Which piece of a message larger than a slot this is ([`crate::Producer::publish_large`]);
+    /// `None` for a whole message. [`Consumer::recv_large`] puts the pieces together.
+    #[inline]
+    pub fn fragment(&self) -> Option<Fragment> {
+        Fragment::from_slot_flags(self.flags)
     }
 
     /// Copies the payload out as a `T`.
@@ -245,6 +256,18 @@ impl Batch<'_> {
     }
 }
 
+impl Batch<'_> {
+    /// Releases only the sequences below `upto` (a large message from `upto` on is not yet
+    /// whole): the next receive starts there again.
+    #[cfg(not(loom))]
+    pub(crate) fn release_before(self, upto: u64) {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let upto = upto.clamp(this.range.start, this.range.end);
+        this.consumer.skipped += this.skipped.get();
+        this.consumer.release_to(upto);
+    }
+}
+
 impl Drop for Batch<'_> {
     #[inline]
     fn drop(&mut self) {
@@ -297,6 +320,7 @@ impl<'b> Iterator for BatchIter<'b> {
             return Some(Message {
                 sequence,
                 data,
+                flags: 0,
                 redelivered: sequence < self.redelivered_until,
                 _track: track,
             });
@@ -317,6 +341,7 @@ impl<'b> Iterator for BatchIter<'b> {
             return Some(Message {
                 sequence,
                 data,
+                flags: header.flags,
                 redelivered: sequence < self.redelivered_until,
                 _track: track,
             });
@@ -330,6 +355,8 @@ impl<'b> Iterator for BatchIter<'b> {
 pub struct Message<'a> {
     sequence: u64,
     data: &'a [u8],
+    /// The slot header's flags.
+    flags: u8,
     redelivered: bool,
     _track: ReadTrack,
 }
@@ -354,6 +381,12 @@ impl<'a> Message<'a> {
     #[inline]
     pub fn redelivered(&self) -> bool {
         self.redelivered
+    }
+
+    /// Which piece of a message larger than a slot this is; see [`Received::fragment`].
+    #[inline]
+    pub fn fragment(&self) -> Option<Fragment> {
+        Fragment::from_slot_flags(self.flags)
     }
 
     /// The payload bytes, for the batch's lifetime.

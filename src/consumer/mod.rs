@@ -12,6 +12,7 @@
 mod builder;
 #[cfg(not(loom))]
 mod handler;
+mod large;
 mod message;
 
 pub use builder::{Start, SubscriberBuilder, WorkerBuilder};
@@ -215,6 +216,15 @@ impl Consumer {
         {
             return self.spin_fill(max, deadline);
         }
+        self.wait_until(deadline, |read, att| read.fill_range(att, max))
+    }
+
+    /// Waits by the wait strategy until `ready` (a look at the ring) says so.
+    fn wait_until(
+        &mut self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&mut ReadState, &Attached) -> bool,
+    ) -> Result<(), RecvError> {
         // Borrow the fields apart rather than clone the `Arc`: a clone would write the
         // reference count, whose line every handle of the ring reads.
         let Consumer {
@@ -233,7 +243,7 @@ impl Consumer {
             event,
             deadline,
             stop.as_deref(),
-            || read.fill_range(att, max).then_some(()),
+            || ready(read, att).then_some(()),
             &mut || reaper.idle(shared),
         )
         .map_err(RecvError::from)

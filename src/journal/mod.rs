@@ -38,7 +38,7 @@ pub use io::{CrashOptions, SimDisk};
 pub use io::{Disk, DiskFile, DiskLock, FsDisk};
 pub use options::{Durability, JournalOptions, Retention};
 pub use reader::JournalReader;
-pub use record::FLAG_SKIPPED;
+pub use record::{FLAG_FIRST, FLAG_FRAGMENT, FLAG_LAST, FLAG_SKIPPED};
 pub use replay::Replay;
 pub use stage::{JournalStage, STAGE_CONSUMER};
 pub use subscriber::JournalSubscriber;
@@ -62,10 +62,18 @@ pub struct Record<'a> {
     pub sequence: u64,
     /// When the writer appended it, in nanoseconds since the Unix epoch.
     pub timestamp: u64,
-    /// Its flags ([`FLAG_SKIPPED`]).
+    /// Its flags ([`FLAG_SKIPPED`], [`FLAG_FRAGMENT`] ...).
     pub flags: u32,
     /// Its payload.
     pub payload: &'a [u8],
+}
+
+impl Record<'_> {
+    /// Which piece of a message larger than a ring slot the record holds; `None` for a whole
+    /// message (or a skipped slot). [`JournalSubscriber`] puts the pieces together.
+    pub fn fragment(&self) -> Option<crate::Fragment> {
+        crate::Fragment::from_slot_flags(self.flags as u8)
+    }
 }
 
 /// Where a replay starts.
@@ -340,6 +348,21 @@ impl Journal {
     /// As [`Journal::append`].
     pub fn append_skipped(&mut self) -> Result<u64, JournalError> {
         self.append_record(&[], FLAG_SKIPPED)
+    }
+
+    /// Appends one fragment of a ring message larger than a slot (what the stage copies from
+    /// a slot that [`crate::Producer::publish_large`] wrote); readers put the fragments
+    /// together again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::append`].
+    pub fn append_fragment(
+        &mut self,
+        payload: &[u8],
+        fragment: crate::Fragment,
+    ) -> Result<u64, JournalError> {
+        self.append_record(payload, record::fragment_flags(Some(fragment)))
     }
 
     fn append_record(&mut self, payload: &[u8], flags: u32) -> Result<u64, JournalError> {

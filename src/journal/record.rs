@@ -22,8 +22,28 @@ pub(crate) const RECORD_HEADER: usize = 32;
 /// The record stands for a ring slot given up by a dead producer: no payload.
 pub const FLAG_SKIPPED: u32 = 1;
 
+/// The record holds one fragment of a message larger than a ring slot
+/// ([`crate::Fragment`]); with [`FLAG_FIRST`] or [`FLAG_LAST`], its first or last. The
+/// fragment bits are the ring slot header's, so the stage copies them across unchanged.
+pub const FLAG_FRAGMENT: u32 = crate::layout::slot::SLOT_FRAGMENT as u32;
+/// With [`FLAG_FRAGMENT`]: the message's first fragment.
+pub const FLAG_FIRST: u32 = crate::layout::slot::SLOT_FIRST as u32;
+/// With [`FLAG_FRAGMENT`]: the message's last fragment.
+pub const FLAG_LAST: u32 = crate::layout::slot::SLOT_LAST as u32;
+
 /// Every flag this version writes; a record with another bit set is not one of ours.
-const KNOWN_FLAGS: u32 = FLAG_SKIPPED;
+const KNOWN_FLAGS: u32 = FLAG_SKIPPED | FLAG_FRAGMENT | FLAG_FIRST | FLAG_LAST;
+
+/// The record flags of a piece of a message.
+#[inline]
+pub(crate) fn fragment_flags(fragment: Option<crate::Fragment>) -> u32 {
+    match fragment {
+        None => 0,
+        Some(crate::Fragment::First) => FLAG_FRAGMENT | FLAG_FIRST,
+        Some(crate::Fragment::Middle) => FLAG_FRAGMENT,
+        Some(crate::Fragment::Last) => FLAG_FRAGMENT | FLAG_LAST,
+    }
+}
 
 /// The bytes a record of `len` payload bytes takes.
 #[inline]

@@ -275,7 +275,10 @@ fn run(
             while journal.next_sequence() < sequence {
                 journal.append_skipped()?;
             }
-            journal.append(&message[..])?;
+            match message.fragment() {
+                None => journal.append(&message[..])?,
+                Some(fragment) => journal.append_fragment(&message[..], fragment)?,
+            };
         }
         while journal.next_sequence() < end {
             journal.append_skipped()?;

@@ -7,10 +7,17 @@
 //! (the stage gates producers at the durable position, so what the ring gives up is in the
 //! journal first), and the subscriber reads on from the journal and tries again. Once
 //! attached it is an ordinary subscriber of the ring.
+//!
+//! Messages larger than a slot ([`crate::Producer::publish_large`]) are delivered whole, put
+//! together from their fragments whether these come from the journal, the ring, or both: the
+//! subscriber goes live at the first fragment of a message it has not finished, and releases
+//! ring slots only up to the first fragment of a message under way, so a durable subscriber's
+//! persisted position is never in the middle of one.
 
 use super::{JournalReader, Seek, FLAG_SKIPPED};
 use crate::consumer::{Consumer, Start};
-use crate::error::{AttachError, JournalError, RecvError};
+use crate::error::{AttachError, JournalError};
+use crate::fragment::{Assembler, Push};
 use crate::ring::Ring;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,6 +33,9 @@ pub struct JournalSubscriber {
     live: Option<Consumer>,
     /// Attach to the ring as a durable subscriber.
     durable: bool,
+    /// Puts large messages together, in `whole`.
+    assembler: Assembler,
+    whole: Vec<u8>,
 }
 
 impl JournalSubscriber {
@@ -63,6 +73,8 @@ impl JournalSubscriber {
             next,
             live: None,
             durable: false,
+            assembler: Assembler::default(),
+            whole: Vec::new(),
         })
     }
 
@@ -89,7 +101,9 @@ impl JournalSubscriber {
 
     /// Calls `f(sequence, payload)` for up to `max` messages in order, waiting at most
     /// `timeout` for the first; returns how many it delivered (0 at the timeout). Skipped
-    /// slots are passed over, as a ring subscriber passes them.
+    /// slots are passed over, as a ring subscriber passes them. A message larger than a slot
+    /// comes whole, under its last fragment's sequence; fragments of one whose start is not
+    /// retained (or whose producer died publishing it) are passed over.
     ///
     /// # Errors
     ///
@@ -104,19 +118,12 @@ impl JournalSubscriber {
     ) -> Result<usize, JournalError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(live) = &mut self.live {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let batch = match live.poll_timeout(max, left) {
-                    Ok(batch) => batch,
-                    Err(RecvError::Timeout) => return Ok(0),
-                    Err(_) => return Ok(0),
-                };
-                let mut n = 0;
-                for m in &batch {
-                    f(m.sequence(), &m);
-                    n += 1;
+            if self.live.is_some() {
+                match self.poll_live(max, deadline, &mut f) {
+                    Some(0) => continue,
+                    Some(n) => return Ok(n),
+                    None => return Ok(0),
                 }
-                return Ok(n);
             }
             let n = self.replay_some(max, &mut f)?;
             if n > 0 {
@@ -137,7 +144,64 @@ impl JournalSubscriber {
         }
     }
 
-    /// Delivers up to `max` records from the journal; how many (skipped ones not counted).
+    /// Delivers up to `max` messages from one poll of the ring, waiting until `deadline`;
+    /// how many (`Some(0)`: only part of a large message came, poll again), or `None` at the
+    /// deadline. Slots are released up to the first fragment of a message not yet whole.
+    fn poll_live(&mut self, max: usize, deadline: Instant, f: &mut impl FnMut(u64, &[u8])) -> Option<usize> {
+        let JournalSubscriber {
+            live,
+            assembler,
+            whole,
+            ..
+        } = self;
+        let live = live.as_mut()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        // A large message's fragments may outnumber `max`: the poll takes all the ring has,
+        // and the delivery stops at `max` messages.
+        let batch = live.poll_timeout(usize::MAX, left).ok()?;
+        let mut delivered = 0;
+        // Every sequence below this is delivered or passed over.
+        let mut done = batch.sequences().start;
+        for m in &batch {
+            let sequence = m.sequence();
+            let complete = match m.fragment() {
+                None => {
+                    assembler.reset();
+                    f(sequence, &m);
+                    true
+                }
+                Some(piece) => match assembler.push(whole, sequence, Some(piece), &m) {
+                    Push::Complete => {
+                        f(sequence, whole);
+                        true
+                    }
+                    Push::More(_) => false,
+                    Push::Dropped => {
+                        done = sequence + 1;
+                        false
+                    }
+                },
+            };
+            if complete {
+                delivered += 1;
+                done = sequence + 1;
+                if delivered == max {
+                    break;
+                }
+            }
+        }
+        // Skipped slots past the last message are passed over with the rest.
+        let finished = delivered < max && assembler.under_way().is_none();
+        assembler.reset();
+        if finished {
+            drop(batch);
+        } else {
+            batch.release_before(done);
+        }
+        Some(delivered)
+    }
+
+    /// Delivers up to `max` messages from the journal; how many (skipped ones not counted).
     fn replay_some(&mut self, max: usize, f: &mut impl FnMut(u64, &[u8])) -> Result<usize, JournalError> {
         if self.next >= self.reader.next_sequence() {
             self.reader.refresh()?;
@@ -145,12 +209,36 @@ impl JournalSubscriber {
                 return Ok(0);
             }
         }
+        let JournalSubscriber {
+            reader,
+            next,
+            assembler,
+            whole,
+            ..
+        } = self;
         let mut delivered = 0;
-        for record in self.reader.replay(Seek::Sequence(self.next))? {
+        for record in reader.replay(Seek::Sequence(*next))? {
             let record = record?;
-            self.next = record.sequence + 1;
-            if record.flags & FLAG_SKIPPED == 0 {
-                f(record.sequence, record.payload);
+            *next = record.sequence + 1;
+            if record.flags & FLAG_SKIPPED != 0 {
+                assembler.reset();
+                continue;
+            }
+            let complete = match record.fragment() {
+                None => {
+                    assembler.reset();
+                    f(record.sequence, record.payload);
+                    true
+                }
+                Some(piece) => {
+                    let push = assembler.push(whole, record.sequence, Some(piece), record.payload);
+                    if push == Push::Complete {
+                        f(record.sequence, whole);
+                    }
+                    push == Push::Complete
+                }
+            };
+            if complete {
                 delivered += 1;
                 if delivered == max {
                     break;
@@ -162,14 +250,18 @@ impl JournalSubscriber {
 
     /// Attaches to the ring at `next` if the ring still holds it; true if it did.
     fn try_go_live(&mut self) -> Result<bool, JournalError> {
+        // A large message the journal gave only the start of is read again from the ring,
+        // whole.
+        let from = self.assembler.under_way().unwrap_or(self.next);
         let attached = self
             .ring
             .subscriber(&self.name)
-            .start(Start::Sequence(self.next))
+            .start(Start::Sequence(from))
             .durable(self.durable)
             .attach();
         match attached {
             Ok(consumer) => {
+                self.assembler.reset();
                 self.live = Some(consumer);
                 Ok(true)
             }

@@ -36,6 +36,17 @@ pub(crate) fn check_type<T>(capacity: usize, fixed: bool) -> Result<(), TypeErro
 
 /// Slot flag: the slot holds no message (a producer gave it up); consumers pass it.
 pub(crate) const SLOT_SKIPPED: u8 = 1;
+/// Slot flag: the slot holds one fragment of a message larger than a slot
+/// ([`crate::Producer::publish_large`]); with [`SLOT_FIRST`] and [`SLOT_LAST`] it tells which.
+/// A message's fragments fill consecutive slots of one batch claim, so they are published
+/// together and never interleave with another producer's.
+pub(crate) const SLOT_FRAGMENT: u8 = 2;
+/// With [`SLOT_FRAGMENT`]: the message's first fragment.
+pub(crate) const SLOT_FIRST: u8 = 4;
+/// With [`SLOT_FRAGMENT`]: the message's last fragment.
+pub(crate) const SLOT_LAST: u8 = 8;
+/// The flags that say which part of a message a slot holds.
+pub(crate) const SLOT_FRAGMENT_MASK: u8 = SLOT_FRAGMENT | SLOT_FIRST | SLOT_LAST;
 /// Slot flag, only on a header that is not yet published: the length a batch claim set.
 pub(crate) const SLOT_PENDING_LEN: u8 = 0x80;
 

@@ -3,7 +3,9 @@
 
 use super::{check_message_len, dispatch, Producer};
 use crate::error::{PublishError, TypeError};
-use crate::layout::slot::{check_type, slot_header, SlotHeader, SLOT_PENDING_LEN, SLOT_SKIPPED};
+use crate::layout::slot::{
+    check_type, slot_header, SlotHeader, SLOT_FRAGMENT_MASK, SLOT_PENDING_LEN, SLOT_SKIPPED,
+};
 use crate::sequencer::{Claims, Sequencer};
 use crate::shared::Attached;
 use crate::storage::WriteTrack;
@@ -226,33 +228,45 @@ impl<'a> BatchClaim<'a> {
         if fixed {
             return Ok(()); // every message is the whole slot
         }
+        self.set_pending(self.start + i as u64, len, 0);
+        Ok(())
+    }
+
+    /// Copies `data` (at most a slot's payload, checked by the caller) into slot `i`, to be
+    /// published with its length and the fragment `flags` (none in a fixed-size ring, whose
+    /// slots have no header and whose messages are their whole slot).
+    pub(super) fn fill_slot(&mut self, i: usize, data: &[u8], flags: u8) {
+        debug_assert!(data.len() <= self.producer.max_len && (i as u64) < self.count);
         let sequence = self.start + i as u64;
-        // The header records the slot's pending length until the publish: it keeps the
-        // previous lap's stamp (so it publishes nothing) and carries `SLOT_PENDING_LEN`.
+        let shared = self.producer.att.shared();
+        let _track = shared
+            .region
+            .track_write(crate::atomic::slot_index(sequence, shared.capacity()));
+        let payload = self.producer.att.slots().payload(sequence);
+        // SAFETY: the slot is claimed by this guard alone (as in `slot_mut`); `data.len()` is
+        // at most the payload capacity; the source is a separate Rust slice.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
+        if !self.producer.is_fixed_size() {
+            self.set_pending(sequence, data.len(), flags);
+        }
+    }
+
+    /// Records slot `sequence`'s length and fragment flags until the publish: the header
+    /// keeps the previous lap's stamp (so it publishes nothing) and carries
+    /// `SLOT_PENDING_LEN`.
+    #[inline]
+    fn set_pending(&mut self, sequence: u64, len: usize, flags: u8) {
         let previous = sequence.wrapping_sub(self.producer.att.shared().capacity());
-        let pending = slot_header(previous, len, SLOT_PENDING_LEN);
+        let pending = slot_header(previous, len, SLOT_PENDING_LEN | flags);
         // Relaxed: not a publish (the stamp is the old lap's); read back by this thread.
         self.producer.att.slots().header(sequence).store_relaxed(pending);
-        Ok(())
     }
 
     /// Copies `messages` (lengths checked by the caller) into the slots, and publishes.
     #[inline]
     pub(super) fn fill_from<M: AsRef<[u8]>>(mut self, messages: &[M]) -> u64 {
         for (i, m) in messages.iter().enumerate() {
-            let data = m.as_ref();
-            let sequence = self.start + i as u64;
-            let shared = self.producer.att.shared();
-            let _track = shared
-                .region
-                .track_write(crate::atomic::slot_index(sequence, shared.capacity()));
-            let payload = self.producer.att.slots().payload(sequence);
-            // SAFETY: the slot is claimed by this guard alone (as in `slot_mut`);
-            // `data.len()` is at most the payload capacity (checked by the caller); the
-            // source is a separate Rust slice.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
-            // Lengths were checked by the caller; `set_len` cannot fail here.
-            let _ = self.set_len(i, data.len());
+            self.fill_slot(i, m.as_ref(), 0);
         }
         self.start
     }
@@ -294,7 +308,7 @@ fn finish_batch<M: Claims>(m: &mut M, att: &Attached, start: u64, count: u64, pa
         if panicking {
             m.commit(slots, sequence, 0, SLOT_SKIPPED);
         } else if pending.flags & SLOT_PENDING_LEN != 0 {
-            m.commit(slots, sequence, pending.len, 0);
+            m.commit(slots, sequence, pending.len, pending.flags & SLOT_FRAGMENT_MASK);
         } else {
             m.commit(slots, sequence, whole, 0);
         }

@@ -408,6 +408,89 @@ impl Producer {
         self.publish_batch_when(messages, When::after(timeout))
     }
 
+    // ---- one message larger than a slot -------------------------------------------------
+
+    #[inline]
+    fn publish_large_when(&mut self, data: &[u8], when: When) -> Result<u64, PublishError> {
+        let max = self.max_len;
+        if self.is_fixed_size() || data.len() <= max {
+            return self.publish_when(data, when);
+        }
+        let n = data.len().div_ceil(max);
+        let capacity = self.att.shared().capacity();
+        if n as u64 > capacity {
+            return Err(PublishError::TooLarge {
+                len: data.len(),
+                max: self.max_large_len(),
+            });
+        }
+        let mut batch = self.claim_batch_when(n, when)?;
+        let first = batch.first_sequence();
+        for (i, piece) in data.chunks(max).enumerate() {
+            batch.fill_slot(i, piece, crate::fragment::Fragment::slot_flags(i, n));
+        }
+        batch.publish();
+        Ok(first + n as u64 - 1)
+    }
+
+    /// The largest message [`Producer::publish_large`] takes: a whole ring of slots.
+    #[inline]
+    pub fn max_large_len(&self) -> usize {
+        if self.is_fixed_size() {
+            return self.max_len;
+        }
+        let capacity = self.att.shared().capacity();
+        usize::try_from(capacity)
+            .ok()
+            .and_then(|c| c.checked_mul(self.max_len))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Publishes `data`, which may be larger than a slot, if there is room for all of it now.
+    /// A message that fits a slot is published as [`Producer::try_publish`] does; a larger one
+    /// is cut into slot-sized fragments ([`crate::Fragment`]) written into consecutive slots
+    /// of one batch claim and published together, up to a whole ring of them
+    /// ([`Producer::max_large_len`]). Returns the sequence of the last fragment, which is the
+    /// message's: a publisher confirm waits for it.
+    ///
+    /// Subscribers read such a message whole with [`crate::Consumer::recv_large`]; the other
+    /// receives deliver its fragments one by one ([`crate::Message::fragment`]). Group
+    /// workers claim slots, not messages, so they do not reassemble: publish large messages
+    /// to subscribers (and a journal's readers). A large message costs a copy in and a copy
+    /// out, and holds its slots until its last fragment is read.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::TooLarge`] past [`Producer::max_large_len`] (in a fixed-size ring,
+    /// [`PublishError::WrongSize`] unless `data` is the message size); [`PublishError::Full`]
+    /// if the ring lacks room for every fragment now; [`PublishError::Exhausted`];
+    /// [`PublishError::Abandoned`].
+    #[inline]
+    pub fn try_publish_large(&mut self, data: &[u8]) -> Result<u64, PublishError> {
+        self.publish_large_when(data, When::Now)
+    }
+
+    /// Like [`Producer::try_publish_large`], waiting by the wait strategy for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::try_publish_large`], but never [`PublishError::Full`].
+    #[inline]
+    pub fn publish_large(&mut self, data: &[u8]) -> Result<u64, PublishError> {
+        self.publish_large_when(data, When::Until(None))
+    }
+
+    /// Like [`Producer::try_publish_large`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Timeout`] if the room for every fragment did not come in time (nothing
+    /// is published); otherwise as [`Producer::publish_large`].
+    #[inline]
+    pub fn publish_large_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<u64, PublishError> {
+        self.publish_large_when(data, When::after(timeout))
+    }
+
     /// Publishes each of `values` as one message of its bytes (see
     /// `TypedProducer::try_publish_slice`, which checks the type once, up front).
     #[inline(always)]

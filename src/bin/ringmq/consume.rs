@@ -28,6 +28,8 @@ pub(super) struct Options {
     pub until: Option<String>,
     pub hold: Duration,
     pub batch: usize,
+    /// Read messages larger than a slot whole (`Source::Large`).
+    pub large: bool,
     pub wait: WaitStrategy,
 }
 
@@ -114,6 +116,8 @@ impl Verifier {
 /// Where messages come from: the ring, or the journal and then the ring.
 enum Source {
     Ring(Consumer),
+    /// A subscriber that reads messages larger than a slot whole, into the buffer.
+    Large(Consumer, Vec<u8>),
     Journal(Box<JournalSubscriber>),
 }
 
@@ -138,6 +142,7 @@ impl Source {
     ) -> Result<Polled, Failure> {
         match self {
             Source::Ring(consumer) => {
+                let worker = consumer.is_worker();
                 let polled = match timeout {
                     Some(t) => consumer.poll_timeout(max, t),
                     None => consumer.poll(max),
@@ -151,12 +156,36 @@ impl Source {
                 let now = monotonic_ns();
                 let mut n = 0;
                 for message in &polled {
+                    if message.fragment().is_some() {
+                        return fail(format!(
+                            "message {} is a fragment of one larger than a slot: {}",
+                            message.sequence(),
+                            if worker {
+                                "a group's workers cannot read those"
+                            } else {
+                                "consume with --large"
+                            }
+                        ));
+                    }
                     n += 1;
                     if handle(&message, message.sequence(), message.redelivered(), now)? {
                         return Ok(Polled::Some(n, true));
                     }
                 }
                 Ok(Polled::Some(n, false))
+            }
+            Source::Large(consumer, buf) => {
+                let received = match timeout {
+                    Some(t) => consumer.recv_large_timeout(buf, t),
+                    None => consumer.recv_large(buf),
+                };
+                let sequence = match received {
+                    Ok(sequence) => sequence,
+                    Err(RecvError::Timeout) => return Ok(Polled::Timeout),
+                    Err(e) => return fail(e.to_string()),
+                };
+                let stop = handle(buf, sequence, false, monotonic_ns())?;
+                Ok(Polled::Some(1, stop))
             }
             Source::Journal(subscriber) => {
                 let wait = timeout.unwrap_or(Duration::from_secs(3600));
@@ -191,7 +220,7 @@ impl Source {
 
     fn skipped(&self) -> u64 {
         match self {
-            Source::Ring(consumer) => consumer.skipped(),
+            Source::Ring(consumer) | Source::Large(consumer, _) => consumer.skipped(),
             Source::Journal(_) => 0,
         }
     }
@@ -208,7 +237,11 @@ fn journal_source(ring: &Ring, dir: &Path, seek: Seek, o: &Options) -> Result<So
             .durable(true)
             .wait_strategy(o.wait)
             .attach()?;
-        return Ok(Source::Ring(consumer));
+        return Ok(if o.large {
+            Source::Large(consumer, Vec::new())
+        } else {
+            Source::Ring(consumer)
+        });
     }
     let reader = JournalReader::open(dir)?;
     let seek = match reader.position(&o.name) {
@@ -244,14 +277,20 @@ pub(super) fn run(path: &Path, o: &Options, json: bool) -> Result<(), Failure> {
             }
             Source::Ring(builder.attach()?)
         }
-        (None, None) => Source::Ring(
-            ring.subscriber(&o.name)
+        (None, None) => {
+            let consumer = ring
+                .subscriber(&o.name)
                 .start(o.from)
                 .wait_strategy(o.wait)
                 .durable(o.durable)
                 .after(&o.after)
-                .attach()?,
-        ),
+                .attach()?;
+            if o.large {
+                Source::Large(consumer, Vec::new())
+            } else {
+                Source::Ring(consumer)
+            }
+        }
     };
     let mut record = match &o.record {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),

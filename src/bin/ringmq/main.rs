@@ -182,6 +182,10 @@ enum Command {
         /// Take up to this many messages at a time, acknowledged together (not with --until).
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// Read messages larger than a slot (`produce --size` above it) whole, one at a time,
+        /// each copied out once complete. Subscribers only: a group hands out slots.
+        #[arg(long, conflicts_with = "group")]
+        large: bool,
         /// How an empty ring is waited on.
         #[arg(long, value_enum, default_value_t = Wait::Backoff)]
         wait: Wait,
@@ -376,6 +380,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             until,
             hold_ms,
             batch,
+            large,
             wait,
         } => {
             // A worker reads the ring only (its group's start may come from the journal).
@@ -402,6 +407,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 until,
                 hold: Duration::from_millis(hold_ms),
                 batch,
+                large,
                 wait: wait.strategy(),
             };
             consume::run(&ring_path(&ring)?, &options, json)

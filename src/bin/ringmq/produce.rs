@@ -27,10 +27,18 @@ pub(super) fn run(path: &Path, g: Generate, wait: WaitStrategy, json: bool) -> R
     } = g;
     let ring = Ring::open(path)?;
     let mut producer = ring.producer_with(wait)?;
-    let max = ring.max_message_len();
+    let slot = ring.max_message_len();
+    let max = producer.max_large_len();
     let size = size.unwrap_or(if verifiable.is_some() { verify::MIN_LEN } else { 8 });
     if size > max {
-        return fail(format!("--size {size} exceeds the ring's {max}-byte payload"));
+        return fail(format!(
+            "--size {size} exceeds the largest message of this ring, {max} bytes (a whole ring of {slot}-byte slots)"
+        ));
+    }
+    if size > slot && batch > 1 {
+        return fail(format!(
+            "--batch publishes slot-sized messages; a --size above the {slot}-byte slot is published one message at a time"
+        ));
     }
     if verifiable.is_some() && size < verify::MIN_LEN {
         return fail(format!(
@@ -59,10 +67,12 @@ pub(super) fn run(path: &Path, g: Generate, wait: WaitStrategy, json: bool) -> R
     let mut published = 0u64;
     let mut buf = vec![0u8; size];
     let publish = |producer: &mut ringmq::Producer, bytes: &[u8]| -> Result<(), Failure> {
-        producer.publish(bytes).map(drop).map_err(|e| match e {
-            PublishError::TooLarge { len, max } => {
-                Failure(format!("a {len}-byte message exceeds the {max}-byte payload"), 1)
-            }
+        // Messages larger than a slot go out as fragments (`consume --large` reads them).
+        producer.publish_large(bytes).map(drop).map_err(|e| match e {
+            PublishError::TooLarge { len, max } => Failure(
+                format!("a {len}-byte message exceeds the ring's largest, {max} bytes"),
+                1,
+            ),
             other => Failure(other.to_string(), 1),
         })
     };
