@@ -295,3 +295,52 @@ fn every_process_stopped_and_started_again_resumes_durable_subscribers_and_group
     }
     stage.terminate();
 }
+
+#[test]
+fn messages_larger_than_a_slot_go_through_the_cli_ring_and_journal_whole() {
+    const N: u64 = 200;
+    const FRAGMENTS: u64 = 20; // 20,000 bytes in 1016-byte payloads
+    let ring_file = ShmRing::new("jlarge");
+    let r = ring_file.arg();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    assert_success(&run(&format!("create {r} --capacity 256 --slot-size 1024")));
+    let ring = Ring::open(&ring_file.0).unwrap();
+    let mut stage = Proc::spawn(&format!("journal {r} {d}"));
+    wait_until("the stage", || stage_alive(&ring));
+    let mut live = Proc::spawn(&format!(
+        "consume {r} --name big --large --from earliest --count {N} --verify --json"
+    ));
+    wait_until("the subscriber", || position(&ring, "big").is_some());
+    let mut producer = Proc::spawn(&format!(
+        "produce {r} --count {N} --size 20000 --verifiable 1 --wait block --json"
+    ));
+    assert_eq!(producer.json()["published"], N);
+    let last = N * FRAGMENTS - 1;
+    for summary in [
+        live.json(),
+        // The ring has lapped many times: the history is the journal's.
+        Proc::spawn(&format!(
+            "consume {r} --name hist --journal {d} --from earliest --count {N} --verify --json"
+        ))
+        .json(),
+    ] {
+        assert_eq!(summary["received"], N, "{summary}");
+        assert_eq!(summary["last_sequence"], last, "{summary}");
+        for field in ["out_of_order", "gaps", "duplicates", "corrupt"] {
+            assert_eq!(summary[field], 0, "{field}: {summary}");
+        }
+    }
+    // Without --large, a subscriber is told what it met.
+    let output = run(&format!(
+        "consume {r} --name plain --from earliest --count 1 --timeout 5"
+    ));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("consume with --large"), "{stderr}");
+    // Too large for the ring: a typed refusal, nothing published.
+    let output = run(&format!("produce {r} --count 1 --size 300000"));
+    assert!(!output.status.success());
+    assert_eq!(ring.next_sequence(), N * FRAGMENTS);
+    stage.terminate();
+}

@@ -424,3 +424,96 @@ fn a_stage_whose_journal_is_ahead_of_its_ring_entry_reads_on_from_the_journal_s_
         assert_eq!((s, flags, payload), (i as u64, 0, message(i as u64)));
     }
 }
+
+#[test]
+fn messages_larger_than_a_slot_are_journaled_as_fragments_and_replayed_whole() {
+    use ringmq::Fragment;
+    // 4 KiB slots; messages up to 1 MiB (256 fragments) in a ring of 512 slots.
+    const SLOT: usize = 4096;
+    let ring = Ring::builder().capacity(512).slot_size(SLOT + 8).build().unwrap();
+    let disk = SimDisk::new();
+    let stage = JournalStage::spawn_on(
+        &ring,
+        Arc::new(disk.clone()),
+        JournalOptions {
+            segment_size: 8 << 20,
+            max_record: 1 << 20,
+            ..options()
+        },
+    )
+    .unwrap();
+    let mut producer = ring.producer().unwrap();
+    // Sizes across the boundaries, the largest a whole 1 MiB, between small ones: the ring
+    // laps several times, so the early messages are only in the journal.
+    let sizes: Vec<usize> = (0..60)
+        .map(|i| match i % 6 {
+            0 => 10,
+            1 => SLOT,
+            2 => SLOT + 1,
+            3 => 1 << 20,
+            4 => 3 * SLOT - 7,
+            _ => 100 * SLOT + 5,
+        })
+        .collect();
+    let body = |i: usize| -> Vec<u8> { (0..sizes[i]).map(|k| (k * 7 + i) as u8).collect() };
+    let mut ends = Vec::new();
+    for i in 0..sizes.len() {
+        ends.push(
+            producer
+                .publish_large_timeout(&body(i), Duration::from_secs(30))
+                .unwrap(),
+        );
+    }
+    let last = *ends.last().unwrap();
+    stage.wait_durable(last, WAIT).unwrap();
+
+    // The records are the slots, fragment flags and all.
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let first_large = ends[0] + 2; // message 1 is one whole slot; message 2 is two fragments
+    let pieces: Vec<_> = reader
+        .replay(Seek::Sequence(first_large))
+        .unwrap()
+        .take(2)
+        .map(|r| r.unwrap().fragment())
+        .collect();
+    assert_eq!(pieces, [Some(Fragment::First), Some(Fragment::Last)]);
+
+    // A journal subscriber from the start gets every message whole, under its last
+    // fragment's sequence, across the journal and the ring.
+    let mut subscriber = JournalSubscriber::with_reader(&ring, reader, "history", Seek::Earliest).unwrap();
+    let mut got = 0;
+    while got < sizes.len() {
+        subscriber
+            .poll_with(4, Duration::from_secs(30), |sequence, payload| {
+                assert_eq!(sequence, ends[got], "message {got}");
+                assert!(payload == body(got), "message {got} differs");
+                got += 1;
+            })
+            .unwrap();
+    }
+    // Live now (or soon): the next large message comes from the ring, whole.
+    let next = producer.publish_large(&body(3)).unwrap();
+    let mut live = 0;
+    while live == 0 {
+        live = subscriber
+            .poll_with(1, Duration::from_secs(30), |sequence, payload| {
+                assert_eq!(sequence, next);
+                assert!(payload == body(3));
+            })
+            .unwrap();
+    }
+
+    // From the middle of a large message: it is passed over, the next one comes whole.
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let mid = ends[3] - 10;
+    let mut late = JournalSubscriber::with_reader(&ring, reader, "late", Seek::Sequence(mid)).unwrap();
+    let mut first = None;
+    while first.is_none() {
+        late.poll_with(1, Duration::from_secs(30), |sequence, payload| {
+            first = Some((sequence, payload.len()));
+        })
+        .unwrap();
+    }
+    assert_eq!(first, Some((ends[4], sizes[4])));
+    stage.stop().unwrap();
+}
