@@ -53,6 +53,7 @@ mod error;
 
 mod layout;
 
+mod fragment;
 mod liveness;
 mod storage;
 mod wait;
@@ -71,7 +72,6 @@ mod barrier;
 mod confirm;
 
 mod consumer;
-mod fragment;
 mod producer;
 
 mod typed;
