@@ -20,6 +20,11 @@
 //! close (1 GiB retained; 256 MiB with `--quick`) and after a writer died with a segment's
 //! records unsynced (recovery checks each of them).
 //!
+//! Also in `journal`: messages of 1 MiB (256 fragments of 4 KiB) through a ring
+//! (`publish_large` to `recv_large`) and through a ring into its journal stage, against the
+//! **large copy limit** (one thread copying 1 MiB messages into a ring-sized buffer: each side
+//! of a ring copies every byte once).
+//!
 //! Peers: Redis Streams (`redis_peer`) and NATS JetStream (`nats_peer`), when their servers are
 //! installed.
 
@@ -50,7 +55,17 @@ pub const RATES: &[&str] = &[
     crate::redis_peer::EVERYSEC_PIPELINED,
     crate::redis_peer::ALWAYS_PIPELINED,
     crate::nats_peer::PIPELINED,
+    LARGE_LIMIT,
+    "ringmq ring, 1 MiB messages (publish_large, recv_large)",
+    "ringmq journal stage, 1 MiB messages, page cache",
 ];
+/// One thread copying 1 MiB messages into a ring-sized buffer: each side of a ring copies
+/// every byte once, in parallel with the other, so neither can move messages faster.
+pub const LARGE_LIMIT: &str = "streaming limit (copies of 1 MiB)";
+/// A large message's size, and the ring that carries it: 4 KiB slots, 4 MiB in all.
+const LARGE: usize = 1 << 20;
+const LARGE_SLOT: usize = 4096;
+const LARGE_CAPACITY: u64 = 1024;
 pub const WRITE_LIMIT: &str = "streaming limit (write, a sync per segment)";
 pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
 
@@ -67,6 +82,77 @@ pub const SYNCS: &[&str] = &[
     OPEN_CLEAN,
     OPEN_CRASHED,
 ];
+/// `journal-curve`: durable-acknowledgement latency of a ring's journal stage (group commit,
+/// delay 0) under a paced producer, at each offered rate.
+pub const CURVE: &[&str] = &[
+    "ringmq stage, group commit 0, offered 10k msgs/s",
+    "ringmq stage, group commit 0, offered 30k msgs/s",
+    "ringmq stage, group commit 0, offered 100k msgs/s",
+    "ringmq stage, group commit 0, offered 300k msgs/s",
+    "ringmq stage, group commit 0, offered 1000k msgs/s",
+    "ringmq stage, group commit 0, offered 3000k msgs/s",
+];
+
+/// The offered rate in a `journal-curve` case's name, in messages per second.
+pub fn offered(system: &str) -> Option<f64> {
+    let k = system.rsplit("offered ").next()?.split('k').next()?;
+    k.parse::<f64>().ok().map(|k| k * 1000.0)
+}
+
+/// One `journal-curve` case: a producer publishing 100-byte messages at the offered rate
+/// (for 1 s; 0.2 s with `quick`) into a ring whose stage journals them with group commit, and
+/// a thread that waits for each to become durable; the latency from each publish to its
+/// confirm, in nanoseconds.
+pub fn curve(system: &str, quick: bool) -> Histogram<u64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let rate = offered(system).unwrap_or_else(|| panic!("no offered rate in {system:?}"));
+    let n = ((rate * if quick { 0.2 } else { 1.0 }) as u64).max(1000);
+    let scratch = Scratch::new("curve");
+    let ring = Ring::builder()
+        .capacity(16384)
+        .slot_size(128)
+        .build()
+        .expect("a ring");
+    let stage =
+        JournalStage::spawn(&ring, scratch.path(), options(group_commit(Duration::ZERO))).expect("a stage");
+    let mut producer = ring.producer().expect("a producer");
+    // When each message was published, in nanoseconds since `epoch`.
+    let sent: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    let epoch = Instant::now();
+    let interval = 1.0 / rate;
+    let h = std::thread::scope(|scope| {
+        let confirms = scope.spawn(|| {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+            let mut next = 0;
+            while next < n {
+                let durable = stage
+                    .wait_durable(next, Some(Duration::from_secs(60)))
+                    .expect("durable");
+                let now = epoch.elapsed().as_nanos() as u64;
+                for at in &sent[next as usize..durable.min(n) as usize] {
+                    // Acquire: pairs with the Release store below; the store also comes
+                    // before the publish whose durability this thread just saw.
+                    let _ = h.record(now.saturating_sub(at.load(Ordering::Acquire)).max(1));
+                }
+                next = durable;
+            }
+            h
+        });
+        for i in 0..n {
+            let due = Duration::from_secs_f64(i as f64 * interval);
+            while epoch.elapsed() < due {
+                std::thread::yield_now();
+            }
+            // Release: pairs with the Acquire load of the confirming thread.
+            sent[i as usize].store(epoch.elapsed().as_nanos() as u64, Ordering::Release);
+            producer.publish(&payload(i)).expect("publish");
+        }
+        confirms.join().expect("the confirming thread")
+    });
+    stage.stop().expect("stop");
+    h
+}
+
 pub const OPEN_CLEAN: &str = "ringmq journal, open after a clean close (1 GiB; --quick 256 MiB)";
 pub const OPEN_CRASHED: &str = "ringmq journal, open after a crash, 60 MiB unsynced";
 pub const BARE_FDATASYNC: &str = "bare fdatasync";
@@ -205,6 +291,11 @@ pub fn rate(system: &str, n: u64) -> f64 {
             journal.close().expect("close");
             rate
         }
+        LARGE_LIMIT => crate::calibrate::best_of(|| large_copy_limit(large_count(n))),
+        "ringmq ring, 1 MiB messages (publish_large, recv_large)" => large_through_ring(large_count(n)),
+        "ringmq journal stage, 1 MiB messages, page cache" => {
+            large_through_stage(scratch.path(), large_count(n))
+        }
         s if s.starts_with("redis") => crate::redis_peer::rate(s, n),
         crate::nats_peer::PIPELINED => crate::nats_peer::rate(n),
         other => panic!("unknown journal system {other:?}"),
@@ -270,6 +361,92 @@ fn copy_limit(dir: &Path, n: u64, write: bool) -> f64 {
         let _ = std::fs::remove_file(&path);
     }
     n as f64 / elapsed.as_secs_f64()
+}
+
+/// How many 1 MiB messages stand in for `n` small ones: a thousandth, at least 50.
+fn large_count(n: u64) -> u64 {
+    (n / 1000).max(50)
+}
+
+/// Copies of `LARGE` bytes into successive places of a ring-sized buffer, by one thread;
+/// messages per second.
+fn large_copy_limit(n: u64) -> f64 {
+    let source = vec![7u8; LARGE];
+    let ring = LARGE_CAPACITY as usize * LARGE_SLOT;
+    let mut sink = vec![0u8; ring];
+    let start = Instant::now();
+    for i in 0..n as usize {
+        let at = (i * LARGE) % ring;
+        sink[at..at + LARGE].copy_from_slice(std::hint::black_box(&source));
+        std::hint::black_box(&sink);
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A message of `LARGE` bytes numbered `i` (its first 8 bytes), for a receiver to check.
+fn large_message(buf: &mut [u8], i: u64) {
+    buf[..8].copy_from_slice(&i.to_le_bytes());
+}
+
+/// A producer thread publishing `n` 1 MiB messages with `publish_large` and a subscriber
+/// reading them whole with `recv_large`; messages per second, from the first publish to the
+/// last message received.
+fn large_through_ring(n: u64) -> f64 {
+    let ring = Ring::builder()
+        .capacity(LARGE_CAPACITY)
+        .slot_size(LARGE_SLOT + 8)
+        .build()
+        .expect("a ring");
+    let mut consumer = ring.subscriber("large").attach().expect("a subscriber");
+    let mut producer = ring.producer().expect("a producer");
+    let start = Instant::now();
+    let publisher = std::thread::spawn(move || {
+        let mut buf = vec![1u8; LARGE];
+        for i in 0..n {
+            large_message(&mut buf, i);
+            producer.publish_large(&buf).expect("publish");
+        }
+    });
+    let mut out = Vec::with_capacity(LARGE);
+    for i in 0..n {
+        consumer
+            .recv_large_timeout(&mut out, Duration::from_secs(30))
+            .expect("a message");
+        assert!(
+            out.len() == LARGE && out[..8] == i.to_le_bytes(),
+            "message {i} lost or torn"
+        );
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    publisher.join().expect("the publisher");
+    rate
+}
+
+/// `n` 1 MiB messages published through a ring into its journal stage (page-cache
+/// durability), until the last is in the journal; messages per second.
+fn large_through_stage(dir: &Path, n: u64) -> f64 {
+    let ring = Ring::builder()
+        .capacity(LARGE_CAPACITY)
+        .slot_size(LARGE_SLOT + 8)
+        .build()
+        .expect("a ring");
+    let stage = JournalStage::spawn(&ring, dir, options(Durability::PageCache)).expect("a stage");
+    let mut producer = ring.producer().expect("a producer");
+    let mut buf = vec![1u8; LARGE];
+    let start = Instant::now();
+    let mut last = 0;
+    for i in 0..n {
+        large_message(&mut buf, i);
+        last = producer.publish_large(&buf).expect("publish");
+    }
+    stage
+        .wait_durable(last, Some(Duration::from_secs(60)))
+        .expect("in the journal");
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    stage.stop().expect("stop");
+    let reader = JournalReader::open(dir).expect("a reader");
+    assert_eq!(reader.next_sequence(), last + 1, "the journal lost fragments");
+    rate
 }
 
 /// Allocates every byte of `file`, as the journal's segments are.

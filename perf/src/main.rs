@@ -16,7 +16,8 @@
 //! two processes through /dev/shm, with the cache line and the bare ring through a shared mapping
 //! as limits, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ), `journal` and
 //! `journal-sync` (the journal's appends, replays and durable acknowledgements against the page
-//! cache's copy limits and a bare `fdatasync`, on files in `RINGMQ_PERF_DIR`). Default: all. Every case runs
+//! cache's copy limits and a bare `fdatasync`, on files in `RINGMQ_PERF_DIR`), `journal-curve`
+//! (durable-acknowledgement latency against offered load, plotted). Default: all. Every case runs
 //! between two placement probes (the bare cache-line round trip) and is labelled near or far;
 //! systems run interleaved (A B C A B C ...) so they are compared inside one run and one placement.
 //! Every message is checked by its receiver: a system that loses one fails the run. `--only` keeps
@@ -58,6 +59,7 @@ const SCENARIOS: &[&str] = &[
     "ipc-pingpong",
     "journal",
     "journal-sync",
+    "journal-curve",
 ];
 
 struct Args {
@@ -169,6 +171,7 @@ fn main() {
         (2_000_000, 1_000)
     };
     let rounds = args.rounds.unwrap_or(rounds);
+    let quick = args.quick;
     let mut samples = Vec::new();
     for round in 0..rounds {
         for scenario in &args.scenarios {
@@ -187,6 +190,7 @@ fn main() {
                 "ipc-pingpong" => ipc::PINGPONG.to_vec(),
                 "journal" => journal::RATES.to_vec(),
                 "journal-sync" => journal::SYNCS.to_vec(),
+                "journal-curve" => journal::CURVE.to_vec(),
                 _ => unreachable!("checked by parse_args"),
             };
             let wanted = |system: &&str| {
@@ -238,6 +242,7 @@ fn main() {
                     "ipc-pingpong" => Value::Latency(ipc::pingpong(system, cores, pings)),
                     "journal" => Value::Rate(journal::rate(system, journal_n)),
                     "journal-sync" => Value::Latency(journal::sync_latency(system, syncs)),
+                    "journal-curve" => Value::Latency(journal::curve(system, quick)),
                     _ => Value::Latency(pingpong::run(system, cores, pings)),
                 });
                 let after = isolated(move || calibrate::probe(cores));

@@ -56,7 +56,7 @@ impl Sample {
 
     pub fn line(&self) -> String {
         let figure = match &self.value {
-            Value::Rate(r) => format!("{:.1} M/s", r / 1e6),
+            Value::Rate(r) => format!("{} M/s", millions(*r)),
             Value::Latency(h) => format!(
                 "p50 {} ns p99 {} ns max {} ns",
                 h.value_at_quantile(0.5),
@@ -171,7 +171,9 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                 } else if scenario == "ipc" {
                     crate::ipc::STREAMING_LIMIT
                 } else if scenario == "journal" {
-                    if system.contains("replay") || system == crate::journal::READ_LIMIT {
+                    if system.contains("1 MiB") {
+                        crate::journal::LARGE_LIMIT
+                    } else if system.contains("replay") || system == crate::journal::READ_LIMIT {
                         crate::journal::READ_LIMIT
                     } else {
                         crate::journal::WRITE_LIMIT
@@ -310,11 +312,11 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     }
                     let _ = writeln!(
                         md,
-                        "| {system} | {place} | {} | {:.1} | {:.1}-{:.1} | {} | {}{} |",
+                        "| {system} | {place} | {} | {} | {}-{} | {} | {}{} |",
                         runs.len(),
-                        mid / 1e6,
-                        lo / 1e6,
-                        hi / 1e6,
+                        millions(mid),
+                        millions(lo),
+                        millions(hi),
                         ratio(mid / ringmq),
                         ratio(to_limit),
                         if exceeded { " (exceeded)" } else { "" }
@@ -371,6 +373,19 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     ratio(ours / best),
                     ratio(ours / limit)
                 ));
+            }
+            if scenario == "journal-curve" && !plotted.is_empty() {
+                let points: Vec<(f64, Histogram<u64>)> = plotted
+                    .iter()
+                    .filter_map(|(name, h)| Some((crate::journal::offered(name)?, h.clone())))
+                    .collect();
+                let png = format!("{scenario}-{place}-load.png");
+                let title = format!("group commit: durable confirm latency against load ({place} placement)");
+                match crate::plot::curve(&dir.join(&png), &title, &points) {
+                    Ok(true) => plots.push(png),
+                    Ok(false) => {}
+                    Err(e) => eprintln!("ringmq-perf: plot {png}: {e}"),
+                }
             }
             if !plotted.is_empty() {
                 let png = format!("{scenario}-{place}.png");
@@ -463,4 +478,15 @@ fn hgrm(h: &Histogram<u64>) -> String {
         h.len()
     );
     out
+}
+
+/// A rate in millions per second, with three significant digits below 1 M/s (a case of
+/// 1 MiB messages runs at thousands per second).
+fn millions(rate: f64) -> String {
+    let m = rate / 1e6;
+    if !(m.is_finite() && m > 0.0) || m >= 1.0 {
+        return format!("{m:.1}");
+    }
+    let decimals = (2.0 - m.log10().floor()) as usize;
+    format!("{m:.decimals$}")
 }
