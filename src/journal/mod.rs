@@ -379,11 +379,14 @@ impl Journal {
         }
         let sequence = self.next;
         let timestamp = now_ns().max(self.active.last_timestamp);
-        self.buf.clear();
-        self.buf.resize(len, 0);
-        let crc = record::encode(&mut self.buf, sequence, timestamp, flags, payload);
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        // `encode` writes every byte of the record, padding included.
+        let record = &mut self.buf[..len];
+        let crc = record::encode(record, sequence, timestamp, flags, payload);
         let offset = self.active.offset;
-        if let Err(e) = self.active.file.write_at(offset, &self.buf) {
+        if let Err(e) = self.active.file.write_at(offset, record) {
             return Err(io_error(&self.active.name, "write", &e));
         }
         self.active.note(sequence, offset, timestamp, crc);

@@ -61,26 +61,27 @@ pub(crate) struct RecordHeader {
     pub flags: u32,
 }
 
-fn crc_of(header: &[u8; RECORD_HEADER], payload: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(&header[0..4]);
-    let crc = crc32c::crc32c_append(crc, &header[8..RECORD_HEADER]);
-    crc32c::crc32c_append(crc, payload)
+/// The CRC of the record at the start of `record`, whose payload is `len` bytes: bytes 0..4,
+/// then 8 to the payload's end (header and payload are contiguous, so two calls).
+fn crc_of(record: &[u8], len: usize) -> u32 {
+    let crc = crc32c::crc32c(&record[0..4]);
+    crc32c::crc32c_append(crc, &record[8..RECORD_HEADER + len])
 }
 
-/// Writes the record into `out` (exactly `encoded_len(payload.len())` bytes, which must be
-/// zero past the payload) and returns its CRC.
+/// Writes the record into `out` (exactly `encoded_len(payload.len())` bytes) and returns its
+/// CRC.
 pub(crate) fn encode(out: &mut [u8], sequence: u64, timestamp: u64, flags: u32, payload: &[u8]) -> u32 {
     debug_assert_eq!(out.len(), encoded_len(payload.len()));
-    let mut header = [0u8; RECORD_HEADER];
-    header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    header[8..16].copy_from_slice(&sequence.to_le_bytes());
-    header[16..24].copy_from_slice(&timestamp.to_le_bytes());
-    header[24..28].copy_from_slice(&flags.to_le_bytes());
-    let crc = crc_of(&header, payload);
-    header[4..8].copy_from_slice(&crc.to_le_bytes());
-    out[..RECORD_HEADER].copy_from_slice(&header);
-    out[RECORD_HEADER..RECORD_HEADER + payload.len()].copy_from_slice(payload);
-    out[RECORD_HEADER + payload.len()..].fill(0);
+    let len = payload.len();
+    out[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[8..16].copy_from_slice(&sequence.to_le_bytes());
+    out[16..24].copy_from_slice(&timestamp.to_le_bytes());
+    out[24..28].copy_from_slice(&flags.to_le_bytes());
+    out[28..32].fill(0);
+    out[RECORD_HEADER..RECORD_HEADER + len].copy_from_slice(payload);
+    out[RECORD_HEADER + len..].fill(0);
+    let crc = crc_of(out, len);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
     crc
 }
 
@@ -131,7 +132,7 @@ pub(crate) fn decode(bytes: &[u8], expected: u64, max_len: usize, check_crc: boo
     if header.flags & !KNOWN_FLAGS != 0 || u32_at(head, 28) != 0 {
         return Decoded::Invalid("unknown flags");
     }
-    if check_crc && crc_of(head, &bytes[RECORD_HEADER..RECORD_HEADER + len]) != header.crc {
+    if check_crc && crc_of(bytes, len) != header.crc {
         return Decoded::Invalid("a CRC mismatch");
     }
     Decoded::Record(header)
