@@ -23,7 +23,8 @@
 //! Also in `journal`: messages of 1 MiB (256 fragments of 4 KiB) through a ring
 //! (`publish_large` to `recv_large`) and through a ring into its journal stage, against the
 //! **large copy limit** (one thread copying 1 MiB messages into a ring-sized buffer: each side
-//! of a ring copies every byte once).
+//! of a ring copies every byte once) and the **large write limit** (the write limit's copies
+//! with the fragments' 4 KiB records).
 //!
 //! Peers: Redis Streams (`redis_peer`) and NATS JetStream (`nats_peer`), when their servers are
 //! installed.
@@ -57,14 +58,21 @@ pub const RATES: &[&str] = &[
     crate::nats_peer::PIPELINED,
     LARGE_LIMIT,
     "ringmq ring, 1 MiB messages (publish_large, recv_large)",
+    LARGE_WRITE_LIMIT,
     "ringmq journal stage, 1 MiB messages, page cache",
 ];
 /// One thread copying 1 MiB messages into a ring-sized buffer: each side of a ring copies
 /// every byte once, in parallel with the other, so neither can move messages faster.
 pub const LARGE_LIMIT: &str = "streaming limit (copies of 1 MiB)";
+/// The write limit for 1 MiB messages journaled as fragments: the fragments' records copied
+/// into mapped segment-sized files, a sync per segment; per 1 MiB message.
+pub const LARGE_WRITE_LIMIT: &str = "streaming limit (write of 1 MiB as 4 KiB records, a sync per segment)";
 /// A large message's size, and the ring that carries it: 4 KiB slots, 4 MiB in all.
 const LARGE: usize = 1 << 20;
 const LARGE_SLOT: usize = 4096;
+/// A large message's fragments, and the record of each.
+const LARGE_FRAGMENTS: u64 = (LARGE / LARGE_SLOT) as u64;
+const LARGE_RECORD: usize = (32 + LARGE_SLOT).div_ceil(8) * 8;
 const LARGE_CAPACITY: u64 = 1024;
 pub const WRITE_LIMIT: &str = "streaming limit (write, a sync per segment)";
 pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
@@ -271,8 +279,16 @@ pub fn rate(system: &str, n: u64) -> f64 {
     let scratch = Scratch::new("rate");
     match system {
         // A limit keeps the fastest of its tries: the VM's pauses only ever slow a run.
-        WRITE_LIMIT => crate::calibrate::best_of(|| copy_limit(scratch.path(), n, true)),
-        READ_LIMIT => crate::calibrate::best_of(|| copy_limit(scratch.path(), n, false)),
+        WRITE_LIMIT => crate::calibrate::best_of(|| copy_limit(scratch.path(), n, RECORD, true)),
+        READ_LIMIT => crate::calibrate::best_of(|| copy_limit(scratch.path(), n, RECORD, false)),
+        LARGE_WRITE_LIMIT => crate::calibrate::best_of(|| {
+            copy_limit(
+                scratch.path(),
+                large_count(n) * LARGE_FRAGMENTS,
+                LARGE_RECORD,
+                true,
+            ) / LARGE_FRAGMENTS as f64
+        }),
         "ringmq journal, page cache" => append(scratch.path(), n, Durability::PageCache),
         "ringmq journal, group commit 1 ms" => {
             append(scratch.path(), n, group_commit(Duration::from_millis(1)))
@@ -305,11 +321,11 @@ pub fn rate(system: &str, n: u64) -> f64 {
 /// Record-sized copies into (or out of) a mapped file allocated in segment-sized pieces, as
 /// the journal's are: the best a journal on this page cache can do, without the header, the
 /// CRC or the index.
-fn copy_limit(dir: &Path, n: u64, write: bool) -> f64 {
+fn copy_limit(dir: &Path, n: u64, record: usize, write: bool) -> f64 {
     let segment = JournalOptions::default().segment_size as usize;
-    let per_segment = segment / RECORD;
-    let mut source = vec![0u8; RECORD];
-    let mut sink = vec![0u8; RECORD];
+    let per_segment = segment / record;
+    let mut source = vec![0u8; record];
+    let mut sink = vec![0u8; record];
     let mut done = 0u64;
     let mut files = 0;
     let mut elapsed = Duration::ZERO;
@@ -338,14 +354,14 @@ fn copy_limit(dir: &Path, n: u64, write: bool) -> f64 {
         let here = per_segment.min((n - done) as usize);
         let start = Instant::now();
         for i in 0..here {
-            let at = i * RECORD;
+            let at = i * record;
             match &reading {
                 None => {
                     source[..8].copy_from_slice(&(done + i as u64).to_le_bytes());
-                    map[at..at + RECORD].copy_from_slice(std::hint::black_box(&source));
+                    map[at..at + record].copy_from_slice(std::hint::black_box(&source));
                 }
                 Some(read) => {
-                    sink.copy_from_slice(&read[at..at + RECORD]);
+                    sink.copy_from_slice(&read[at..at + record]);
                     std::hint::black_box(&sink);
                 }
             }
@@ -548,8 +564,8 @@ impl DiskFile for SlowFile {
     fn as_ptr(&self) -> *const u8 {
         self.inner.as_ptr()
     }
-    fn prefetch(&self, offset: u64, len: u64) {
-        self.inner.prefetch(offset, len)
+    fn prefetch(&self, offset: u64, len: u64, for_write: bool) {
+        self.inner.prefetch(offset, len, for_write)
     }
 }
 

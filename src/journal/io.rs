@@ -61,9 +61,11 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     /// through `write_at`: a caller forms a slice of a range only once it knows no write to
     /// that range is under way (a record is written once, before it is published).
     fn as_ptr(&self) -> *const u8;
-    /// Asks for `len` bytes at `offset` to be mapped ahead of reading them (a hint: nothing
-    /// changes if it cannot be done).
-    fn prefetch(&self, _offset: u64, _len: u64) {}
+    /// Asks for `len` bytes at `offset` to be mapped ahead of use (a hint: nothing changes if
+    /// it cannot be done). `for_write` also makes the pages writable, and so dirty: the kernel
+    /// may then write them back (zeros) before the records that fill them, and a sync of the
+    /// file writes them all, so it suits a file no sync is waiting on.
+    fn prefetch(&self, _offset: u64, _len: u64, _for_write: bool) {}
 }
 
 /// A held writer lock ([`Disk::try_lock_writer`]); dropping it releases the lock.
@@ -307,9 +309,10 @@ impl DiskFile for FsFile {
         self.map.as_ptr()
     }
 
-    fn prefetch(&self, offset: u64, len: u64) {
+    fn prefetch(&self, offset: u64, len: u64, for_write: bool) {
         // Whole pages of the mapping: populating them now costs one call instead of a fault
-        // per page while reading. Older kernels (before 5.14) refuse it, which changes nothing.
+        // per page (two for a write: the page's read, then its write permission). Older
+        // kernels (before 5.14) refuse it, which changes nothing.
         let page = 4096u64;
         let start = offset / page * page;
         let end = offset.saturating_add(len).min(self.len);
@@ -317,13 +320,18 @@ impl DiskFile for FsFile {
             return;
         }
         // SAFETY: `start..end` lies inside this handle's live mapping (bounded by `len`
-        // above, `start` page-aligned as madvise requires); MADV_POPULATE_READ only faults
-        // pages in, it never changes their contents.
+        // above, `start` page-aligned as madvise requires); populating faults pages in (and,
+        // for a write, makes them writable as a write fault would) without changing their
+        // contents.
         unsafe {
             libc::madvise(
                 self.map.as_ptr().add(start as usize) as *mut libc::c_void,
                 (end - start) as usize,
-                libc::MADV_POPULATE_READ,
+                if for_write {
+                    libc::MADV_POPULATE_WRITE
+                } else {
+                    libc::MADV_POPULATE_READ
+                },
             );
         }
     }

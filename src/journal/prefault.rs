@@ -1,8 +1,13 @@
 //! The active segment's pages mapped in ahead of the writer, by a thread of their own: the
 //! first touch of a page of a preallocated segment is a fault that reads (zero-fills) it, which
-//! the writer's thread would otherwise take once per page. Reading pages in does not dirty
-//! them, so nothing is written back early; the writer's first store to each page is then only
-//! a cheaper write-permission fault.
+//! the writer's thread would otherwise take once per page.
+//!
+//! How far it goes depends on the syncs. A journal that syncs as it goes (group commit, every
+//! record) has its pages only read in: that does not dirty them, so a sync never writes back
+//! pages ahead of the records, and the writer's first store to each is a cheaper
+//! write-permission fault. A page-cache journal syncs a segment only when it seals it, so its
+//! pages are made writable too, and the writer takes no fault at all; the zeros the kernel may
+//! write back early are overwritten before that seal.
 //!
 //! A hint throughout: a thread that cannot be spawned, or a kernel that refuses the populate,
 //! leaves every page to fault in as before.
@@ -30,14 +35,15 @@ pub(super) struct Prefaulter {
 }
 
 impl Prefaulter {
-    /// The thread (or, if it cannot be spawned, a prefaulter that asks for nothing).
-    pub(super) fn spawn() -> Prefaulter {
+    /// The thread (or, if it cannot be spawned, a prefaulter that asks for nothing);
+    /// `for_write` makes pages writable, not only read in (see the module documentation).
+    pub(super) fn spawn(for_write: bool) -> Prefaulter {
         let (requests, incoming) = channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("ringmq-prefault".into())
             .spawn(move || {
                 for r in incoming {
-                    r.file.prefetch(r.offset, r.len);
+                    r.file.prefetch(r.offset, r.len, for_write);
                 }
             })
             .ok();

@@ -183,7 +183,7 @@ pub(super) fn recover(
         failed: None,
         buf: Vec::new(),
         syncer: None,
-        prefaulter: super::prefault::Prefaulter::spawn(),
+        prefaulter: super::prefault::Prefaulter::spawn(options.durability == super::Durability::PageCache),
         in_flight: false,
         on_durable: None,
         active,
