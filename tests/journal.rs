@@ -238,6 +238,47 @@ fn a_failed_sync_fails_the_journal_and_acknowledges_nothing_more() {
 }
 
 #[test]
+fn a_batch_ended_with_nothing_more_coming_is_synced_on_the_writer_s_thread() {
+    let disk = SimDisk::new();
+    let options = JournalOptions {
+        durability: Durability::GroupCommit {
+            records: 1000,
+            bytes: 1 << 20,
+            delay: Duration::ZERO,
+        },
+        ..small()
+    };
+    let mut journal = open(&disk, options).unwrap();
+    journal.set_batching(true);
+    // Batching: appends start no sync; ending the batch with nothing more coming syncs it
+    // before returning, whatever the syncer thread is doing.
+    for s in 0..5 {
+        journal.append(&payload(s)).unwrap();
+    }
+    assert_eq!(journal.durable(), 0);
+    assert_eq!(journal.end_batch(false).unwrap(), 5);
+    // With more coming, the sync goes to the syncer; its result is taken later.
+    for s in 5..8 {
+        journal.append(&payload(s)).unwrap();
+    }
+    journal.end_batch(true).unwrap();
+    assert_eq!(journal.finish_sync().unwrap(), 8);
+    // A failed sync on the writer's thread fails the journal as one on the syncer does.
+    journal.append(&payload(8)).unwrap();
+    disk.fail_syncs_after(Some(0));
+    assert!(matches!(
+        journal.end_batch(false),
+        Err(JournalError::Failed { durable: 8, .. })
+    ));
+    assert!(matches!(journal.append(b"x"), Err(JournalError::Failed { .. })));
+    drop(journal);
+    let image = disk.crash(2, CrashOptions::default());
+    let journal = open(&image, options).unwrap();
+    assert!(journal.next_sequence() >= 8);
+    check_replay(&journal, Seek::Earliest, 0);
+}
+
+#[test]
 fn foreign_and_truncated_files_are_typed_errors() {
     let disk = SimDisk::new();
     disk.create("notes.txt", 10).unwrap();

@@ -14,6 +14,12 @@ use std::time::Duration;
 const WAIT: Option<Duration> = Some(Duration::from_secs(30));
 
 fn options() -> JournalOptions {
+    options_with(Duration::from_millis(1))
+}
+
+/// Small segments and group commit with `delay`. At a zero delay the stage syncs on its own
+/// thread when the ring has nothing more, and through the syncer thread when it has.
+fn options_with(delay: Duration) -> JournalOptions {
     JournalOptions {
         segment_size: 64 << 10,
         max_record: 4096,
@@ -21,11 +27,14 @@ fn options() -> JournalOptions {
         durability: Durability::GroupCommit {
             records: 64,
             bytes: 1 << 20,
-            delay: Duration::from_millis(1),
+            delay,
         },
         ..JournalOptions::default()
     }
 }
+
+/// The group commit delays the stage tests run with.
+const DELAYS: [Duration; 2] = [Duration::ZERO, Duration::from_millis(1)];
 
 fn message(i: u64) -> Vec<u8> {
     format!("message {i}").into_bytes()
@@ -47,65 +56,70 @@ fn journaled(disk: &SimDisk) -> Vec<(u64, u32, Vec<u8>)> {
 
 #[test]
 fn every_message_is_journaled_once_in_order_and_confirmed_durable() {
-    let ring = Ring::builder().capacity(256).slot_size(64).build().unwrap();
-    let disk = SimDisk::new();
-    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
-    let mut producer = ring.producer().unwrap();
-    for i in 0..2000 {
-        let s = producer
-            .publish_timeout(&message(i), Duration::from_secs(30))
-            .unwrap();
-        assert_eq!(s, i);
-    }
-    let durable = stage.wait_durable(1999, WAIT).unwrap();
-    assert!(durable >= 2000);
-    assert!(stage.durable() >= 2000);
-    stage.stop().unwrap();
-    let records = journaled(&disk);
-    assert_eq!(records.len(), 2000);
-    for (i, (s, flags, payload)) in records.into_iter().enumerate() {
-        assert_eq!((s, flags, payload), (i as u64, 0, message(i as u64)));
+    for delay in DELAYS {
+        let ring = Ring::builder().capacity(256).slot_size(64).build().unwrap();
+        let disk = SimDisk::new();
+        let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options_with(delay)).unwrap();
+        let mut producer = ring.producer().unwrap();
+        for i in 0..2000 {
+            let s = producer
+                .publish_timeout(&message(i), Duration::from_secs(30))
+                .unwrap();
+            assert_eq!(s, i);
+        }
+        let durable = stage.wait_durable(1999, WAIT).unwrap();
+        assert!(durable >= 2000);
+        assert!(stage.durable() >= 2000);
+        stage.stop().unwrap();
+        let records = journaled(&disk);
+        assert_eq!(records.len(), 2000);
+        for (i, (s, flags, payload)) in records.into_iter().enumerate() {
+            assert_eq!((s, flags, payload), (i as u64, 0, message(i as u64)));
+        }
     }
 }
 
 #[test]
 fn a_durable_only_consumer_never_sees_a_message_before_it_is_durable() {
-    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
-    let disk = SimDisk::new();
-    // Slow syncs, so messages sit published but not durable for a while.
-    disk.set_sync_delay(Duration::from_millis(2));
-    let stage = Arc::new(JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap());
-    let mut audit = ring
-        .subscriber("audit")
-        .after([STAGE_CONSUMER])
-        .start(Start::Earliest)
-        .attach()
-        .unwrap();
-    let mut producer = ring.producer().unwrap();
-    let watcher = stage.clone();
-    let reader = std::thread::spawn(move || {
-        for i in 0..300u64 {
-            let m = audit
-                .recv_timeout(Duration::from_secs(30))
-                .expect("a durable message");
-            assert_eq!((m.sequence(), &*m), (i, &message(i)[..]));
-            // The barrier let it through, so the stage's position had passed it.
-            let durable = watcher.durable();
-            assert!(
-                durable > i,
-                "sequence {i} delivered with the durable position at {durable}"
-            );
-        }
-    });
-    for i in 0..300 {
-        producer
-            .publish_timeout(&message(i), Duration::from_secs(30))
+    for delay in DELAYS {
+        let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+        let disk = SimDisk::new();
+        // Slow syncs, so messages sit published but not durable for a while.
+        disk.set_sync_delay(Duration::from_millis(2));
+        let stage =
+            Arc::new(JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options_with(delay)).unwrap());
+        let mut audit = ring
+            .subscriber("audit")
+            .after([STAGE_CONSUMER])
+            .start(Start::Earliest)
+            .attach()
             .unwrap();
+        let mut producer = ring.producer().unwrap();
+        let watcher = stage.clone();
+        let reader = std::thread::spawn(move || {
+            for i in 0..300u64 {
+                let m = audit
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("a durable message");
+                assert_eq!((m.sequence(), &*m), (i, &message(i)[..]));
+                // The barrier let it through, so the stage's position had passed it.
+                let durable = watcher.durable();
+                assert!(
+                    durable > i,
+                    "sequence {i} delivered with the durable position at {durable}"
+                );
+            }
+        });
+        for i in 0..300 {
+            producer
+                .publish_timeout(&message(i), Duration::from_secs(30))
+                .unwrap();
+        }
+        reader.join().unwrap();
+        let stage = Arc::try_unwrap(stage).expect("the reader is done with it");
+        assert!(stage.durable() >= 300);
+        stage.stop().unwrap();
     }
-    reader.join().unwrap();
-    let stage = Arc::try_unwrap(stage).expect("the reader is done with it");
-    assert!(stage.durable() >= 300);
-    stage.stop().unwrap();
 }
 
 #[test]
@@ -142,25 +156,27 @@ fn a_restarted_stage_neither_loses_nor_repeats() {
 
 #[test]
 fn a_failed_sync_stops_the_stage_and_the_ring_keeps_the_messages() {
-    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
-    let disk = SimDisk::new();
-    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
-    let mut producer = ring.producer().unwrap();
-    producer.publish(&message(0)).unwrap();
-    stage.wait_durable(0, WAIT).unwrap();
-    disk.fail_syncs_after(Some(0));
-    producer.publish(&message(1)).unwrap();
-    let err = stage.wait_durable(1, WAIT).unwrap_err();
-    assert!(matches!(err, JournalError::Failed { durable: 1, .. }), "{err:?}");
-    assert_eq!(stage.durable(), 1, "a failed sync moved the durable position");
-    // The stage still gates: the ring fills and stays full.
-    let mut published = 0;
-    while producer.try_publish(b"more").is_ok() {
-        published += 1;
+    for delay in DELAYS {
+        let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+        let disk = SimDisk::new();
+        let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options_with(delay)).unwrap();
+        let mut producer = ring.producer().unwrap();
+        producer.publish(&message(0)).unwrap();
+        stage.wait_durable(0, WAIT).unwrap();
+        disk.fail_syncs_after(Some(0));
+        producer.publish(&message(1)).unwrap();
+        let err = stage.wait_durable(1, WAIT).unwrap_err();
+        assert!(matches!(err, JournalError::Failed { durable: 1, .. }), "{err:?}");
+        assert_eq!(stage.durable(), 1, "a failed sync moved the durable position");
+        // The stage still gates: the ring fills and stays full.
+        let mut published = 0;
+        while producer.try_publish(b"more").is_ok() {
+            published += 1;
+        }
+        assert_eq!(published, 63, "the ring did not keep the undurable messages");
+        assert_eq!(producer.try_publish(b"more"), Err(PublishError::Full));
+        assert!(matches!(stage.stop(), Err(JournalError::Failed { .. })));
     }
-    assert_eq!(published, 63, "the ring did not keep the undurable messages");
-    assert_eq!(producer.try_publish(b"more"), Err(PublishError::Full));
-    assert!(matches!(stage.stop(), Err(JournalError::Failed { .. })));
 }
 
 #[test]

@@ -165,6 +165,8 @@ pub struct Journal {
     in_flight: bool,
     /// Called with the durable position after every sync that moves it.
     on_durable: Option<syncer::OnDurable>,
+    /// Appends leave starting a group commit to [`Journal::end_batch`].
+    batching: bool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -402,7 +404,7 @@ impl Journal {
         self.pending.since.get_or_insert_with(Instant::now);
         if self.options.durability == Durability::EveryRecord {
             self.commit()?;
-        } else {
+        } else if !self.batching {
             self.commit_if_due(false)?;
         }
         Ok(sequence)
@@ -565,6 +567,41 @@ impl Journal {
             self.collect(true)?;
             return Ok(self.durable);
         }
+        self.sync_here()
+    }
+
+    /// Makes [`Journal::append`] leave the start of a group commit to
+    /// [`Journal::end_batch`], for a writer that appends in batches (a ring's stage): a commit
+    /// then covers the whole batch, and the writer can say whether more is on its way.
+    pub fn set_batching(&mut self, batching: bool) {
+        self.batching = batching;
+    }
+
+    /// Ends a batch of appends (see [`Journal::set_batching`]): starts the group commit it
+    /// made due. If nothing more is on its way (`more_coming` false), the group commit's delay
+    /// is zero and no sync is in flight, the sync runs on this thread instead: a lone
+    /// record's confirm then waits for no hand-off to the syncer thread and back (appends
+    /// wait for it, but none is coming). Returns the durable position.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Failed`] if this sync (or an earlier one) failed.
+    pub fn end_batch(&mut self, more_coming: bool) -> Result<u64, JournalError> {
+        self.collect(false)?;
+        let zero_delay = matches!(
+            self.options.durability,
+            Durability::GroupCommit { delay, .. } if delay.is_zero()
+        );
+        if more_coming || !zero_delay || self.in_flight || self.pending.since.is_none() {
+            return self.commit_if_due(true);
+        }
+        self.sync_here()
+    }
+
+    /// Writes a state slot and syncs the active segment on this thread; nothing may be in
+    /// flight on the syncer.
+    fn sync_here(&mut self) -> Result<u64, JournalError> {
+        debug_assert!(!self.in_flight);
         // The slot names the durable position *before* this sync: a slot written in the same
         // sync as the records it would vouch for could land without them.
         let state = self.state(0);

@@ -186,6 +186,7 @@ pub(super) fn recover(
         prefaulter: super::prefault::Prefaulter::spawn(options.durability == super::Durability::PageCache),
         in_flight: false,
         on_durable: None,
+        batching: false,
         active,
     };
     if let Some(state) = state {

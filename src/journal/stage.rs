@@ -242,6 +242,8 @@ fn run(
     // Without syncs, what the page cache holds survives all a page-cache journal promises
     // (a crash of the process): its appended end is the stage's position.
     let page_cache = journal.options().durability == Durability::PageCache;
+    // A group commit starts after each batch, not at its first record.
+    journal.set_batching(true);
     let delay = match journal.options().durability {
         Durability::GroupCommit { delay, .. } => delay.max(Duration::from_micros(50)),
         _ => IDLE_TICK,
@@ -286,6 +288,9 @@ fn run(
         batch.keep();
         if page_cache {
             position.publish(journal.next_sequence());
+        } else {
+            // A ring with nothing more published is synced at once, on this thread.
+            journal.end_batch(ring.next_sequence() > journal.next_sequence())?;
         }
     }
     persist_positions(ring, &mut journal);
