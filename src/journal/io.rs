@@ -381,8 +381,21 @@ mod sim {
         /// Syncs (of files and of the directory) that succeed before every later one fails;
         /// `None`: none fails.
         syncs_left: Option<u64>,
+        /// Syncs that succeed before the power is cut: that sync and every later one fail,
+        /// their writes left pending (for [`SimDisk::crash`] to keep any part of), not dropped.
+        power_left: Option<u64>,
         /// How long every sync sleeps first (for latency experiments).
         sync_delay: std::time::Duration,
+    }
+
+    /// What a sync does, by the faults set.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum SyncFault {
+        None,
+        /// `EIO`, the writes dropped.
+        Fail,
+        /// The power is off: `EIO`, the writes left as they are.
+        Cut,
     }
 
     #[derive(Default)]
@@ -464,20 +477,28 @@ mod sim {
     }
 
     impl Faults {
-        /// Whether this sync fails (counting it), after the configured delay.
-        fn sync_fails(&self) -> bool {
+        /// What this sync does (counting it), after the configured delay.
+        fn sync_fault(&self) -> SyncFault {
             let delay = self.state().sync_delay;
             if !delay.is_zero() {
                 std::thread::sleep(delay);
             }
             let mut state = self.state();
-            match state.syncs_left {
+            // Counts a sync down; true once none is left.
+            let spent = |left: &mut Option<u64>| match *left {
                 None => false,
                 Some(0) => true,
                 Some(n) => {
-                    state.syncs_left = Some(n - 1);
+                    *left = Some(n - 1);
                     false
                 }
+            };
+            if spent(&mut state.power_left) {
+                SyncFault::Cut
+            } else if spent(&mut state.syncs_left) {
+                SyncFault::Fail
+            } else {
+                SyncFault::None
             }
         }
 
@@ -514,10 +535,13 @@ mod sim {
         }
 
         fn sync_data(&self) -> io::Result<()> {
-            let fails = self.faults.sync_fails();
+            let fault = self.faults.sync_fault();
+            if fault == SyncFault::Cut {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
             let mut state = self.file.state();
             let pending = std::mem::take(&mut state.pending);
-            if fails {
+            if fault == SyncFault::Fail {
                 // Linux's behaviour the journal must survive: the writes are dropped and their
                 // pages marked clean, so the next sync reports success without them.
                 return Err(io::Error::from_raw_os_error(libc::EIO));
@@ -561,6 +585,13 @@ mod sim {
         /// After `n` more successful syncs, every sync fails with `EIO` (`None`: none fails).
         pub fn fail_syncs_after(&self, n: Option<u64>) {
             self.faults.state().syncs_left = n;
+        }
+
+        /// After `n` more successful syncs, the power is cut: that sync and every later one
+        /// fail with `EIO`, their writes left pending, so that [`SimDisk::crash`] then makes
+        /// the disk a power cut *during* that sync could leave (`None`: the power stays on).
+        pub fn cut_power_after_syncs(&self, n: Option<u64>) {
+            self.faults.state().power_left = n;
         }
 
         /// Makes every sync take `delay` first.
@@ -721,7 +752,7 @@ mod sim {
         }
 
         fn sync_dir(&self) -> io::Result<()> {
-            if self.faults.sync_fails() {
+            if self.faults.sync_fault() != SyncFault::None {
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
             let mut dir = self.dir();

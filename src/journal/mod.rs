@@ -750,13 +750,17 @@ impl Journal {
         self.apply_retention()
     }
 
-    /// Writes the active segment's index and footer and syncs it (its records with them).
+    /// Writes the active segment's index and syncs it with the records, then writes the
+    /// footer and syncs that: a footer is trusted without a scan, so it must never reach the
+    /// disk before the records and the index it vouches for (one sync for all would let a
+    /// power cut keep it alone).
     fn seal(&mut self) -> Result<(), JournalError> {
         let footer = footer_of(&self.active, self.next);
         let index = IndexEntry::encode_all(&self.active.index);
         let file = &self.active.file;
         let written = file
             .write_at(self.active.header.index_start, &index)
+            .and_then(|()| file.sync_data())
             .and_then(|()| file.write_at(file.len() - FOOTER, &footer.encode()))
             .and_then(|()| file.sync_data());
         if let Err(e) = written {
