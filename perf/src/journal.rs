@@ -26,6 +26,11 @@
 //! of a ring copies every byte once) and the **large write limit** (the write limit's copies
 //! with the fragments' 4 KiB records).
 //!
+//! `journal-curve` (latencies): a ring's stage under a paced producer at offered loads from
+//! 10k to 3M msgs/s, each message's publish-to-durable-confirm time (plotted against the
+//! load); and the publish call's own latency at 100k msgs/s with segments that never fill in
+//! the run against 1 MiB segments with four kept (a roll and a deletion about every 75 ms).
+//!
 //! Peers: Redis Streams (`redis_peer`) and NATS JetStream (`nats_peer`), when their servers are
 //! installed.
 
@@ -99,12 +104,61 @@ pub const CURVE: &[&str] = &[
     "ringmq stage, group commit 0, offered 300k msgs/s",
     "ringmq stage, group commit 0, offered 1000k msgs/s",
     "ringmq stage, group commit 0, offered 3000k msgs/s",
+    PUBLISH_NO_ROLL,
+    PUBLISH_ROLLING,
 ];
+/// `journal-curve`'s publish latencies at 100k msgs/s: with segments that never fill in the
+/// run, and with 1 MiB segments, 4 kept (a roll and a deletion about every 75 ms).
+pub const PUBLISH_NO_ROLL: &str = "ringmq stage, publish at 100k msgs/s, no roll";
+pub const PUBLISH_ROLLING: &str = "ringmq stage, publish at 100k msgs/s, a roll and a deletion every 75 ms";
 
 /// The offered rate in a `journal-curve` case's name, in messages per second.
 pub fn offered(system: &str) -> Option<f64> {
     let k = system.rsplit("offered ").next()?.split('k').next()?;
     k.parse::<f64>().ok().map(|k| k * 1000.0)
+}
+
+/// A producer publishing 100-byte messages at 100k msgs/s (for 2 s; 0.5 s with `quick`)
+/// into a ring whose stage journals them with group commit, on segments of `segment_size`
+/// keeping at most `keep`; the time of each `publish` call, in nanoseconds. The stage's rolls
+/// and deletions run on its own thread: they show here only if they hold the ring full.
+fn publish_latency(segment_size: u64, keep: Option<usize>, quick: bool) -> Histogram<u64> {
+    let rate = 100_000.0;
+    let n = (rate * if quick { 0.5 } else { 2.0 }) as u64;
+    let scratch = Scratch::new("publish");
+    let ring = Ring::builder()
+        .capacity(16384)
+        .slot_size(128)
+        .build()
+        .expect("a ring");
+    let options = JournalOptions {
+        segment_size,
+        max_record: 4096,
+        retention: ringmq::Retention {
+            max_segments: keep,
+            ..ringmq::Retention::default()
+        },
+        ..options(group_commit(Duration::ZERO))
+    };
+    let stage = JournalStage::spawn(&ring, scratch.path(), options).expect("a stage");
+    let mut producer = ring.producer().expect("a producer");
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    let epoch = Instant::now();
+    let mut last = 0;
+    for i in 0..n {
+        let due = Duration::from_secs_f64(i as f64 / rate);
+        while epoch.elapsed() < due {
+            std::thread::yield_now();
+        }
+        let start = Instant::now();
+        last = producer.publish(&payload(i)).expect("publish");
+        record(&mut h, start);
+    }
+    stage
+        .wait_durable(last, Some(Duration::from_secs(60)))
+        .expect("durable");
+    stage.stop().expect("stop");
+    h
 }
 
 /// One `journal-curve` case: a producer publishing 100-byte messages at the offered rate
@@ -113,6 +167,11 @@ pub fn offered(system: &str) -> Option<f64> {
 /// confirm, in nanoseconds.
 pub fn curve(system: &str, quick: bool) -> Histogram<u64> {
     use std::sync::atomic::{AtomicU64, Ordering};
+    match system {
+        PUBLISH_NO_ROLL => return publish_latency(64 << 20, None, quick),
+        PUBLISH_ROLLING => return publish_latency(1 << 20, Some(4), quick),
+        _ => {}
+    }
     let rate = offered(system).unwrap_or_else(|| panic!("no offered rate in {system:?}"));
     let n = ((rate * if quick { 0.2 } else { 1.0 }) as u64).max(1000);
     let scratch = Scratch::new("curve");
