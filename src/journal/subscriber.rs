@@ -120,7 +120,9 @@ impl JournalSubscriber {
         loop {
             if self.live.is_some() {
                 match self.poll_live(max, deadline, &mut f) {
-                    Some(0) => continue,
+                    // Part of a large message: the rest is being published (or its producer
+                    // died, and its slots will be skipped).
+                    Some(0) if Instant::now() < deadline => continue,
                     Some(n) => return Ok(n),
                     None => return Ok(0),
                 }
