@@ -537,9 +537,10 @@ impl Journal {
     /// recovered by a scan of everything after it; the records stay counted as pending, so
     /// that `commit` and `close` still sync them.
     fn write_page_cache_state(&mut self) -> Result<(), JournalError> {
+        // Always the slot the next commit writes, never the other: that one holds the last
+        // synced state, which a power cut must find whole if this one is torn.
         let state = self.state(0);
         self.write_state(&state)?;
-        self.generation += 1;
         self.pending.since = None;
         Ok(())
     }
