@@ -120,8 +120,7 @@ impl JournalSubscriber {
         loop {
             if self.live.is_some() {
                 match self.poll_live(max, deadline, &mut f) {
-                    // Part of a large message: the rest is being published (or its producer
-                    // died, and its slots will be skipped).
+                    // Only fragments without their start: passed over, look again.
                     Some(0) if Instant::now() < deadline => continue,
                     Some(n) => return Ok(n),
                     None => return Ok(0),
@@ -147,8 +146,8 @@ impl JournalSubscriber {
     }
 
     /// Delivers up to `max` messages from one poll of the ring, waiting until `deadline`;
-    /// how many (`Some(0)`: only part of a large message came, poll again), or `None` at the
-    /// deadline. Slots are released up to the first fragment of a message not yet whole.
+    /// how many (`Some(0)`: only fragments whose start was not seen, poll again), or `None` at
+    /// the deadline. Slots are released up to the first fragment of a message not yet whole.
     fn poll_live(&mut self, max: usize, deadline: Instant, f: &mut impl FnMut(u64, &[u8])) -> Option<usize> {
         let JournalSubscriber {
             live,
@@ -193,14 +192,26 @@ impl JournalSubscriber {
             }
         }
         // Skipped slots past the last message are passed over with the rest.
-        let finished = delivered < max && assembler.under_way().is_none();
+        let under_way = assembler.under_way().is_some();
         assembler.reset();
-        if finished {
+        if delivered < max && !under_way {
             drop(batch);
-        } else {
-            batch.release_before(done);
+            return Some(delivered);
         }
-        Some(delivered)
+        batch.release_before(done);
+        if delivered > 0 || !under_way {
+            return Some(delivered);
+        }
+        // Only part of a large message is in view: wait for the rest as `recv_large` does
+        // (its wait strategy, and dead producers' slots skipped meanwhile).
+        let left = deadline.saturating_duration_since(Instant::now());
+        match live.recv_large_timeout(whole, left) {
+            Ok(sequence) => {
+                f(sequence, whole);
+                Some(1)
+            }
+            Err(_) => None,
+        }
     }
 
     /// Delivers up to `max` messages from the journal; how many (skipped ones not counted).
