@@ -438,7 +438,8 @@ impl Ring {
     /// Waits until the subscriber or group called `name` has released (acknowledged) every
     /// sequence below `upto`, at most `timeout` (`None`: for ever), and returns its position
     /// then: a publisher confirm, cumulative (one wait covers every earlier sequence). On a
-    /// ring with wake-ups the wait sleeps on the ring's futex word; without, it yields. The
+    /// ring with wake-ups the wait yields for up to 250 µs (a confirm usually comes within a
+    /// sync), then sleeps on the ring's futex word; without wake-ups, it yields. The
     /// journal's durable position is its stage's ([`crate::journal::JournalStage`]).
     ///
     /// # Errors
