@@ -112,3 +112,41 @@ impl Consumer {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::ring::Ring;
+    use crate::Start;
+
+    /// A batch released only below a cut counts the skipped slots below it alone: those
+    /// above are counted when the next receive reads them.
+    #[test]
+    fn a_partly_released_batch_counts_only_the_skipped_slots_it_passed() {
+        let ring = Ring::builder()
+            .capacity(16)
+            .slot_size(64)
+            .multi_producer()
+            .build()
+            .unwrap();
+        let mut consumer = ring.subscriber("s").start(Start::Earliest).attach().unwrap();
+        let mut producer = ring.producer().unwrap();
+        producer.publish(b"a").unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _claim = producer.claim_batch(2).unwrap();
+            panic!("the writer dies: two skipped slots");
+        }));
+        assert!(panicked.is_err());
+        producer.publish(b"b").unwrap();
+        let batch = consumer.poll(16).unwrap();
+        assert_eq!(batch.iter().count(), 2);
+        batch.release_before(1);
+        assert_eq!((consumer.position(), consumer.skipped()), (1, 0));
+        let batch = consumer.poll(16).unwrap();
+        assert_eq!(
+            batch.iter().map(|m| m.to_vec()).collect::<Vec<_>>(),
+            [b"b".to_vec()]
+        );
+        drop(batch);
+        assert_eq!((consumer.position(), consumer.skipped()), (4, 2));
+    }
+}

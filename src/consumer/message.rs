@@ -263,7 +263,13 @@ impl Batch<'_> {
     pub(crate) fn release_before(self, upto: u64) {
         let mut this = std::mem::ManuallyDrop::new(self);
         let upto = upto.clamp(this.range.start, this.range.end);
-        this.consumer.skipped += this.skipped.get();
+        // Only the skipped slots below the cut are passed: those above it are read (and
+        // counted) again by the next receive.
+        let slots = this.consumer.att.slots();
+        let passed = (this.range.start..upto)
+            .filter(|&s| slots.read_header(s).flags & SLOT_SKIPPED != 0)
+            .count() as u64;
+        this.consumer.skipped += passed;
         this.consumer.release_to(upto);
     }
 }
