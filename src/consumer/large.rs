@@ -115,7 +115,7 @@ impl Consumer {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use crate::ring::Ring;
+    use crate::Ring;
     use crate::Start;
 
     /// A batch released only below a cut counts the skipped slots below it alone: those
