@@ -118,6 +118,23 @@ pub fn offered(system: &str) -> Option<f64> {
     k.parse::<f64>().ok().map(|k| k * 1000.0)
 }
 
+/// The ring of the paced cases: 16384 slots of 128 bytes, on the heap.
+fn paced_ring() -> Ring {
+    Ring::builder()
+        .capacity(16384)
+        .slot_size(128)
+        .build()
+        .expect("a ring")
+}
+
+/// Yields until message `i` is due, at `rate` messages per second from `epoch`.
+fn pace(epoch: Instant, i: u64, rate: f64) {
+    let due = Duration::from_secs_f64(i as f64 / rate);
+    while epoch.elapsed() < due {
+        std::thread::yield_now();
+    }
+}
+
 /// A producer publishing 100-byte messages at 100k msgs/s (for 2 s; 0.5 s with `quick`)
 /// into a ring whose stage journals them with group commit, on segments of `segment_size`
 /// keeping at most `keep`; the time of each `publish` call, in nanoseconds. The stage's rolls
@@ -126,11 +143,7 @@ fn publish_latency(segment_size: u64, keep: Option<usize>, quick: bool) -> Histo
     let rate = 100_000.0;
     let n = (rate * if quick { 0.5 } else { 2.0 }) as u64;
     let scratch = Scratch::new("publish");
-    let ring = Ring::builder()
-        .capacity(16384)
-        .slot_size(128)
-        .build()
-        .expect("a ring");
+    let ring = paced_ring();
     let options = JournalOptions {
         segment_size,
         max_record: 4096,
@@ -146,10 +159,7 @@ fn publish_latency(segment_size: u64, keep: Option<usize>, quick: bool) -> Histo
     let epoch = Instant::now();
     let mut last = 0;
     for i in 0..n {
-        let due = Duration::from_secs_f64(i as f64 / rate);
-        while epoch.elapsed() < due {
-            std::thread::yield_now();
-        }
+        pace(epoch, i, rate);
         let start = Instant::now();
         last = producer.publish(&payload(i)).expect("publish");
         record(&mut h, start);
@@ -175,18 +185,13 @@ pub fn curve(system: &str, quick: bool) -> Histogram<u64> {
     let rate = offered(system).unwrap_or_else(|| panic!("no offered rate in {system:?}"));
     let n = ((rate * if quick { 0.2 } else { 1.0 }) as u64).max(1000);
     let scratch = Scratch::new("curve");
-    let ring = Ring::builder()
-        .capacity(16384)
-        .slot_size(128)
-        .build()
-        .expect("a ring");
+    let ring = paced_ring();
     let stage =
         JournalStage::spawn(&ring, scratch.path(), options(group_commit(Duration::ZERO))).expect("a stage");
     let mut producer = ring.producer().expect("a producer");
     // When each message was published, in nanoseconds since `epoch`.
     let sent: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
     let epoch = Instant::now();
-    let interval = 1.0 / rate;
     let h = std::thread::scope(|scope| {
         let confirms = scope.spawn(|| {
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
@@ -206,10 +211,7 @@ pub fn curve(system: &str, quick: bool) -> Histogram<u64> {
             h
         });
         for i in 0..n {
-            let due = Duration::from_secs_f64(i as f64 * interval);
-            while epoch.elapsed() < due {
-                std::thread::yield_now();
-            }
+            pace(epoch, i, rate);
             // Release: pairs with the Acquire load of the confirming thread.
             sent[i as usize].store(epoch.elapsed().as_nanos() as u64, Ordering::Release);
             producer.publish(&payload(i)).expect("publish");
@@ -458,6 +460,15 @@ fn large_copy_limit(n: u64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The ring of the large-message cases: `LARGE_CAPACITY` slots of `LARGE_SLOT` bytes.
+fn large_ring() -> Ring {
+    Ring::builder()
+        .capacity(LARGE_CAPACITY)
+        .slot_size(LARGE_SLOT + 8)
+        .build()
+        .expect("a ring")
+}
+
 /// A message of `LARGE` bytes numbered `i` (its first 8 bytes), for a receiver to check.
 fn large_message(buf: &mut [u8], i: u64) {
     buf[..8].copy_from_slice(&i.to_le_bytes());
@@ -467,11 +478,7 @@ fn large_message(buf: &mut [u8], i: u64) {
 /// reading them whole with `recv_large`; messages per second, from the first publish to the
 /// last message received.
 fn large_through_ring(n: u64) -> f64 {
-    let ring = Ring::builder()
-        .capacity(LARGE_CAPACITY)
-        .slot_size(LARGE_SLOT + 8)
-        .build()
-        .expect("a ring");
+    let ring = large_ring();
     let mut consumer = ring.subscriber("large").attach().expect("a subscriber");
     let mut producer = ring.producer().expect("a producer");
     let start = Instant::now();
@@ -500,11 +507,7 @@ fn large_through_ring(n: u64) -> f64 {
 /// `n` 1 MiB messages published through a ring into its journal stage (page-cache
 /// durability), until the last is in the journal; messages per second.
 fn large_through_stage(dir: &Path, n: u64) -> f64 {
-    let ring = Ring::builder()
-        .capacity(LARGE_CAPACITY)
-        .slot_size(LARGE_SLOT + 8)
-        .build()
-        .expect("a ring");
+    let ring = large_ring();
     let stage = JournalStage::spawn(&ring, dir, options(Durability::PageCache)).expect("a stage");
     let mut producer = ring.producer().expect("a producer");
     let mut buf = vec![1u8; LARGE];

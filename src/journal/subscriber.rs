@@ -165,25 +165,11 @@ impl JournalSubscriber {
         let mut done = batch.sequences().start;
         for m in &batch {
             let sequence = m.sequence();
-            let complete = match m.fragment() {
-                None => {
-                    assembler.reset();
-                    f(sequence, &m);
-                    true
-                }
-                Some(piece) => match assembler.push(whole, sequence, Some(piece), &m) {
-                    Push::Complete => {
-                        f(sequence, whole);
-                        true
-                    }
-                    Push::More(_) => false,
-                    Push::Dropped => {
-                        done = sequence + 1;
-                        false
-                    }
-                },
-            };
-            if complete {
+            let push = deliver(assembler, whole, sequence, m.fragment(), &m, f);
+            if push == Push::Dropped {
+                done = sequence + 1;
+            }
+            if push == Push::Complete {
                 delivered += 1;
                 done = sequence + 1;
                 if delivered == max {
@@ -237,21 +223,15 @@ impl JournalSubscriber {
                 assembler.reset();
                 continue;
             }
-            let complete = match record.fragment() {
-                None => {
-                    assembler.reset();
-                    f(record.sequence, record.payload);
-                    true
-                }
-                Some(piece) => {
-                    let push = assembler.push(whole, record.sequence, Some(piece), record.payload);
-                    if push == Push::Complete {
-                        f(record.sequence, whole);
-                    }
-                    push == Push::Complete
-                }
-            };
-            if complete {
+            let push = deliver(
+                assembler,
+                whole,
+                record.sequence,
+                record.fragment(),
+                record.payload,
+                f,
+            );
+            if push == Push::Complete {
                 delivered += 1;
                 if delivered == max {
                     break;
@@ -301,4 +281,26 @@ impl JournalSubscriber {
             .iter()
             .any(|c| c.name == super::STAGE_CONSUMER)
     }
+}
+
+/// Takes one piece (or whole message) at `sequence` and calls `f` with each message it
+/// completes: a whole message straight from `payload`, a large one from `whole`.
+fn deliver(
+    assembler: &mut Assembler,
+    whole: &mut Vec<u8>,
+    sequence: u64,
+    fragment: Option<crate::Fragment>,
+    payload: &[u8],
+    f: &mut impl FnMut(u64, &[u8]),
+) -> Push {
+    if fragment.is_none() {
+        assembler.reset();
+        f(sequence, payload);
+        return Push::Complete;
+    }
+    let push = assembler.push(whole, sequence, fragment, payload);
+    if push == Push::Complete {
+        f(sequence, whole);
+    }
+    push
 }
