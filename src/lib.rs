@@ -37,6 +37,31 @@
 //! The memory layout (header, hot lines, consumer table, stamped slots) is the same on every
 //! backend; `docs/architecture.md` in the repository describes it, the protocols, and which
 //! file holds each concept.
+//!
+//! # The API in one table
+//!
+//! | you want | call |
+//! |---|---|
+//! | a ring | `Ring::builder().capacity(n).slot_size(b)[.multi_producer()][.fixed_size(n)][.wakeups(false)]`, then `.build()` (heap), `.create(path)`, `.open_or_create(path)`, or through `TopicDir` |
+//! | to publish | `producer.try_publish(&b)` (never waits: `Full`), `publish(&b)` (waits), `publish_timeout(&b, d)` |
+//! | to write in place | `try_claim_slot()` / `claim_slot()` / `claim_slot_timeout(d)`: a `Claim` (`payload_mut`, `set_len`, `write`, `value_mut::<T>`), published on drop |
+//! | many messages, one publish | `try_publish_batch_with(n, \|i, slot\| len)` (the fastest), `try_publish_batch(&[..])`, `try_claim_batch(n)`: each with its blocking and `_timeout` forms |
+//! | messages larger than a slot | `publish_large(&b)` (and `try_`, `_timeout`), `recv_large(&mut buf)` (subscribers); `message.fragment()` names a piece |
+//! | typed values | `TypedProducer<T>` (`publish`, `publish_slice`, `publish_with`, each in three forms), `TypedConsumer<T>`, `message.value::<T>()` |
+//! | pub/sub; a work queue | `ring.subscriber(name)` (sees every message); `ring.worker(group, name)` (each message to one worker) |
+//! | pipelines, diamonds | `.after(["a", "b"])` on a subscriber or a group's worker |
+//! | where to start | `.start(Start::Latest / Earliest / Sequence(s))`; a group's: `.group_start(..)` |
+//! | to receive | `try_recv()`, `recv()`, `recv_timeout(d)`: a `Received`, acknowledged on drop; `try_poll(max)`, `poll(max)`, `poll_timeout(max, d)`: a `Batch`, acknowledged with one store |
+//! | push | `consumer.spawn(HandlerOptions::new().pin_to_core(1), \|msg, end_of_batch\| ..)` |
+//! | how to wait | `.wait_strategy(WaitStrategy::BusySpin / Yield / Backoff / Block)`; `ring.producer_with(..)` |
+//! | a subscriber that survives its process | `.durable(true)`, `.evict_after(d)` |
+//! | who is attached; cleanup now | `ring.consumers()`; `ring.reap_dead()` (waiting handles do it on their own) |
+//! | topics | `TopicDir::shm()` or `TopicDir::new(dir)`: `create`, `open`, `open_or_create`, `remove`, `list`, `prune`, `path` |
+//!
+//! Each kind of call has its own error type with only the ways it can fail ([`BuildError`],
+//! [`OpenError`], [`AttachError`], [`PublishError`], [`RecvError`], [`TypeError`],
+//! [`SpawnError`]); nothing panics on bad input. Limits are in [`limits`]. The journal's
+//! calls are in [`journal`] (and `docs/journal.md` in the repository).
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
