@@ -350,7 +350,7 @@ fn recover_active(f: Found, header: SegmentHeader) -> Result<(Active, Recovered)
     // Whatever lies past the end (a torn record, records after it) is zeroed, so that no
     // later crash can splice it onto records written here next.
     let tail = record_area(file, active.offset, area_end);
-    if let Some(last) = tail.iter().rposition(|&b| b != 0) {
+    if let Some(last) = last_nonzero(tail) {
         let zeros = vec![0u8; (last + 1).min(1 << 20)];
         let mut at = active.offset;
         let end = active.offset + last as u64 + 1;
@@ -369,4 +369,43 @@ fn recover_active(f: Found, header: SegmentHeader) -> Result<(Active, Recovered)
             positions,
         },
     ))
+}
+
+/// The index of the last byte of `bytes` that is not zero. The tail it is asked about is
+/// most of a segment and mostly zero, so it is checked a page at a time by OR-ing the page
+/// together (a loop the compiler makes wide), and only the last page that is not all zero
+/// is searched byte by byte.
+fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+    const CHUNK: usize = PAGE as usize;
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        let chunk = &bytes[start..end];
+        if chunk.iter().fold(0u8, |acc, &b| acc | b) != 0 {
+            return chunk.iter().rposition(|&b| b != 0).map(|i| start + i);
+        }
+        end = start;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_nonzero;
+
+    #[test]
+    fn last_nonzero_finds_the_last_set_byte_anywhere() {
+        let mut bytes = vec![0u8; 3 * 4096 + 17];
+        assert_eq!(last_nonzero(&bytes), None);
+        assert_eq!(last_nonzero(&[]), None);
+        for at in [0, 1, 4095, 4096, 8191, 2 * 4096 + 5, bytes.len() - 1] {
+            bytes[at] = 0x80;
+            assert_eq!(last_nonzero(&bytes), Some(at), "a byte set at {at}");
+            // A set byte before the last one changes nothing.
+            bytes[0] |= 1;
+            assert_eq!(last_nonzero(&bytes), Some(at), "with byte 0 set too, at {at}");
+            bytes[0] = 0;
+            bytes[at] = 0;
+        }
+    }
 }
