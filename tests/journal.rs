@@ -3,7 +3,9 @@
 //! images (`crash_images_lose_nothing_durable`, thousands of seeded power cuts between calls;
 //! `power_cuts_during_syncs_lose_nothing_durable`, thousands in the middle of a sync).
 
-use ringmq::journal::{CrashOptions, Disk, Durability, Journal, JournalOptions, Retention, Seek, SimDisk};
+use ringmq::journal::{
+    CrashOptions, Disk, Durability, Journal, JournalOptions, JournalReader, Retention, Seek, SimDisk,
+};
 use ringmq::JournalError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,6 +184,57 @@ fn retention_until_consumed_keeps_what_the_slowest_consumer_needs() {
     let oldest = journal.oldest();
     assert!(oldest > 0 && oldest <= 200, "oldest {oldest}");
     check_replay(&journal, Seek::Sequence(200), 200);
+}
+
+#[test]
+fn a_roll_renames_the_spare_allocated_ahead_and_a_dead_writers_spare_goes_at_open() {
+    const SPARE: &str = "next.spare";
+    let disk = SimDisk::new();
+    let mut journal = open(&disk, small()).unwrap();
+    let append = |journal: &mut Journal| {
+        let next = journal.next_sequence();
+        journal.append(&payload(next)).unwrap();
+    };
+    // No spare until the active segment is half full, then one (allocated inline: the
+    // simulated disk keeps every call on the writer's thread).
+    append(&mut journal);
+    assert!(
+        disk.contents(SPARE).is_none(),
+        "a spare before the segment is half full"
+    );
+    while disk.contents(SPARE).is_none() {
+        assert_eq!(journal.segments(), 1, "rolled before a spare was allocated");
+        append(&mut journal);
+    }
+    assert!(disk.contents(SPARE).unwrap().iter().all(|&b| b == 0));
+    // The roll takes it: the spare's name is gone and the new segment is there.
+    while journal.segments() == 1 {
+        append(&mut journal);
+    }
+    assert!(disk.contents(SPARE).is_none(), "the roll left its spare");
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    assert_eq!(reader.segments(), 2);
+    // A writer that dies with a spare allocated: readers pass it over, the next open removes it.
+    while disk.contents(SPARE).is_none() {
+        append(&mut journal);
+    }
+    let next = journal.next_sequence();
+    drop(journal);
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    assert_eq!(reader.segments(), 2, "a reader took the spare for a segment");
+    let mut journal = open(&disk, small()).unwrap();
+    assert!(
+        disk.contents(SPARE).is_none(),
+        "the open kept a dead writer's spare"
+    );
+    assert_eq!(journal.next_sequence(), next);
+    check_replay(&journal, Seek::Earliest, 0);
+    // A clean close removes its own.
+    while disk.contents(SPARE).is_none() {
+        append(&mut journal);
+    }
+    journal.close().unwrap();
+    assert!(disk.contents(SPARE).is_none(), "the close left its spare");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! handles, a stray file, and a full file system (a size-limited tmpfs, mounted as root or
 //! inside a user namespace).
 
-use ringmq::journal::{Durability, Journal, JournalOptions, Seek};
+use ringmq::journal::{Disk, Durability, FsDisk, Journal, JournalOptions, Seek};
 use ringmq::JournalError;
 
 fn options() -> JournalOptions {
@@ -42,6 +42,9 @@ fn files_round_trip_through_a_reopen() {
     journal.set_position("audit", 1234).unwrap();
     assert!(journal.segments() > 3);
     journal.close().unwrap();
+    // Each roll renamed a spare its helper thread allocated; a close removes the last.
+    let spare = path.join("next.spare");
+    assert!(!spare.exists(), "the close left its spare");
     // Dropped without a close: the next open recovers the tail past the durable position.
     let mut journal = Journal::open(&path, options()).unwrap();
     assert_eq!(journal.next_sequence(), 3000);
@@ -51,6 +54,7 @@ fn files_round_trip_through_a_reopen() {
     }
     drop(journal);
     let journal = Journal::open(&path, options()).unwrap();
+    assert!(!spare.exists(), "the open kept a dead writer's spare");
     assert_eq!(journal.next_sequence(), 3100);
     check(&journal, 0);
     check(&journal, 2999);
@@ -129,4 +133,20 @@ fn a_full_file_system_is_no_space_at_segment_creation() {
             check(&journal, 0);
         },
     );
+}
+
+#[test]
+fn a_rename_never_replaces_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FsDisk::open(dir.path()).unwrap();
+    let a = disk.create("a", 4096).unwrap();
+    a.write_at(0, b"kept").unwrap();
+    disk.create("b", 4096).unwrap();
+    let err = disk.rename("b", "a").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(&std::fs::read(dir.path().join("a")).unwrap()[..4], b"kept");
+    disk.rename("b", "c").unwrap();
+    assert!(!dir.path().join("b").exists() && dir.path().join("c").exists());
+    let err = disk.rename("../a", "d").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }

@@ -600,6 +600,9 @@ impl Disk for SlowSync {
     fn remove(&self, name: &str) -> std::io::Result<()> {
         self.inner.remove(name)
     }
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
     fn sync_dir(&self) -> std::io::Result<()> {
         std::thread::sleep(self.delay);
         self.inner.sync_dir()

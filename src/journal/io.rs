@@ -12,6 +12,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +33,16 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn list(&self) -> io::Result<Vec<String>>;
     /// Removes file `name` (durable after [`Disk::sync_dir`]). Open handles keep their bytes.
     fn remove(&self, name: &str) -> io::Result<()>;
+    /// Gives file `from` the name `to` (durable after [`Disk::sync_dir`]; `AlreadyExists` if
+    /// `to` is taken: nothing is ever replaced). Open handles stay valid.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Whether every call must come from the writer's own thread, in its order. A simulated
+    /// disk that makes a crash image from a seed says so, so that a seed replays the same
+    /// crash; the journal then prepares its next segment inline instead of on its helper
+    /// thread.
+    fn single_threaded(&self) -> bool {
+        false
+    }
     /// Makes every create and remove so far durable (fsync of the directory).
     fn sync_dir(&self) -> io::Result<()>;
     /// Takes the directory's writer lock if no live holder has it: `None` if one has. The
@@ -87,8 +98,13 @@ impl fmt::Debug for DiskLock {
 /// The name of the lock file [`FsDisk::try_lock_writer`] locks.
 const LOCK_FILE: &str = "writer.lock";
 
+/// The file the writer's helper allocates ahead of a segment roll, renamed to the new
+/// segment's name when the roll comes. A spare a dead writer left is removed by the next
+/// writer's open.
+pub(crate) const SPARE: &str = "next.spare";
+
 /// The names a journal directory may hold besides its segments.
-pub(crate) const RESERVED_NAMES: &[&str] = &[LOCK_FILE];
+pub(crate) const RESERVED_NAMES: &[&str] = &[LOCK_FILE, SPARE];
 
 /// The suffix of a segment file being allocated ([`FsDisk`] renames it when it is whole):
 /// readers pass such files over, and a writer's open removes them.
@@ -197,6 +213,35 @@ impl Disk for FsDisk {
         std::fs::remove_file(self.path.join(name))
     }
 
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        let c = |name: &str| {
+            std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+        };
+        let (from_c, to_c) = (c(from)?, c(to)?);
+        let dir = self.dir.as_raw_fd();
+        // SAFETY: both names are NUL-terminated strings that outlive the call; `dir` is this
+        // handle's open directory.
+        let r = unsafe { libc::renameat2(dir, from_c.as_ptr(), dir, to_c.as_ptr(), libc::RENAME_NOREPLACE) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+        // A file system without RENAME_NOREPLACE: the writer's lock keeps other writers out,
+        // so a check before a plain rename is enough.
+        match std::fs::symlink_metadata(self.path.join(to)) {
+            Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::rename(self.path.join(from), self.path.join(to))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn sync_dir(&self) -> io::Result<()> {
         self.dir.sync_all()
     }
@@ -216,7 +261,6 @@ impl Disk for FsDisk {
 
 /// Allocates every byte of `file` (`len` bytes): `ENOSPC` now rather than a `SIGBUS` later.
 fn allocate(file: &File, len: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let size = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
     // SAFETY: a plain syscall on a file descriptor we own; no memory is passed.
     match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size) } {
@@ -749,6 +793,25 @@ mod sim {
                 Some(_) => Ok(()),
                 None => Err(io::Error::from(io::ErrorKind::NotFound)),
             }
+        }
+
+        fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+            check_name(from)?;
+            check_name(to)?;
+            let mut dir = self.dir();
+            if dir.names.contains_key(to) {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            let file = dir
+                .names
+                .remove(from)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+            dir.names.insert(to.to_owned(), file);
+            Ok(())
+        }
+
+        fn single_threaded(&self) -> bool {
+            true
         }
 
         fn sync_dir(&self) -> io::Result<()> {

@@ -159,8 +159,11 @@ pub struct Journal {
     buf: Vec<u8>,
     /// The group commit's syncer thread (`Durability::GroupCommit` only) ...
     syncer: Option<syncer::Syncer>,
-    /// Maps the active segment in ahead of the appends.
+    /// Maps the active segment in ahead of the appends, and allocates the next one.
     prefaulter: prefault::Prefaulter,
+    /// The next segment's file, asked of the prefaulter once the active segment is half
+    /// full; the roll renames it.
+    spare: Option<prefault::SpareFile>,
     /// ... and whether it has a sync of ours in flight.
     in_flight: bool,
     /// Called with the durable position after every sync that moves it.
@@ -398,6 +401,9 @@ impl Journal {
             self.active.offset,
             self.active.header.index_start,
         );
+        if self.spare.is_none() && self.active.offset > self.active.header.index_start / 2 {
+            self.spare = Some(self.prefaulter.spare(&self.disk, self.options.segment_size));
+        }
         self.next += 1;
         self.pending.records += 1;
         self.pending.bytes += len as u64;
@@ -685,7 +691,12 @@ impl Journal {
     /// [`JournalError::Failed`] if a sync failed.
     pub fn close(mut self) -> Result<(), JournalError> {
         self.commit()?;
-        self.write_clean_state()
+        self.write_clean_state()?;
+        // A spare would only be allocated again by the next writer's open: it goes.
+        if let Some(Ok(_)) = self.spare.take().and_then(|spare| spare.recv().ok()) {
+            let _ = self.disk.remove(io::SPARE);
+        }
+        Ok(())
     }
 
     /// A state slot calling everything durable, marked clean, and its sync (every record is
@@ -709,7 +720,10 @@ impl Journal {
     /// here with nothing changed), then seals the active one, then syncs the directory.
     fn roll(&mut self) -> Result<(), JournalError> {
         self.collect(true)?;
-        let fresh = create_segment(&*self.disk, &self.options, self.next)?;
+        let fresh = match self.take_spare() {
+            Some((name, file)) => init_segment(name, file, &self.options, self.next)?,
+            None => create_segment(&*self.disk, &self.options, self.next)?,
+        };
         let name = fresh.name.clone();
         // Its first state: everything before it durable once the seal below is.
         let state = State {
@@ -749,6 +763,19 @@ impl Journal {
         self.pending = Pending::default();
         self.notify_durable();
         self.apply_retention()
+    }
+
+    /// The spare file renamed to the next segment's name (waiting for the prefaulter if it is
+    /// still allocating it), or `None` if there is none or it cannot be had: the roll then
+    /// allocates the segment itself, and reports what goes wrong there.
+    fn take_spare(&mut self) -> Option<(String, Arc<dyn DiskFile>)> {
+        let file = self.spare.take()?.recv().ok()?.ok()?;
+        let name = segment::name_of(self.next);
+        if file.len() != self.options.segment_size || self.disk.rename(io::SPARE, &name).is_err() {
+            let _ = self.disk.remove(io::SPARE);
+            return None;
+        }
+        Some((name, file))
     }
 
     /// Writes the active segment's index and syncs it with the records, then writes the
@@ -823,6 +850,18 @@ fn create_segment(disk: &dyn Disk, options: &JournalOptions, first: u64) -> Resu
             JournalError::NoSpace { name, .. } => JournalError::NoSpace { name, len },
             other => other,
         })?;
+    init_segment(name, file, options, first)
+}
+
+/// The active segment `name` starting at `first`, in a new file of `options.segment_size`
+/// zero bytes: its header written (not yet synced).
+fn init_segment(
+    name: String,
+    file: Arc<dyn DiskFile>,
+    options: &JournalOptions,
+    first: u64,
+) -> Result<Active, JournalError> {
+    let len = file.len();
     let header = SegmentHeader {
         first,
         len,

@@ -9,11 +9,17 @@
 //! pages are made writable too, and the writer takes no fault at all; the zeros the kernel may
 //! write back early are overwritten before that seal.
 //!
+//! The same thread allocates the next segment's file ahead of the roll (a spare, see
+//! [`Prefaulter::spare`]), so that a roll renames a file instead of allocating one.
+//!
 //! A hint throughout: a thread that cannot be spawned, or a kernel that refuses the populate,
-//! leaves every page to fault in as before.
+//! leaves every page to fault in as before, and every segment to be allocated at its roll.
 
+use super::io::{Disk, SPARE};
+use super::segment::RECORDS_START;
 use super::DiskFile;
-use std::sync::mpsc::{channel, Sender};
+use std::io;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -21,14 +27,28 @@ use std::thread::JoinHandle;
 /// within half of it.
 const WINDOW: u64 = 2 << 20;
 
-struct Request {
-    file: Arc<dyn DiskFile>,
-    offset: u64,
-    len: u64,
+enum Request {
+    /// Map `len` bytes at `offset` of `file` in.
+    Pages {
+        file: Arc<dyn DiskFile>,
+        offset: u64,
+        len: u64,
+    },
+    /// Allocate a spare of `len` bytes in `disk` and send it (or the error) on `done`.
+    Spare {
+        disk: Arc<dyn Disk>,
+        len: u64,
+        done: Sender<io::Result<Arc<dyn DiskFile>>>,
+    },
 }
+
+/// A spare being allocated: its file, once the helper has made it.
+pub(super) type SpareFile = Receiver<io::Result<Arc<dyn DiskFile>>>;
 
 pub(super) struct Prefaulter {
     requests: Option<Sender<Request>>,
+    /// Pages are made writable, not only read in.
+    for_write: bool,
     thread: Option<JoinHandle<()>>,
     /// The active segment is requested up to here.
     requested: u64,
@@ -43,12 +63,18 @@ impl Prefaulter {
             .name("ringmq-prefault".into())
             .spawn(move || {
                 for r in incoming {
-                    r.file.prefetch(r.offset, r.len, for_write);
+                    match r {
+                        Request::Pages { file, offset, len } => file.prefetch(offset, len, for_write),
+                        Request::Spare { disk, len, done } => {
+                            let _ = done.send(make_spare(&*disk, len, for_write));
+                        }
+                    }
                 }
             })
             .ok();
         Prefaulter {
             requests: thread.is_some().then_some(requests),
+            for_write,
             thread,
             requested: 0,
         }
@@ -67,7 +93,7 @@ impl Prefaulter {
             return;
         }
         if let Some(requests) = &self.requests {
-            let _ = requests.send(Request {
+            let _ = requests.send(Request::Pages {
                 file: file.clone(),
                 offset: from,
                 len,
@@ -80,6 +106,43 @@ impl Prefaulter {
     pub(super) fn new_segment(&mut self) {
         self.requested = 0;
     }
+
+    /// Starts allocating a spare segment file of `len` bytes ([`SPARE`] in `disk`): on this
+    /// thread, or inline if there is none or `disk` is [`Disk::single_threaded`]. The result
+    /// arrives on the returned receiver; a roll waits for it there.
+    pub(super) fn spare(&self, disk: &Arc<dyn Disk>, len: u64) -> SpareFile {
+        let (done, file) = channel();
+        let request = Request::Spare {
+            disk: disk.clone(),
+            len,
+            done: done.clone(),
+        };
+        let sent = match &self.requests {
+            Some(requests) if !disk.single_threaded() => requests.send(request).is_ok(),
+            _ => false,
+        };
+        if !sent {
+            let _ = done.send(make_spare(&**disk, len, self.for_write));
+        }
+        file
+    }
+}
+
+/// Allocates the spare, writes its header and state pages (zeros: the roll writes them
+/// again) and syncs it, then maps in the first window of its records. A new file's first
+/// write faults and converts its blocks from unwritten, and its first sync commits the
+/// allocation: all of that happens here, so the roll's sync of the new segment writes two
+/// pages and nothing else.
+fn make_spare(disk: &dyn Disk, len: u64, for_write: bool) -> io::Result<Arc<dyn DiskFile>> {
+    let file = disk.create(SPARE, len)?;
+    let head = RECORDS_START.min(len) as usize;
+    if let Err(e) = file.write_at(0, &vec![0; head]).and_then(|()| file.sync_data()) {
+        // Not left under the spare's name, where it would block the next one.
+        let _ = disk.remove(SPARE);
+        return Err(e);
+    }
+    file.prefetch(RECORDS_START, WINDOW, for_write);
+    Ok(file)
 }
 
 impl Drop for Prefaulter {

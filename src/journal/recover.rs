@@ -85,15 +85,20 @@ pub(super) fn recover(
     options: JournalOptions,
     lock: DiskLock,
 ) -> Result<Journal, JournalError> {
-    // A segment whose allocation a dead writer left half-way: never renamed, never used.
+    // A segment whose allocation a dead writer left half-way (never renamed, never used), or
+    // a spare it allocated ahead of a roll.
     for name in disk
         .list()
         .map_err(|e| io_error("the journal directory", "list", &e))?
     {
         if let Some(segment) = name.strip_suffix(io::PART_SUFFIX) {
-            if segment::parse_name(segment).is_some() {
+            if segment::parse_name(segment).is_some() || segment == io::SPARE {
                 disk.remove(&name).map_err(|e| io_error(&name, "remove", &e))?;
             }
+        }
+        // A dead writer's spare: allocated, never a segment.
+        if name == io::SPARE {
+            disk.remove(&name).map_err(|e| io_error(&name, "remove", &e))?;
         }
     }
     let found = list_segments(&*disk, |name| disk.open(name))?;
@@ -184,6 +189,7 @@ pub(super) fn recover(
         buf: Vec::new(),
         syncer: None,
         prefaulter: super::prefault::Prefaulter::spawn(options.durability == super::Durability::PageCache),
+        spare: None,
         in_flight: false,
         on_durable: None,
         batching: false,
