@@ -4,7 +4,7 @@
 //! typed error while the ring keeps the messages; skipped slots stay in the sequence.
 
 use ringmq::journal::{
-    Durability, Journal, JournalOptions, JournalReader, JournalStage, JournalSubscriber, Seek, SimDisk,
+    Disk, Durability, Journal, JournalOptions, JournalReader, JournalStage, JournalSubscriber, Seek, SimDisk,
     FLAG_SKIPPED, STAGE_CONSUMER,
 };
 use ringmq::{JournalError, PublishError, Ring, Start};
@@ -533,5 +533,74 @@ fn messages_larger_than_a_slot_are_journaled_as_fragments_and_replayed_whole() {
         .unwrap();
     }
     assert_eq!(first, Some((ends[4], sizes[4])));
+    stage.stop().unwrap();
+}
+
+#[test]
+fn a_durable_journal_subscriber_s_replay_progress_is_committed_and_resumed() {
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    let mut producer = ring.producer().unwrap();
+    for i in 0..1000 {
+        producer
+            .publish_timeout(&message(i), Duration::from_secs(30))
+            .unwrap();
+    }
+    stage.wait_durable(999, WAIT).unwrap();
+    // 300 messages of the history read, then the process "dies" (the handle is dropped
+    // without going live: it is not in the ring).
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let mut history = JournalSubscriber::with_reader(&ring, reader, "history", Seek::Earliest)
+        .unwrap()
+        .durable(true);
+    let mut expected = 0;
+    while expected < 300 {
+        history
+            .poll_with((300 - expected) as usize, Duration::from_secs(30), |s, _| {
+                assert_eq!(s, expected);
+                expected += 1;
+            })
+            .unwrap();
+    }
+    assert!(!history.is_live());
+    drop(history);
+    // The stage commits the progress with the journal's positions, and holds it across
+    // its own restart.
+    let mut reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while reader.position("history") != Some(300) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "progress {:?}",
+            reader.position("history")
+        );
+        std::thread::yield_now();
+        reader.refresh().unwrap();
+    }
+    stage.stop().unwrap();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let resume = reader.position("history").expect("a persisted position");
+    assert_eq!(resume, 300);
+    // Its restart resumes there and reads on into the live stream; once live, the ring's
+    // entry carries the position and the progress file goes.
+    let mut history = JournalSubscriber::with_reader(&ring, reader, "history", Seek::Sequence(resume))
+        .unwrap()
+        .durable(true);
+    let mut expected = 300;
+    while !history.is_live() || expected < 1000 {
+        history
+            .poll_with(100, Duration::from_millis(10), |s, _| {
+                assert_eq!(s, expected, "a gap or a duplicate");
+                expected += 1;
+            })
+            .unwrap();
+    }
+    assert!(
+        disk.list().unwrap().iter().all(|name| !name.ends_with(".reader")),
+        "the progress file outlived the replay"
+    );
+    assert!(ring.consumers().iter().any(|c| c.name == "history" && c.durable));
     stage.stop().unwrap();
 }

@@ -24,6 +24,7 @@
 mod io;
 mod options;
 mod prefault;
+mod progress;
 mod reader;
 mod record;
 mod recover;
@@ -664,6 +665,20 @@ impl Journal {
         }
         self.pending.since.get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// Takes the replay progress of durable [`JournalSubscriber`]s not yet in the ring
+    /// (their progress files in the directory) into the positions the next commit persists.
+    /// A file that does not read whole now is passed over until the next call.
+    pub(crate) fn take_reader_progress(&mut self) {
+        let Ok(names) = self.disk.list() else {
+            return;
+        };
+        for (name, position) in progress::read_all(&*self.disk, &names) {
+            if self.position(&name) != Some(position) {
+                let _ = self.set_position(&name, position);
+            }
+        }
     }
 
     /// Forgets consumer `name`'s position (durable with the next commit).

@@ -64,6 +64,11 @@ impl JournalReader {
         Ok(reader)
     }
 
+    /// The disk it reads.
+    pub(super) fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
+    }
+
     /// One past the last record found.
     pub fn next_sequence(&self) -> u64 {
         self.next

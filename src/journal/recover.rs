@@ -58,7 +58,10 @@ pub(super) fn list_segments(
         .list()
         .map_err(|e| io_error("the journal directory", "list", &e))?
     {
-        if io::RESERVED_NAMES.contains(&name.as_str()) || name.ends_with(io::PART_SUFFIX) {
+        if io::RESERVED_NAMES.contains(&name.as_str())
+            || name.ends_with(io::PART_SUFFIX)
+            || name.ends_with(super::progress::SUFFIX)
+        {
             continue;
         }
         let Some(first) = segment::parse_name(&name) else {

@@ -39,6 +39,10 @@ const IDLE_TICK: Duration = Duration::from_millis(50);
 /// reads every entry and copies out names, which the stage's loop must not do per batch.
 const POSITIONS_EVERY: Duration = Duration::from_millis(1);
 
+/// The least time between two looks for replaying subscribers' progress files: each look
+/// lists the journal's directory.
+const PROGRESS_EVERY: Duration = Duration::from_millis(10);
+
 /// A running journal stage; see the module documentation. Dropping it stops the stage
 /// (closing the journal cleanly) and waits for its thread.
 #[derive(Debug)]
@@ -249,7 +253,14 @@ fn run(
         _ => IDLE_TICK,
     };
     let mut positions_taken = Instant::now();
+    let mut progress_taken = Instant::now();
     while !stop.is_stopped() {
+        // Replaying subscribers' progress first: the ring's entry of one that has gone live
+        // is newer, and is taken after it.
+        if progress_taken.elapsed() >= PROGRESS_EVERY {
+            journal.take_reader_progress();
+            progress_taken = Instant::now();
+        }
         // The durable consumers' positions ride along with the commits, looked up at most
         // once per group commit delay or `POSITIONS_EVERY`, whichever is longer; a position
         // that moved makes a commit due, so acknowledgements made while no message comes are
@@ -293,6 +304,7 @@ fn run(
             journal.end_batch(ring.next_sequence() > journal.next_sequence())?;
         }
     }
+    journal.take_reader_progress();
     persist_positions(ring, &mut journal);
     journal.close()
 }

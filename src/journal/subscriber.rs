@@ -14,6 +14,7 @@
 //! ring slots only up to the first fragment of a message under way, so a durable subscriber's
 //! persisted position is never in the middle of one.
 
+use super::progress::{self, Progress};
 use super::{JournalReader, Seek, FLAG_SKIPPED};
 use crate::consumer::{Consumer, Start};
 use crate::error::{AttachError, JournalError};
@@ -31,8 +32,11 @@ pub struct JournalSubscriber {
     /// The next sequence to deliver.
     next: u64,
     live: Option<Consumer>,
-    /// Attach to the ring as a durable subscriber.
+    /// Attach to the ring as a durable subscriber, and keep the replay's progress until then.
     durable: bool,
+    /// The replay's progress file (durable subscribers, until live; `None` if it could not
+    /// be had: the directory is not writable to this process).
+    progress: Option<Progress>,
     /// Puts large messages together, in `whole`.
     assembler: Assembler,
     whole: Vec<u8>,
@@ -73,17 +77,22 @@ impl JournalSubscriber {
             next,
             live: None,
             durable: false,
+            progress: None,
             assembler: Assembler::default(),
             whole: Vec::new(),
         })
     }
 
-    /// Makes the ring subscriber it becomes once live a durable one
-    /// ([`crate::SubscriberBuilder::durable`]), whose position the stage persists in the
-    /// journal: after a restart of every process, [`JournalReader::position`] says where to
-    /// start again. Until it is live it is not in the ring's table, so what it reads from the
-    /// journal is not persisted: a restart during the replay begins again at the last
-    /// persisted position (at-least-once).
+    /// Makes it durable: the stage persists its position in the journal with every commit,
+    /// so that after a restart of every process [`JournalReader::position`] says where to
+    /// start again (at-least-once: what was delivered after the last commit comes again).
+    /// While it replays the journal, its progress goes through a small file in the journal's
+    /// directory (`<name in hex>.reader`, written through a mapping after each delivery, read
+    /// by the stage); once live, the ring subscriber it becomes is a durable one
+    /// ([`crate::SubscriberBuilder::durable`]) and the file goes. A process that may not
+    /// write the directory keeps no progress until it is live. The progress holds retention
+    /// "until consumed" back like any durable consumer's position; deleting the file (or the
+    /// ring's entry) forgets it.
     pub fn durable(mut self, durable: bool) -> Self {
         self.durable = durable;
         self
@@ -128,6 +137,7 @@ impl JournalSubscriber {
             }
             let n = self.replay_some(max, &mut f)?;
             if n > 0 {
+                self.store_progress();
                 return Ok(n);
             }
             if self.try_go_live()? {
@@ -256,6 +266,10 @@ impl JournalSubscriber {
             Ok(consumer) => {
                 self.assembler.reset();
                 self.live = Some(consumer);
+                if self.progress.take().is_some() {
+                    // The ring's entry carries the position from here on.
+                    let _ = progress::remove(&**self.reader.disk(), &self.name);
+                }
                 Ok(true)
             }
             Err(AttachError::SequenceUnavailable { earliest, .. }) => {
@@ -270,6 +284,21 @@ impl JournalSubscriber {
                 Ok(false)
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records how far the replay has delivered, if durable: the start of a large message
+    /// under way, else the next sequence (everything below it was delivered by calls that have
+    /// returned). The file is opened at the first call.
+    fn store_progress(&mut self) {
+        if !self.durable {
+            return;
+        }
+        if self.progress.is_none() {
+            self.progress = Progress::open(&**self.reader.disk(), &self.name).ok();
+        }
+        if let Some(progress) = &self.progress {
+            let _ = progress.store(self.assembler.under_way().unwrap_or(self.next));
         }
     }
 
