@@ -267,19 +267,25 @@ fn a_reader_follows_the_writer_across_rolls_and_retention() {
     }
 }
 
-#[test]
-fn a_journal_subscriber_replays_history_then_continues_live_with_no_gap_or_duplicate() {
-    // A small ring: most of the history is only in the journal.
+/// A ring of 64 slots with a stage, and `n` messages published and durable: most of that
+/// history is only in the journal.
+fn with_history(n: u64) -> (Ring, SimDisk, JournalStage, ringmq::Producer) {
     let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
     let disk = SimDisk::new();
     let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
     let mut producer = ring.producer().unwrap();
-    for i in 0..1000 {
+    for i in 0..n {
         producer
             .publish_timeout(&message(i), Duration::from_secs(30))
             .unwrap();
     }
-    stage.wait_durable(999, WAIT).unwrap();
+    stage.wait_durable(n - 1, WAIT).unwrap();
+    (ring, disk, stage, producer)
+}
+
+#[test]
+fn a_journal_subscriber_replays_history_then_continues_live_with_no_gap_or_duplicate() {
+    let (ring, disk, stage, mut producer) = with_history(1000);
     let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
     let mut subscriber = JournalSubscriber::with_reader(&ring, reader, "history", Seek::Earliest).unwrap();
     // More published while it replays: it must find each in the journal or in the ring.
@@ -538,16 +544,7 @@ fn messages_larger_than_a_slot_are_journaled_as_fragments_and_replayed_whole() {
 
 #[test]
 fn a_durable_journal_subscriber_s_replay_progress_is_committed_and_resumed() {
-    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
-    let disk = SimDisk::new();
-    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
-    let mut producer = ring.producer().unwrap();
-    for i in 0..1000 {
-        producer
-            .publish_timeout(&message(i), Duration::from_secs(30))
-            .unwrap();
-    }
-    stage.wait_durable(999, WAIT).unwrap();
+    let (ring, disk, stage, _producer) = with_history(1000);
     // 300 messages of the history read, then the process "dies" (the handle is dropped
     // without going live: it is not in the ring).
     let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
