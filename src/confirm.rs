@@ -93,9 +93,10 @@ pub(crate) fn wait_released(
 
 /// The released positions worth keeping across a restart of every process: each durable
 /// subscriber's and each group's (its workers' unacknowledged claims counted as not
-/// released), by name. The journal stage persists them with its commits.
+/// released), by name, with whether it is a group's. The journal stage persists them with
+/// its commits.
 #[cfg(not(loom))]
-pub(crate) fn durable_positions(shared: &Shared) -> Vec<(String, u64)> {
+pub(crate) fn durable_positions(shared: &Shared) -> Vec<(String, u64, bool)> {
     use crate::layout::table::{KIND_SUBSCRIBER, OPT_DURABLE, STATE_ACTIVE};
     (0..shared.layout.params.max_consumers)
         .filter_map(|index| {
@@ -103,15 +104,15 @@ pub(crate) fn durable_positions(shared: &Shared) -> Vec<(String, u64)> {
             if state != STATE_ACTIVE {
                 return None;
             }
-            let position = match table::kind_of(shared, index) {
-                KIND_GROUP => group_position(shared, index),
+            let (position, group) = match table::kind_of(shared, index) {
+                KIND_GROUP => (group_position(shared, index), true),
                 KIND_SUBSCRIBER if table::options(shared, index) & OPT_DURABLE != 0 => {
                     // [released] Acquire: pairs with the subscriber's Release store.
-                    shared.entry_sequence(index).load_acquire()
+                    (shared.entry_sequence(index).load_acquire(), false)
                 }
                 _ => return None,
             };
-            Some((table::read_name(shared, index)?, position))
+            Some((table::read_name(shared, index)?, position, group))
         })
         .collect()
 }

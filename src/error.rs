@@ -492,9 +492,28 @@ pub enum JournalError {
     },
     /// Durable positions under too many or too long names to fit a state slot.
     #[error(
-        "consumer positions do not fit the journal's state slot (names up to 255 bytes, about 4 KiB in all)"
+        "consumer positions do not fit the journal's state slot (names up to 127 bytes, about 4 KiB in all)"
     )]
     TooManyPositions,
+    /// A ring made anew for the journal ([`crate::journal::restore`]) cannot hold what a
+    /// durable group has not acknowledged: it needs `end - position` slots.
+    #[error("group {group:?} is at {position} and the journal ends at {end}: its backlog does not fit a ring of {capacity} slots")]
+    Backlog {
+        /// The group furthest behind.
+        group: String,
+        /// Its committed position.
+        position: u64,
+        /// The journal's end.
+        end: u64,
+        /// The ring's capacity.
+        capacity: u64,
+    },
+    /// Making or opening a ring failed.
+    #[error("the ring: {0}")]
+    Open(#[from] OpenError),
+    /// Publishing into a ring failed.
+    #[error("publishing into the ring: {0}")]
+    Publish(#[from] PublishError),
 }
 
 /// Why a wait for a consumer's release ([`crate::Ring::wait_released`]) ended without it.

@@ -39,6 +39,15 @@ impl Fragment {
         }
     }
 
+    /// The slot header flags that name `fragment` (what [`Fragment::from_slot_flags`] reads).
+    pub(crate) fn slot_flags_of(fragment: Fragment) -> u8 {
+        match fragment {
+            Fragment::First => SLOT_FRAGMENT | SLOT_FIRST,
+            Fragment::Middle => SLOT_FRAGMENT,
+            Fragment::Last => SLOT_FRAGMENT | SLOT_LAST,
+        }
+    }
+
     /// The slot header flags of piece `i` of `n` (`n` > 1).
     #[inline]
     pub(crate) fn slot_flags(i: usize, n: usize) -> u8 {
@@ -152,6 +161,12 @@ mod tests {
             Fragment::from_slot_flags(Fragment::slot_flags(1, 2)),
             Some(Fragment::Last)
         );
+        for fragment in [Fragment::First, Fragment::Middle, Fragment::Last] {
+            assert_eq!(
+                Fragment::from_slot_flags(Fragment::slot_flags_of(fragment)),
+                Some(fragment)
+            );
+        }
     }
 
     #[test]

@@ -31,6 +31,24 @@ fn check(journal: &Journal, first: u64) {
     assert_eq!(expected, journal.next_sequence());
 }
 
+/// `Journal::open`, tried again while the writer lock is held by a process this test binary
+/// forked: a child forked by a concurrent test (`mount`, `umount`) holds a copy of every
+/// descriptor until its exec closes them, the writer lock's among them, so a journal
+/// dropped at that moment stays locked for that long. The lock itself is the point of
+/// `a_second_writer_is_locked_out_and_a_stray_file_refused`, which checks it while its
+/// first writer lives.
+fn reopen(path: &std::path::Path) -> Result<Journal, JournalError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Journal::open(path, options()) {
+            Err(JournalError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::yield_now()
+            }
+            other => return other,
+        }
+    }
+}
+
 #[test]
 fn files_round_trip_through_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,14 +64,14 @@ fn files_round_trip_through_a_reopen() {
     let spare = path.join("next.spare");
     assert!(!spare.exists(), "the close left its spare");
     // Dropped without a close: the next open recovers the tail past the durable position.
-    let mut journal = Journal::open(&path, options()).unwrap();
+    let mut journal = reopen(&path).unwrap();
     assert_eq!(journal.next_sequence(), 3000);
     assert_eq!(journal.position("audit"), Some(1234));
     for s in 3000..3100 {
         journal.append(&payload(s)).unwrap();
     }
     drop(journal);
-    let journal = Journal::open(&path, options()).unwrap();
+    let journal = reopen(&path).unwrap();
     assert!(!spare.exists(), "the open kept a dead writer's spare");
     assert_eq!(journal.next_sequence(), 3100);
     check(&journal, 0);
@@ -68,7 +86,7 @@ fn a_second_writer_is_locked_out_and_a_stray_file_refused() {
     assert!(matches!(second, Err(JournalError::Locked { .. })), "{second:?}");
     drop(first);
     std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
-    let third = Journal::open(dir.path(), options());
+    let third = reopen(dir.path());
     assert!(
         matches!(third, Err(JournalError::Foreign { ref name, .. }) if name == "notes.txt"),
         "{third:?}"
@@ -128,7 +146,7 @@ fn a_full_file_system_is_no_space_at_segment_creation() {
             assert_eq!(journal.commit().unwrap(), next);
             check(&journal, 0);
             drop(journal);
-            let journal = Journal::open(&path, options()).unwrap();
+            let journal = reopen(&path).unwrap();
             assert_eq!(journal.next_sequence(), next);
             check(&journal, 0);
         },
@@ -149,4 +167,87 @@ fn a_rename_never_replaces_a_file() {
     assert!(!dir.path().join("b").exists() && dir.path().join("c").exists());
     let err = disk.rename("../a", "d").unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_ring_made_anew_holds_each_group_s_backlog_and_gives_it_its_place_back() {
+    use ringmq::journal::restore;
+    use ringmq::{Fragment, OpenError, Ring};
+    let dir = tempfile::tempdir().unwrap();
+    let (jdir, ring_path) = (dir.path().join("journal"), dir.path().join("orders"));
+    let text = |s: u64| format!("message {s}").into_bytes();
+    let mut journal = Journal::open(&jdir, options()).unwrap();
+    for s in 0..100 {
+        journal.append(&text(s)).unwrap();
+    }
+    journal.append_skipped().unwrap(); // 100: a dead producer's slot
+    for fragment in [Fragment::First, Fragment::Middle, Fragment::Last] {
+        journal.append_fragment(&text(0), fragment).unwrap(); // 101..=103
+    }
+    for s in 104..120 {
+        journal.append(&text(s)).unwrap();
+    }
+    journal.set_group_position("billing", 90).unwrap();
+    journal.set_group_position("shipping", 110).unwrap();
+    journal.set_position("audit", 5).unwrap(); // a subscriber: it resumes through the journal
+    journal.close().unwrap();
+    let entries = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+
+    // A ring too small for billing's 30 messages: refused, nothing left behind.
+    let err = restore(Ring::builder().capacity(16).slot_size(64), &ring_path, &jdir).unwrap_err();
+    assert!(
+        matches!(err, JournalError::Backlog { ref group, position: 90, end: 120, capacity: 16 } if group == "billing"),
+        "{err:?}"
+    );
+    assert_eq!(entries(), ["journal"]);
+
+    let ring = restore(Ring::builder().capacity(64).slot_size(64), &ring_path, &jdir).unwrap();
+    assert_eq!((ring.initial_sequence(), ring.next_sequence()), (90, 120));
+    let mut groups: Vec<(String, Option<u64>)> = ring
+        .consumers()
+        .into_iter()
+        .map(|c| (c.name, c.sequence))
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            ("billing".to_owned(), Some(90)),
+            ("shipping".to_owned(), Some(110))
+        ]
+    );
+    // Billing's worker takes up at 90: the messages in the slots of their own sequences, the
+    // dead producer's slot passed over, the large message's pieces named as such.
+    let mut worker = ring.worker("billing", "w1").attach().unwrap();
+    let mut got = Vec::new();
+    while let Ok(m) = worker.try_recv() {
+        got.push((m.sequence(), m.fragment(), m.to_vec()));
+    }
+    let mut expected: Vec<(u64, Option<Fragment>, Vec<u8>)> = (90..100).map(|s| (s, None, text(s))).collect();
+    for (s, fragment) in [
+        (101, Fragment::First),
+        (102, Fragment::Middle),
+        (103, Fragment::Last),
+    ] {
+        expected.push((s, Some(fragment), text(0)));
+    }
+    expected.extend((104..120).map(|s| (s, None, text(s))));
+    assert_eq!(got, expected);
+
+    // A ring already there is never replaced.
+    drop(worker);
+    let err = restore(Ring::builder().capacity(64).slot_size(64), &ring_path, &jdir).unwrap_err();
+    assert!(
+        matches!(err, JournalError::Open(OpenError::AlreadyExists { .. })),
+        "{err:?}"
+    );
+    assert_eq!(entries(), ["journal", "orders"]);
+    assert_eq!(Ring::open(&ring_path).unwrap().next_sequence(), 120);
 }

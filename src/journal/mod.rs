@@ -29,6 +29,7 @@ mod reader;
 mod record;
 mod recover;
 mod replay;
+mod restore;
 mod segment;
 mod stage;
 mod subscriber;
@@ -41,11 +42,12 @@ pub use options::{Durability, JournalOptions, Retention};
 pub use reader::JournalReader;
 pub use record::{FLAG_FIRST, FLAG_FRAGMENT, FLAG_LAST, FLAG_SKIPPED};
 pub use replay::Replay;
+pub use restore::restore;
 pub use stage::{JournalStage, STAGE_CONSUMER};
 pub use subscriber::JournalSubscriber;
 
 use crate::error::JournalError;
-use segment::{Footer, IndexEntry, SegmentHeader, State, FOOTER, RECORDS_START};
+use segment::{Footer, IndexEntry, Persisted, SegmentHeader, State, FOOTER, RECORDS_START};
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -154,7 +156,8 @@ pub struct Journal {
     durable_offset: u64,
     /// The generation of the next state slot to write.
     generation: u64,
-    positions: BTreeMap<String, u64>,
+    /// Consumer positions by name, each with whether it is a group's.
+    positions: BTreeMap<String, (u64, bool)>,
     pending: Pending,
     failed: Option<String>,
     buf: Vec<u8>,
@@ -633,8 +636,20 @@ impl Journal {
             durable: self.durable,
             durable_offset: self.durable_offset,
             flags,
-            positions: self.positions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            positions: self.persisted(),
         }
+    }
+
+    /// The consumer positions as a state slot holds them.
+    fn persisted(&self) -> Vec<Persisted> {
+        self.positions
+            .iter()
+            .map(|(name, &(position, group))| Persisted {
+                name: name.clone(),
+                position,
+                group,
+            })
+            .collect()
     }
 
     fn write_state(&mut self, state: &State) -> Result<(), JournalError> {
@@ -652,9 +667,25 @@ impl Journal {
     ///
     /// # Errors
     ///
-    /// [`JournalError::TooManyPositions`] if the names would not fit a state slot.
+    /// [`JournalError::TooManyPositions`] if the names would not fit a state slot (or one is
+    /// longer than 127 bytes).
     pub fn set_position(&mut self, name: &str, position: u64) -> Result<(), JournalError> {
-        let previous = self.positions.insert(name.to_owned(), position);
+        self.set(name, position, false)
+    }
+
+    /// [`Journal::set_position`] for a group: the position of everything its workers have
+    /// acknowledged. [`Journal::groups`] lists these, for a ring made anew to give each group
+    /// its place back (`restore`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::set_position`].
+    pub fn set_group_position(&mut self, name: &str, position: u64) -> Result<(), JournalError> {
+        self.set(name, position, true)
+    }
+
+    fn set(&mut self, name: &str, position: u64, group: bool) -> Result<(), JournalError> {
+        let previous = self.positions.insert(name.to_owned(), (position, group));
         let probe = self.state(0);
         if probe.encode().is_none() {
             match previous {
@@ -690,12 +721,20 @@ impl Journal {
 
     /// Consumer `name`'s persisted position.
     pub fn position(&self, name: &str) -> Option<u64> {
-        self.positions.get(name).copied()
+        self.positions.get(name).map(|&(position, _)| position)
     }
 
     /// Every persisted consumer position, by name.
     pub fn positions(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.positions.iter().map(|(k, v)| (k.as_str(), *v))
+        self.positions.iter().map(|(k, &(p, _))| (k.as_str(), p))
+    }
+
+    /// The persisted positions that are groups' ([`Journal::set_group_position`]).
+    pub fn groups(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.positions
+            .iter()
+            .filter(|(_, &(_, group))| group)
+            .map(|(k, &(p, _))| (k.as_str(), p))
     }
 
     /// Closes the journal cleanly: commits, then writes a state slot marked clean whose
@@ -746,7 +785,7 @@ impl Journal {
             durable: self.next,
             durable_offset: RECORDS_START,
             flags: 0,
-            positions: self.positions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            positions: self.persisted(),
         };
         let bytes = state.encode().ok_or(JournalError::TooManyPositions)?;
         let written = fresh
@@ -835,7 +874,7 @@ impl Journal {
                 .is_some_and(|age| now.saturating_sub(oldest.footer.last_timestamp) > age.as_nanos() as u64);
             let consumed = policy.until_consumed
                 && !self.positions.is_empty()
-                && self.positions.values().all(|&p| p >= oldest.footer.end);
+                && self.positions.values().all(|&(p, _)| p >= oldest.footer.end);
             if !(by_bytes || by_count || by_age || consumed) {
                 break;
             }

@@ -12,7 +12,7 @@
 use super::record::{self, Decoded, RECORD_HEADER};
 use super::recover::{check_footer, is_empty, list_segments, read_footer, read_header, read_page, Found};
 use super::replay::{Replay, View};
-use super::segment::{state_offset, SegmentHeader, State, PAGE, RECORDS_START};
+use super::segment::{state_offset, Persisted, SegmentHeader, State, PAGE, RECORDS_START};
 use super::{corrupt, io_error, Active, Disk, FsDisk, Sealed, Seek};
 use crate::error::JournalError;
 use std::collections::VecDeque;
@@ -30,7 +30,7 @@ pub struct JournalReader {
     /// A copy of the record being checked.
     scratch: Vec<u8>,
     /// The consumer positions of the newest state slot found.
-    positions: Vec<(String, u64)>,
+    positions: Vec<Persisted>,
 }
 
 impl JournalReader {
@@ -85,15 +85,23 @@ impl JournalReader {
     pub fn position(&self, name: &str) -> Option<u64> {
         self.positions
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, p)| (*p).min(self.next))
+            .find(|p| p.name == name)
+            .map(|p| p.position.min(self.next))
     }
 
     /// Every committed consumer position, by name (clamped as in [`JournalReader::position`]).
     pub fn positions(&self) -> impl Iterator<Item = (&str, u64)> {
         self.positions
             .iter()
-            .map(|(n, p)| (n.as_str(), (*p).min(self.next)))
+            .map(|p| (p.name.as_str(), p.position.min(self.next)))
+    }
+
+    /// The committed positions that are groups' (clamped as in [`JournalReader::position`]).
+    pub fn groups(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.positions
+            .iter()
+            .filter(|p| p.group)
+            .map(|p| (p.name.as_str(), p.position.min(self.next)))
     }
 
     /// The number of segment files.

@@ -4,7 +4,9 @@
 
 use super::io::{self, Disk, DiskFile, DiskLock};
 use super::record::{self, Decoded, RECORD_HEADER};
-use super::segment::{self, Footer, SegmentHeader, State, FOOTER, INDEX_ENTRY, PAGE, RECORDS_START};
+use super::segment::{
+    self, Footer, Persisted, SegmentHeader, State, FOOTER, INDEX_ENTRY, PAGE, RECORDS_START,
+};
 use super::{
     corrupt, create_segment, io_error, record_area, Active, Journal, JournalOptions, Pending, Sealed,
 };
@@ -204,7 +206,7 @@ pub(super) fn recover(
         journal.positions = state
             .positions
             .into_iter()
-            .map(|(k, v)| (k, v.min(state.end)))
+            .map(|p| (p.name, (p.position.min(state.end), p.group)))
             .collect();
         if let Some(p) = journal.sealed.back().map(|s| s.footer.end) {
             debug_assert_eq!(p, journal.active.header.first);
@@ -277,7 +279,7 @@ pub(super) fn check_footer(
 struct Recovered {
     generation: u64,
     end: u64,
-    positions: Vec<(String, u64)>,
+    positions: Vec<Persisted>,
 }
 
 /// Recovers the last, unsealed segment: the newest valid state slot says what is durable;

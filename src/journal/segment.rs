@@ -5,7 +5,9 @@
 //! 0              header      magic, version, first sequence, length, creation time, the
 //!                            record limit and index interval, where the index starts; CRC
 //! 4096, 8192     state A, B  written in turn by group commits (generation, durable
-//!                            position, consumer positions; CRC): the newest valid one counts
+//!                            position, consumer positions; CRC): the newest valid one counts.
+//!                            A position is a name's length (its top bit set for a group's),
+//!                            the name, the sequence
 //! 12288          records     from the first sequence on, back to back (record.rs)
 //! index_start    index       sealed: one entry (sequence, offset, time) per index_interval
 //!                            bytes of records
@@ -163,8 +165,20 @@ pub(crate) struct State {
     pub durable_offset: u64,
     pub flags: u32,
     /// Durable consumers' positions, by name.
-    pub positions: Vec<(String, u64)>,
+    pub positions: Vec<Persisted>,
 }
+
+/// One consumer's persisted position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Persisted {
+    pub name: String,
+    pub position: u64,
+    /// A group's (its workers share the stream), not a subscriber's.
+    pub group: bool,
+}
+
+/// The top bit of a position's name length: the position is a group's.
+const GROUP_BIT: u8 = 0x80;
 
 /// The offset of state slot `generation % 2`.
 pub(crate) fn state_offset(generation: u64) -> u64 {
@@ -175,11 +189,11 @@ impl State {
     /// The slot's bytes, `None` if the positions do not fit.
     pub(crate) fn encode(&self) -> Option<Vec<u8>> {
         let mut positions = Vec::new();
-        for (name, position) in &self.positions {
-            let len = u8::try_from(name.len()).ok()?;
-            positions.push(len);
-            positions.extend_from_slice(name.as_bytes());
-            positions.extend_from_slice(&position.to_le_bytes());
+        for p in &self.positions {
+            let len = u8::try_from(p.name.len()).ok().filter(|&n| n < GROUP_BIT)?;
+            positions.push(if p.group { len | GROUP_BIT } else { len });
+            positions.extend_from_slice(p.name.as_bytes());
+            positions.extend_from_slice(&p.position.to_le_bytes());
         }
         if positions.len() > MAX_POSITIONS_BYTES {
             return None;
@@ -219,13 +233,17 @@ impl State {
         }
         let mut positions = Vec::new();
         let mut rest = &b[STATE_POSITIONS..STATE_POSITIONS + len];
-        while let Some((&n, tail)) = rest.split_first() {
-            let n = n as usize;
+        while let Some((&len, tail)) = rest.split_first() {
+            let n = (len & !GROUP_BIT) as usize;
             if tail.len() < n + 8 {
                 return Err(());
             }
             let name = std::str::from_utf8(&tail[..n]).map_err(|_| ())?.to_owned();
-            positions.push((name, u64_at(tail, n)));
+            positions.push(Persisted {
+                name,
+                position: u64_at(tail, n),
+                group: len & GROUP_BIT != 0,
+            });
             rest = &tail[n + 8..];
         }
         Ok(Some(State {
@@ -338,7 +356,18 @@ mod tests {
             durable: 100,
             durable_offset: 20480,
             flags: STATE_CLEAN,
-            positions: vec![("audit".into(), 90), ("billing".into(), 77)],
+            positions: vec![
+                Persisted {
+                    name: "audit".into(),
+                    position: 90,
+                    group: false,
+                },
+                Persisted {
+                    name: "billing".into(),
+                    position: 77,
+                    group: true,
+                },
+            ],
         };
         let mut page = vec![0u8; PAGE as usize];
         let bytes = state.encode().unwrap();

@@ -313,9 +313,14 @@ fn run(
 /// commit. A position that does not fit the state slot (names of about 4 KiB in all) is not
 /// persisted; the stage's own is the journal's end and needs no entry.
 fn persist_positions(ring: &Ring, journal: &mut Journal) {
-    for (name, position) in crate::confirm::durable_positions(&ring.shared) {
-        if name != STAGE_CONSUMER && journal.position(&name) != Some(position) {
-            let _ = journal.set_position(&name, position);
+    for (name, position, group) in crate::confirm::durable_positions(&ring.shared) {
+        if name == STAGE_CONSUMER || journal.positions.get(&name) == Some(&(position, group)) {
+            continue;
         }
+        let _ = if group {
+            journal.set_group_position(&name, position)
+        } else {
+            journal.set_position(&name, position)
+        };
     }
 }

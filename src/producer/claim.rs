@@ -308,7 +308,8 @@ fn finish_batch<M: Claims>(m: &mut M, att: &Attached, start: u64, count: u64, pa
         if panicking {
             m.commit(slots, sequence, 0, SLOT_SKIPPED);
         } else if pending.flags & SLOT_PENDING_LEN != 0 {
-            m.commit(slots, sequence, pending.len, pending.flags & SLOT_FRAGMENT_MASK);
+            let flags = pending.flags & (SLOT_FRAGMENT_MASK | SLOT_SKIPPED);
+            m.commit(slots, sequence, pending.len, flags);
         } else {
             m.commit(slots, sequence, whole, 0);
         }

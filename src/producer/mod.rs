@@ -433,6 +433,39 @@ impl Producer {
         Ok(first + n as u64 - 1)
     }
 
+    /// Publishes `pieces` into consecutive slots as one batch, each with its slot flags (a
+    /// fragment's, or `SLOT_SKIPPED`), waiting up to `timeout` for room: a journal's records
+    /// put back into a ring made anew, each in the slot of its own sequence. Returns the
+    /// first sequence. A fixed-size ring has no flags to carry: only whole messages of its
+    /// size go in.
+    pub(crate) fn publish_pieces_timeout(
+        &mut self,
+        pieces: &[(&[u8], u8)],
+        timeout: Duration,
+    ) -> Result<u64, PublishError> {
+        for &(data, flags) in pieces {
+            if data.len() > self.max_len {
+                return Err(PublishError::TooLarge {
+                    len: data.len(),
+                    max: self.max_len,
+                });
+            }
+            if self.is_fixed_size() && (flags != 0 || data.len() != self.max_len) {
+                return Err(PublishError::WrongSize {
+                    len: data.len(),
+                    size: self.max_len,
+                });
+            }
+        }
+        let mut batch = self.claim_batch_when(pieces.len(), When::after(timeout))?;
+        let first = batch.first_sequence();
+        for (i, &(data, flags)) in pieces.iter().enumerate() {
+            batch.fill_slot(i, data, flags);
+        }
+        batch.publish();
+        Ok(first)
+    }
+
     /// The largest message [`Producer::publish_large`] takes: a whole ring of slots.
     #[inline]
     pub fn max_large_len(&self) -> usize {

@@ -22,6 +22,39 @@ pub(super) fn create(ring: &str, builder: RingBuilder, json: bool) -> Result<(),
     Ok(())
 }
 
+/// `create RING --journal DIR`: the ring made anew for the journal (`journal::restore`).
+pub(super) fn restore(path: &Path, builder: RingBuilder, dir: &Path, json: bool) -> Result<(), Failure> {
+    let ring = ringmq::journal::restore(builder, path, dir)?;
+    let groups: Vec<(String, u64)> = ring
+        .consumers()
+        .into_iter()
+        .filter(|c| c.kind == ConsumerKind::Group)
+        .map(|c| (c.name, c.sequence.unwrap_or(ring.next_sequence())))
+        .collect();
+    if json {
+        print_json(&json!({
+            "path": path,
+            "capacity": ring.capacity(),
+            "slot_size": ring.slot_size(),
+            "fixed_size": ring.fixed_size(),
+            "initial_sequence": ring.initial_sequence(),
+            "next_sequence": ring.next_sequence(),
+            "groups": groups.iter().map(|(name, at)| json!({"name": name, "sequence": at})).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!(
+            "created {} from the journal: sequences {}..{} held",
+            path.display(),
+            ring.initial_sequence(),
+            ring.next_sequence()
+        );
+        for (name, at) in groups {
+            println!("  group {name} at {at}");
+        }
+    }
+    Ok(())
+}
+
 /// `stat RING`: parameters, next sequence, consumers (after cleaning up after dead ones).
 pub(super) fn stat(path: &Path, journal: Option<&Path>, json: bool) -> Result<(), Failure> {
     let ring = Ring::open(path)?;

@@ -62,8 +62,10 @@ enum Command {
         /// Permissions of the ring file, octal.
         #[arg(long, default_value = "0600")]
         file_mode: String,
-        /// Start the ring's sequences where the journal in this directory ends (a ring made
-        /// anew for a journal that outlived it).
+        /// Make the ring anew for the journal in this directory, which outlived it: it
+        /// continues at the journal's end, holding what each durable group of the journal
+        /// has not acknowledged, with each group back at its committed position (the ring
+        /// must be large enough for that backlog).
         #[arg(long, value_name = "DIR")]
         journal: Option<PathBuf>,
     },
@@ -332,11 +334,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(size) = fixed_size {
                 builder = builder.fixed_size(size);
             }
-            if let Some(dir) = journal.filter(|d| d.exists()) {
-                let end = ringmq::journal::JournalReader::open(&dir)?.next_sequence();
-                builder = builder.initial_sequence(end);
+            match journal.filter(|d| d.exists()) {
+                Some(dir) => admin::restore(&ring_path(&ring)?, builder, &dir, json),
+                None => admin::create(&ring, builder, json),
             }
-            admin::create(&ring, builder, json)
         }
         Command::Stat { ring, journal } => admin::stat(&ring_path(&ring)?, journal.as_deref(), json),
         Command::Journal { ring, dir, stage } => journal::run(&ring_path(&ring)?, &dir, &stage, json),
