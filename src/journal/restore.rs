@@ -50,6 +50,12 @@ pub fn restore(
     dir: impl AsRef<Path>,
 ) -> Result<Ring, JournalError> {
     let path = path.as_ref();
+    if std::fs::symlink_metadata(path).is_ok() {
+        // Checked again by the link at the end, which never replaces a file.
+        return Err(JournalError::Open(OpenError::AlreadyExists {
+            path: path.display().to_string(),
+        }));
+    }
     let reader = JournalReader::open(dir)?;
     let end = reader.next_sequence();
     let oldest = reader.oldest();
