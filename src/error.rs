@@ -369,10 +369,6 @@ pub enum RecvError {
     /// The handler loop running this consumer was asked to stop.
     #[error("the consumer was asked to stop")]
     Stopped,
-    /// Only subscribers receive messages larger than a slot whole
-    /// ([`crate::Consumer::recv_large`]): a group hands its workers slots, not messages.
-    #[error("only a subscriber reassembles messages larger than a slot; this is a group worker")]
-    NotSubscriber,
 }
 
 /// Why a journal operation failed. Whatever the error, no record that was reported durable

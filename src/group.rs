@@ -49,8 +49,9 @@ pub(crate) struct Claimed {
 }
 
 /// Claims up to `max` sequences for `worker` of `group`; `None` if nothing is available.
-/// `available(from, max)` is the worker's barrier: the first sequence at or after `from`
-/// that may not be read yet. Orphaned claims (of workers that died or detached holding
+/// `available(from, max)` is where a claim from `from` ends: at most `max` past it, within
+/// what the worker's barrier lets it read, and moved by the worker to a message boundary
+/// (past `max` only to take the rest of a message larger than a slot). Orphaned claims (of workers that died or detached holding
 /// messages) come first. Never inlined: it is the worker's branch of the consumer's poll,
 /// which is inlined into every caller.
 #[inline(never)]
@@ -95,7 +96,7 @@ pub(crate) fn try_claim(
             own.store_release(claimed);
             announced = true;
         }
-        let end = available.min(claimed.saturating_add(max));
+        let end = available;
         // Relaxed: read only by whoever takes the claim over after this worker stops, which
         // is ordered after it by the orphan mask (or the kernel, for a dead worker). Written
         // before the claim, so a worker that dies right after the CAS has it recorded (if the

@@ -46,7 +46,7 @@
 //! | to publish | `producer.try_publish(&b)` (never waits: `Full`), `publish(&b)` (waits), `publish_timeout(&b, d)` |
 //! | to write in place | `try_claim_slot()` / `claim_slot()` / `claim_slot_timeout(d)`: a `Claim` (`payload_mut`, `set_len`, `write`, `value_mut::<T>`), published on drop |
 //! | many messages, one publish | `try_publish_batch_with(n, \|i, slot\| len)` (the fastest), `try_publish_batch(&[..])`, `try_claim_batch(n)`: each with its blocking and `_timeout` forms |
-//! | messages larger than a slot | `publish_large(&b)` (and `try_`, `_timeout`), `recv_large(&mut buf)` (subscribers); `message.fragment()` names a piece |
+//! | messages larger than a slot | `publish_large(&b)` (and `try_`, `_timeout`), `recv_large(&mut buf)` (subscribers and workers: a `Whole`); `message.fragment()` names a piece |
 //! | typed values | `TypedProducer<T>` (`publish`, `publish_slice`, `publish_with`, each in three forms), `TypedConsumer<T>`, `message.value::<T>()` |
 //! | pub/sub; a work queue | `ring.subscriber(name)` (sees every message); `ring.worker(group, name)` (each message to one worker) |
 //! | pipelines, diamonds | `.after(["a", "b"])` on a subscriber or a group's worker |
@@ -109,7 +109,9 @@ mod dir;
 #[cfg(not(loom))]
 pub mod journal;
 
-pub use consumer::{Batch, BatchIter, Consumer, Message, Received, Start, SubscriberBuilder, WorkerBuilder};
+pub use consumer::{
+    Batch, BatchIter, Consumer, Message, Received, Start, SubscriberBuilder, Whole, WorkerBuilder,
+};
 #[cfg(not(loom))]
 pub use consumer::{HandlerOptions, HandlerThread};
 #[cfg(not(loom))]

@@ -320,12 +320,32 @@ fn messages_larger_than_a_slot_go_through_the_cli_ring_and_journal_whole() {
     let mut live = Proc::spawn(&format!(
         "consume {r} --name big --large --from earliest --count {N} --verify --json"
     ));
-    wait_until("the subscriber", || position(&ring, "big").is_some());
+    // Two workers of a group share the messages, each whole at one of them.
+    let mut workers: Vec<Proc> = ["w1", "w2"]
+        .iter()
+        .map(|w| {
+            Proc::spawn(&format!(
+                "consume {r} --group bigg --name {w} --large --from earliest --timeout 3 --verify --json"
+            ))
+        })
+        .collect();
+    wait_until("the subscriber and the group", || {
+        position(&ring, "big").is_some() && position(&ring, "bigg").is_some()
+    });
     let mut producer = Proc::spawn(&format!(
         "produce {r} --count {N} --size 20000 --verifiable 1 --wait block --json"
     ));
     assert_eq!(producer.json()["published"], N);
     let last = N * FRAGMENTS - 1;
+    let mut shared = 0;
+    for worker in &mut workers {
+        let summary = worker.json();
+        for field in ["duplicates", "corrupt"] {
+            assert_eq!(summary[field], 0, "{field}: {summary}");
+        }
+        shared += summary["received"].as_u64().unwrap();
+    }
+    assert_eq!(shared, N, "the group's workers received {shared} of {N}");
     for summary in [
         live.json(),
         // The ring has lapped many times: the history is the journal's.

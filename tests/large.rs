@@ -1,7 +1,7 @@
 //! Messages larger than a slot: published as fragments in consecutive slots, received whole
 //! by `recv_large` under the last fragment's sequence, never interleaved with another
-//! producer's, never delivered in part; the limits and the consumers that cannot reassemble
-//! give typed errors.
+//! producer's, never delivered in part, and to one worker of a group whole; the limits give
+//! typed errors.
 
 use ringmq::{Fragment, PublishError, RecvError, Ring, Start};
 use std::time::Duration;
@@ -49,7 +49,10 @@ fn messages_of_every_size_come_back_whole_under_their_last_fragment() {
             let fragments = len.div_ceil(SLOT).max(1) as u64;
             assert_eq!(sequence, next + fragments - 1, "size {len} (multi {multi})");
             next = sequence + 1;
-            assert_eq!(consumer.recv_large_timeout(&mut out, LONG).unwrap(), sequence);
+            assert_eq!(
+                consumer.recv_large_timeout(&mut out, LONG).unwrap().sequence,
+                sequence
+            );
             assert_eq!(out, sent, "size {len} (multi {multi})");
             assert_eq!(
                 consumer.position(),
@@ -122,11 +125,137 @@ fn limits_are_typed_errors_and_publish_nothing() {
 }
 
 #[test]
-fn a_worker_cannot_reassemble() {
+fn a_group_gives_each_message_to_one_worker_whole() {
+    // A backlog of mixed sizes, longer than a worker's claim (at most 256 slots), so claims
+    // would cut messages; then two workers on threads take it with more coming: every
+    // message comes out once, whole, at one of the two. A message cut between them would be
+    // missing (each passes over pieces whose start it did not see).
+    const N: u64 = 2000;
+    let sizes = [10, 3 * SLOT + 7, SLOT, 1, 12 * SLOT, 2 * SLOT + 1];
+    for multi in [false, true] {
+        let ring = ring(16384, multi);
+        let workers: Vec<_> = (0..2)
+            .map(|w| ring.worker("g", &format!("w{w}")).attach().unwrap())
+            .collect();
+        let mut producer = ring.producer().unwrap();
+        let mut sent = Vec::new();
+        let mut publish = |i: u64| {
+            let m = message(1, i, sizes[i as usize % sizes.len()]);
+            sent.push((producer.publish_large_timeout(&m, LONG).unwrap(), m));
+        };
+        for i in 0..N / 2 {
+            publish(i);
+        }
+        // Each worker sends what it receives, until the test drops its stop channel.
+        let (sink, received) = std::sync::mpsc::channel::<(u64, Vec<u8>)>();
+        let mut stops = Vec::new();
+        let threads: Vec<_> = workers
+            .into_iter()
+            .map(|mut worker| {
+                let sink = sink.clone();
+                let (stop, stopped) = std::sync::mpsc::channel::<()>();
+                stops.push(stop);
+                std::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    while let Err(std::sync::mpsc::TryRecvError::Empty) = stopped.try_recv() {
+                        match worker.recv_large_timeout(&mut out, Duration::from_millis(5)) {
+                            Ok(whole) => {
+                                assert!(!whole.redelivered, "no worker stopped");
+                                sink.send((whole.sequence, out.clone())).unwrap();
+                            }
+                            Err(RecvError::Timeout) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in N / 2..N {
+            publish(i);
+        }
+        // A message lost keeps the count below N: the deadline ends the wait, and the
+        // comparison below says what is missing.
+        let deadline = std::time::Instant::now() + LONG;
+        let mut got = Vec::new();
+        while (got.len() as u64) < N {
+            match received.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(message) => got.push(message),
+                Err(_) => break,
+            }
+        }
+        drop(stops);
+        for t in threads {
+            t.join().unwrap();
+        }
+        got.sort();
+        assert_eq!(got.len(), sent.len(), "multi {multi}: messages lost or repeated");
+        assert_eq!(got, sent, "multi {multi}");
+    }
+}
+
+#[test]
+fn a_plain_receive_claims_a_large_message_whole() {
+    // The group's claims end at message boundaries, so the worker that takes a large
+    // message's first piece takes all of them; the other worker gets the next message.
     let ring = ring(16, false);
-    let mut worker = ring.worker("g", "w").attach().unwrap();
+    let mut a = ring.worker("g", "a").attach().unwrap();
+    let mut b = ring.worker("g", "b").attach().unwrap();
+    let mut producer = ring.producer().unwrap();
+    let large = message(1, 0, 4 * SLOT);
+    producer.publish_large(&large).unwrap(); // 0..=3
+    producer.publish(b"small").unwrap(); // 4
+    let first = a.try_recv().unwrap();
+    assert_eq!((first.sequence(), first.fragment()), (0, Some(Fragment::First)));
+    drop(first);
+    let other = b.try_recv().unwrap();
+    assert_eq!((other.sequence(), &other[..]), (4, &b"small"[..]));
+    drop(other);
+    let pieces: Vec<(u64, Option<Fragment>)> = (0..3)
+        .map(|_| {
+            let m = a.try_recv().unwrap();
+            (m.sequence(), m.fragment())
+        })
+        .collect();
+    assert_eq!(
+        pieces,
+        [
+            (1, Some(Fragment::Middle)),
+            (2, Some(Fragment::Middle)),
+            (3, Some(Fragment::Last))
+        ]
+    );
+    assert!(matches!(a.try_recv(), Err(RecvError::Empty)));
+}
+
+#[test]
+fn a_worker_that_stops_leaves_the_rest_of_its_claim_whole_and_redelivered() {
+    let ring = ring(32, false);
+    let mut a = ring.worker("g", "a").attach().unwrap();
+    let mut producer = ring.producer().unwrap();
+    let sent: Vec<Vec<u8>> = [3 * SLOT, 2 * SLOT + 9, 5]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| message(2, i as u64, len))
+        .collect();
+    let ends: Vec<u64> = sent.iter().map(|m| producer.publish_large(m).unwrap()).collect();
     let mut out = Vec::new();
-    assert_eq!(worker.try_recv_large(&mut out), Err(RecvError::NotSubscriber));
+    // One receive claims everything published (whole messages) and delivers the first.
+    let whole = a.try_recv_large(&mut out).unwrap();
+    assert_eq!(
+        (whole.sequence, whole.redelivered, &out),
+        (ends[0], false, &sent[0])
+    );
+    // It stops holding the other two: the next worker gets each whole, flagged.
+    drop(a);
+    let mut b = ring.worker("g", "b").attach().unwrap();
+    for (end, message) in ends[1..].iter().zip(&sent[1..]) {
+        let whole = b.try_recv_large(&mut out).unwrap();
+        assert_eq!((whole.sequence, whole.redelivered, &out), (*end, true, message));
+    }
+    producer.publish(b"after").unwrap();
+    let whole = b.try_recv_large(&mut out).unwrap();
+    assert_eq!((whole.redelivered, &out[..]), (false, &b"after"[..]));
+    assert_eq!(b.try_recv_large(&mut out), Err(RecvError::Empty));
 }
 
 #[test]
@@ -153,14 +282,23 @@ fn fragments_without_their_start_and_skipped_slots_are_passed_over() {
         .attach()
         .unwrap();
     let mut out = Vec::new();
-    assert_eq!(late.recv_large_timeout(&mut out, LONG).unwrap(), end_of_second);
+    assert_eq!(
+        late.recv_large_timeout(&mut out, LONG).unwrap().sequence,
+        end_of_second
+    );
     assert_eq!(out, second);
     assert_eq!(late.skipped(), 3);
 
     let mut early = ring.subscriber("early").start(Start::Earliest).attach().unwrap();
-    assert_eq!(early.recv_large_timeout(&mut out, LONG).unwrap(), end_of_first);
+    assert_eq!(
+        early.recv_large_timeout(&mut out, LONG).unwrap().sequence,
+        end_of_first
+    );
     assert_eq!(out, first);
-    assert_eq!(early.recv_large_timeout(&mut out, LONG).unwrap(), end_of_second);
+    assert_eq!(
+        early.recv_large_timeout(&mut out, LONG).unwrap().sequence,
+        end_of_second
+    );
     assert_eq!(out, second);
 }
 
@@ -185,7 +323,7 @@ fn a_durable_subscriber_holds_a_message_until_it_is_whole() {
     let mut consumer = ring.subscriber("d").durable(true).attach().unwrap();
     assert_eq!(consumer.position(), 0, "resumed at the first fragment");
     let mut out = Vec::new();
-    assert_eq!(consumer.recv_large(&mut out).unwrap(), last);
+    assert_eq!(consumer.recv_large(&mut out).unwrap().sequence, last);
     assert_eq!(out, sent);
 }
 

@@ -1,17 +1,26 @@
 //! Receiving messages larger than a slot whole: [`Consumer::recv_large`] and its `try_` and
-//! `_timeout` forms (the fragments and their reassembly are `crate::fragment`'s).
+//! `_timeout` forms (the fragments and their reassembly are `crate::fragment`'s), and the
+//! rule that gives such a message to one group worker whole ([`message_end`]).
 //!
 //! The consumer's position stays at a large message's first fragment until its last one has
 //! been copied out, and only then moves past the whole message: a durable subscriber that
 //! dies half-way through one reads it again from its first fragment when it re-attaches,
-//! never from the middle. The ring holds every fragment until then (the position gates the
-//! producers), and the producer published them all at once, so the wait for the last one
-//! is a wait for the publish, not for another producer.
+//! never from the middle, and a worker that stops half-way leaves the whole message to the
+//! worker that takes its claim over. The ring holds every fragment until then (the position
+//! gates the producers), and the producer published them all at once (its batch's first
+//! slot is stamped last), so the wait for the last one is a wait for the publish, not for
+//! another producer.
+//!
+//! A group hands out claims of slots, so a message must not be cut between two claims: a
+//! worker ends each claim at a message boundary ([`message_end`]), which costs a claim one
+//! look at the header of its last slot (a slot the worker reads next anyway).
 
 use super::Consumer;
+use crate::barrier::Barrier;
 use crate::error::RecvError;
 use crate::fragment::{Assembler, Fragment, Push};
-use crate::layout::slot::SLOT_SKIPPED;
+use crate::layout::slot::{SLOT_FIRST, SLOT_FRAGMENT, SLOT_LAST, SLOT_SKIPPED};
+use crate::shared::Attached;
 use crate::wait;
 use std::time::{Duration, Instant};
 
@@ -22,19 +31,30 @@ enum Wait {
     Until(Option<Instant>),
 }
 
+/// A message [`Consumer::recv_large`] received whole (its bytes are in the caller's buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Whole {
+    /// Its sequence: for a message larger than a slot, its last fragment's (what a publisher
+    /// confirm waits for).
+    pub sequence: u64,
+    /// A group worker's message that another worker may have received before: it was taken
+    /// over from a worker that stopped holding it (see [`crate::Received::redelivered`]).
+    pub redelivered: bool,
+}
+
 impl Consumer {
     /// The next message, whole, into `out` (replacing what it held), if one is available now.
-    /// Returns the message's sequence: for a large message, its last fragment's. A message
-    /// that fits a slot comes as from [`Consumer::try_recv`], copied into `out`; a larger one
-    /// ([`crate::Producer::publish_large`]) comes once every fragment is here. Fragments of a
-    /// message whose start this subscriber never saw (it attached in the middle), or whose
-    /// producer died before publishing all of them, are passed over.
+    /// A message that fits a slot comes as from [`Consumer::try_recv`], copied into `out`; a
+    /// larger one ([`crate::Producer::publish_large`]) comes once every fragment is here.
+    /// Fragments of a message whose start this consumer never saw (it attached in the
+    /// middle), or whose producer died before publishing all of them, are passed over. A
+    /// group worker receives each message whole too: its group never cuts one between two
+    /// workers' claims.
     ///
     /// # Errors
     ///
-    /// [`RecvError::Empty`] if no whole message is available; [`RecvError::NotSubscriber`]
-    /// for a group worker (its group hands out slots, not messages).
-    pub fn try_recv_large(&mut self, out: &mut Vec<u8>) -> Result<u64, RecvError> {
+    /// [`RecvError::Empty`] if no whole message is available.
+    pub fn try_recv_large(&mut self, out: &mut Vec<u8>) -> Result<Whole, RecvError> {
         self.recv_large_when(out, Wait::Now)
     }
 
@@ -42,9 +62,8 @@ impl Consumer {
     ///
     /// # Errors
     ///
-    /// [`RecvError::NotSubscriber`]; [`RecvError::Stopped`] only inside a handler that is
-    /// being stopped.
-    pub fn recv_large(&mut self, out: &mut Vec<u8>) -> Result<u64, RecvError> {
+    /// [`RecvError::Stopped`] only inside a handler that is being stopped.
+    pub fn recv_large(&mut self, out: &mut Vec<u8>) -> Result<Whole, RecvError> {
         self.recv_large_when(out, Wait::Until(None))
     }
 
@@ -53,21 +72,30 @@ impl Consumer {
     /// # Errors
     ///
     /// [`RecvError::Timeout`] if no whole message arrived in time (what was copied of one is
-    /// read again by the next receive); [`RecvError::NotSubscriber`].
-    pub fn recv_large_timeout(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Result<u64, RecvError> {
+    /// read again by the next receive).
+    pub fn recv_large_timeout(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Result<Whole, RecvError> {
         self.recv_large_when(out, Wait::Until(wait::deadline_after(timeout)))
     }
 
-    fn recv_large_when(&mut self, out: &mut Vec<u8>, when: Wait) -> Result<u64, RecvError> {
-        if self.read.group.is_some() {
-            return Err(RecvError::NotSubscriber);
-        }
+    fn recv_large_when(&mut self, out: &mut Vec<u8>, when: Wait) -> Result<Whole, RecvError> {
         let mut assembler = Assembler::default();
         // The slot to look at next; the position stays at `read.next` until a message is
         // whole, or at the start of the one under way.
         let mut at = self.read.next;
         loop {
             if at >= self.read.end {
+                if self.read.group.is_some() {
+                    // A worker's claim is used up. Pieces of a message under way here were cut
+                    // from their rest (a claim taken over from the middle of a message): they
+                    // are passed over, and a new claim begins where the group has got to.
+                    if assembler.under_way().is_some() {
+                        assembler.reset();
+                        self.release_to(at);
+                    }
+                    self.wait_beyond(at, when)?;
+                    at = self.read.next;
+                    continue;
+                }
                 self.wait_beyond(at, when)?;
             }
             let slots = self.att.slots();
@@ -86,8 +114,12 @@ impl Consumer {
             at += 1;
             match push {
                 Push::Complete => {
+                    let redelivered = at - 1 < self.read.redelivered_until;
                     self.release_to(at);
-                    return Ok(at - 1);
+                    return Ok(Whole {
+                        sequence: at - 1,
+                        redelivered,
+                    });
                 }
                 // Held: the position stays at the message's first fragment.
                 Push::More(_) => {}
@@ -97,11 +129,13 @@ impl Consumer {
         }
     }
 
-    /// Waits (by `when`) until the slot of `at` (the next past what is known) is readable.
+    /// Waits (by `when`) until the slot of `at` (the next past what is known) is readable:
+    /// a subscriber's barrier reaches past it, or a worker (whose claim ends at `at`) has a
+    /// new claim.
     fn wait_beyond(&mut self, at: u64, when: Wait) -> Result<(), RecvError> {
-        let ready = move |read: &mut super::ReadState, att: &crate::shared::Attached| {
-            read.fill_range(att, super::MAX_LOOK);
-            read.end > at
+        let worker = self.read.group.is_some();
+        let ready = move |read: &mut super::ReadState, att: &Attached| {
+            read.fill_range(att, super::MAX_LOOK) && (worker || read.end > at)
         };
         if ready(&mut self.read, &self.att) {
             return Ok(());
@@ -110,6 +144,58 @@ impl Consumer {
             Wait::Now => Err(RecvError::Empty),
             Wait::Until(deadline) => self.wait_until(deadline, ready),
         }
+    }
+}
+
+/// Where a worker's claim from `from` ends, given that it may read up to `end`: `end` if a
+/// message boundary lies there; else (the slot before `end` is a piece of a larger message,
+/// not its last) past that message's last piece if all of it is readable, or before its
+/// first piece if not, so that every message goes to one worker whole. A message that begins
+/// at `from` and is not all readable yet gives `from`: nothing to claim until it is.
+#[inline(always)]
+pub(super) fn message_end(att: &Attached, barrier: &mut Barrier, from: u64, end: u64) -> u64 {
+    if end <= from || !cuts(att.slots().read_header(end - 1).flags) {
+        return end;
+    }
+    to_boundary(att, barrier, from, end)
+}
+
+/// Whether a claim ending after a slot with these flags cuts a message.
+#[inline(always)]
+fn cuts(flags: u8) -> bool {
+    flags & SLOT_FRAGMENT != 0 && flags & (SLOT_LAST | SLOT_SKIPPED) == 0
+}
+
+/// [`message_end`] once the claim would cut a message.
+#[cold]
+#[inline(never)]
+fn to_boundary(att: &Attached, barrier: &mut Barrier, from: u64, end: u64) -> u64 {
+    let slots = att.slots();
+    // Forward to its last piece, as far as the worker may read (and a ring's length: no
+    // message is longer).
+    let limit = barrier
+        .available(att, end, att.shared().capacity())
+        .min(from.saturating_add(att.shared().capacity()));
+    for s in end..limit {
+        let flags = slots.read_header(s).flags;
+        if flags & SLOT_LAST != 0 && flags & SLOT_FRAGMENT != 0 {
+            return s + 1;
+        }
+        if flags & SLOT_FRAGMENT == 0 || flags & (SLOT_FIRST | SLOT_SKIPPED) != 0 {
+            // The run breaks off (its producer died publishing it): whoever reads its pieces
+            // passes them over.
+            return s;
+        }
+    }
+    // Not all readable yet: back to its first piece, if the claim holds it.
+    let mut first = end - 1;
+    while first > from && slots.read_header(first).flags & SLOT_FIRST == 0 {
+        first -= 1;
+    }
+    if slots.read_header(first).flags & SLOT_FIRST != 0 {
+        first
+    } else {
+        end
     }
 }
 

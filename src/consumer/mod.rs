@@ -18,6 +18,7 @@ mod message;
 pub use builder::{Start, SubscriberBuilder, WorkerBuilder};
 #[cfg(not(loom))]
 pub use handler::{HandlerOptions, HandlerThread};
+pub use large::Whole;
 pub use message::{Batch, BatchIter, Message, Received};
 
 use crate::barrier::Barrier;
@@ -80,7 +81,10 @@ impl ReadState {
             }
             Some(group) => {
                 let barrier = &mut self.barrier;
-                let available = &mut |from, max| barrier.available(att, from, max);
+                let available = &mut |from: u64, max: u64| {
+                    let end = barrier.available(att, from, max).min(from.saturating_add(max));
+                    large::message_end(att, barrier, from, end)
+                };
                 match crate::group::try_claim(att.shared(), group.index, self.entry.index, max, available) {
                     Some(claimed) => {
                         self.next = claimed.start;

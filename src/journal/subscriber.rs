@@ -202,8 +202,8 @@ impl JournalSubscriber {
         // (its wait strategy, and dead producers' slots skipped meanwhile).
         let left = deadline.saturating_duration_since(Instant::now());
         match live.recv_large_timeout(whole, left) {
-            Ok(sequence) => {
-                f(sequence, whole);
+            Ok(received) => {
+                f(received.sequence, whole);
                 Some(1)
             }
             Err(_) => None,

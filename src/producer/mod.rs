@@ -486,11 +486,11 @@ impl Producer {
     /// ([`Producer::max_large_len`]). Returns the sequence of the last fragment, which is the
     /// message's: a publisher confirm waits for it.
     ///
-    /// Subscribers read such a message whole with [`crate::Consumer::recv_large`]; the other
-    /// receives deliver its fragments one by one ([`crate::Message::fragment`]). Group
-    /// workers claim slots, not messages, so they do not reassemble: publish large messages
-    /// to subscribers (and a journal's readers). A large message costs a copy in and a copy
-    /// out, and holds its slots until its last fragment is read.
+    /// Subscribers and group workers read such a message whole with
+    /// [`crate::Consumer::recv_large`] (a group gives it to one worker whole); the other
+    /// receives deliver its fragments one by one ([`crate::Message::fragment`]). A large
+    /// message costs a copy in and a copy out, and holds its slots until its last fragment is
+    /// read.
     ///
     /// # Errors
     ///

@@ -116,7 +116,7 @@ impl Verifier {
 /// Where messages come from: the ring, or the journal and then the ring.
 enum Source {
     Ring(Consumer),
-    /// A subscriber that reads messages larger than a slot whole, into the buffer.
+    /// A subscriber or worker that reads messages larger than a slot whole, into the buffer.
     Large(Consumer, Vec<u8>),
     Journal(Box<JournalSubscriber>),
 }
@@ -179,12 +179,12 @@ impl Source {
                     Some(t) => consumer.recv_large_timeout(buf, t),
                     None => consumer.recv_large(buf),
                 };
-                let sequence = match received {
-                    Ok(sequence) => sequence,
+                let whole = match received {
+                    Ok(whole) => whole,
                     Err(RecvError::Timeout) => return Ok(Polled::Timeout),
                     Err(e) => return fail(e.to_string()),
                 };
-                let stop = handle(buf, sequence, false, monotonic_ns())?;
+                let stop = handle(buf, whole.sequence, whole.redelivered, monotonic_ns())?;
                 Ok(Polled::Some(1, stop))
             }
             Source::Journal(subscriber) => {
@@ -275,7 +275,12 @@ pub(super) fn run(path: &Path, o: &Options, json: bool) -> Result<(), Failure> {
             if !o.after.is_empty() {
                 builder = builder.after(&o.after);
             }
-            Source::Ring(builder.attach()?)
+            let worker = builder.attach()?;
+            if o.large {
+                Source::Large(worker, Vec::new())
+            } else {
+                Source::Ring(worker)
+            }
         }
         (None, None) => {
             let consumer = ring

@@ -185,8 +185,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         batch: usize,
         /// Read messages larger than a slot (`produce --size` above it) whole, one at a time,
-        /// each copied out once complete. Subscribers only: a group hands out slots.
-        #[arg(long, conflicts_with = "group")]
+        /// each copied out once complete (a group gives each to one worker whole).
+        #[arg(long)]
         large: bool,
         /// How an empty ring is waited on.
         #[arg(long, value_enum, default_value_t = Wait::Backoff)]
