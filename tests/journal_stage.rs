@@ -601,3 +601,53 @@ fn a_durable_journal_subscriber_s_replay_progress_is_committed_and_resumed() {
     assert!(ring.consumers().iter().any(|c| c.name == "history" && c.durable));
     stage.stop().unwrap();
 }
+
+#[test]
+fn a_consumer_that_leaves_is_forgotten_and_one_not_seen_yet_is_kept() {
+    let ring = Ring::builder().capacity(64).slot_size(64).build().unwrap();
+    let disk = SimDisk::new();
+    // A position from before this ring: its consumer has not come back yet.
+    let mut journal = Journal::open_on(Arc::new(disk.clone()), options()).unwrap();
+    journal.set_position("old", 0).unwrap();
+    journal.close().unwrap();
+    let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
+    let mut audit = ring
+        .subscriber("audit")
+        .durable(true)
+        .start(Start::Earliest)
+        .attach()
+        .unwrap();
+    let mut producer = ring.producer().unwrap();
+    for i in 0..10 {
+        producer.publish(&message(i)).unwrap();
+    }
+    let mut taken = 0;
+    while taken < 10 {
+        taken += audit
+            .poll_timeout(10, Duration::from_secs(30))
+            .unwrap()
+            .sequences()
+            .count();
+    }
+    let mut reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let mut wait_for = |what: &str, done: &dyn Fn(&JournalReader) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !done(&reader) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {:?}",
+                reader.positions().collect::<Vec<_>>()
+            );
+            std::thread::yield_now();
+            reader.refresh().unwrap();
+        }
+    };
+    wait_for("audit's position committed", &|r| r.position("audit") == Some(10));
+    // It unsubscribes: its position goes with a later commit; "old" stays.
+    audit.unsubscribe();
+    wait_for("audit forgotten", &|r| r.position("audit").is_none());
+    assert_eq!(reader.position("old"), Some(0));
+    stage.stop().unwrap();
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    assert_eq!(reader.positions().collect::<Vec<_>>(), [("old", 0)]);
+}

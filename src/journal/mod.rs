@@ -48,7 +48,7 @@ pub use subscriber::JournalSubscriber;
 
 use crate::error::JournalError;
 use segment::{Footer, IndexEntry, Persisted, SegmentHeader, State, FOOTER, RECORDS_START};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -699,17 +699,19 @@ impl Journal {
     }
 
     /// Takes the replay progress of durable [`JournalSubscriber`]s not yet in the ring
-    /// (their progress files in the directory) into the positions the next commit persists.
-    /// A file that does not read whole now is passed over until the next call.
-    pub(crate) fn take_reader_progress(&mut self) {
-        let Ok(names) = self.disk.list() else {
-            return;
-        };
+    /// (their progress files in the directory) into the positions the next commit persists,
+    /// and returns those subscribers' names (`None` if the directory could not be listed). A
+    /// file that does not read whole now keeps its position until the next call.
+    pub(crate) fn take_reader_progress(&mut self) -> Option<BTreeSet<String>> {
+        let names = self.disk.list().ok()?;
+        let mut found = BTreeSet::new();
         for (name, position) in progress::read_all(&*self.disk, &names) {
-            if self.position(&name) != Some(position) {
+            if let Some(position) = position.filter(|&p| self.position(&name) != Some(p)) {
                 let _ = self.set_position(&name, position);
             }
+            found.insert(name);
         }
+        Some(found)
     }
 
     /// Forgets consumer `name`'s position (durable with the next commit).

@@ -54,7 +54,8 @@ pub struct Retention {
     pub max_segments: Option<usize>,
     /// Queue semantics: delete a segment once every persisted consumer position
     /// ([`Journal::set_position`](super::Journal::set_position)) has passed it (with no position, nothing is deleted on
-    /// this account).
+    /// this account). A stage forgets the position of a consumer that left its ring
+    /// (unsubscribed or evicted), so that it does not hold the journal back.
     pub until_consumed: bool,
 }
 

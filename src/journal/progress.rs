@@ -97,23 +97,21 @@ pub(crate) fn remove(disk: &dyn Disk, name: &str) -> io::Result<()> {
     }
 }
 
-/// Every progress file's subscriber and position that reads whole now, in `names` (the
-/// directory's listing).
-pub(crate) fn read_all(disk: &dyn Disk, names: &[String]) -> Vec<(String, u64)> {
+/// Every progress file's subscriber in `names` (the directory's listing), with its position
+/// if the file reads whole now (`None`: being written, or unreadable).
+pub(crate) fn read_all(disk: &dyn Disk, names: &[String]) -> Vec<(String, Option<u64>)> {
     let mut found = Vec::new();
     for file_name in names {
         let Some(subscriber) = subscriber_of(file_name) else {
             continue;
         };
-        let Ok(file) = disk.open_read(file_name) else {
-            continue;
-        };
         let mut record = [0u8; RECORD];
-        if file.read_at(0, &mut record).is_ok() {
-            if let Some(position) = decode(&record) {
-                found.push((subscriber, position));
-            }
-        }
+        let position = disk
+            .open_read(file_name)
+            .and_then(|file| file.read_at(0, &mut record))
+            .ok()
+            .and_then(|()| decode(&record));
+        found.push((subscriber, position));
     }
     found
 }

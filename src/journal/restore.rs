@@ -35,7 +35,9 @@ const RESTORER: &str = "journal-restore";
 /// empty and starts at the journal's end.
 ///
 /// A group whose position is older than what retention kept starts at the oldest retained
-/// record.
+/// record. The journal does not keep a group's dependencies: a restored group has none, and
+/// a worker that attaches to it with [`crate::WorkerBuilder::after`] is refused
+/// ([`crate::AttachError::GroupMismatch`]).
 ///
 /// # Errors
 ///

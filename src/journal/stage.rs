@@ -23,6 +23,7 @@ use crate::consumer::{Consumer, PositionHandle, Start};
 use crate::error::{ConfirmError, JournalError, RecvError};
 use crate::ring::Ring;
 use crate::wait::StopFlag;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -254,11 +255,16 @@ fn run(
     };
     let mut positions_taken = Instant::now();
     let mut progress_taken = Instant::now();
+    let mut departures = Departures::default();
     while !stop.is_stopped() {
         // Replaying subscribers' progress first: the ring's entry of one that has gone live
-        // is newer, and is taken after it.
+        // is newer, and is taken after it. With both looked at, the consumers that have left
+        // are forgotten.
         if progress_taken.elapsed() >= PROGRESS_EVERY {
-            journal.take_reader_progress();
+            if let Some(files) = journal.take_reader_progress() {
+                let in_ring = persist_positions(ring, &mut journal);
+                departures.look(&mut journal, files.into_iter().chain(in_ring).collect());
+            }
             progress_taken = Instant::now();
         }
         // The durable consumers' positions ride along with the commits, looked up at most
@@ -266,7 +272,7 @@ fn run(
         // that moved makes a commit due, so acknowledgements made while no message comes are
         // persisted within that plus an idle tick.
         if positions_taken.elapsed() >= delay.max(POSITIONS_EVERY) {
-            persist_positions(ring, &mut journal);
+            departures.seen.extend(persist_positions(ring, &mut journal));
             positions_taken = Instant::now();
         }
         journal.poll_commit()?;
@@ -309,18 +315,48 @@ fn run(
     journal.close()
 }
 
+/// The consumers whose positions the stage forgets: those it saw (in the ring's table as
+/// durable consumers, or as progress files) that are in neither any more, so they
+/// unsubscribed, were evicted, or had their progress file deleted. A position the stage
+/// never saw (a consumer of a ring made anew that has not come back yet) is kept. A
+/// consumer must be missing from two looks in a row (`PROGRESS_EVERY` apart) to be
+/// forgotten, so that no entry caught between two states is taken for gone.
+#[derive(Default)]
+struct Departures {
+    /// Seen by the last look (or since it).
+    seen: BTreeSet<String>,
+    /// Seen before, missing from the last look.
+    missing: BTreeSet<String>,
+}
+
+impl Departures {
+    /// A look at who is `present` now.
+    fn look(&mut self, journal: &mut Journal, present: BTreeSet<String>) {
+        for name in self.missing.difference(&present) {
+            journal.remove_position(name);
+        }
+        self.missing = self.seen.difference(&present).cloned().collect();
+        self.seen = present;
+    }
+}
+
 /// Hands the ring's durable subscribers' and groups' positions to the journal, for its next
-/// commit. A position that does not fit the state slot (names of about 4 KiB in all) is not
+/// commit, and returns their names. A position that does not fit the state slot (names of about 4 KiB in all) is not
 /// persisted; the stage's own is the journal's end and needs no entry.
-fn persist_positions(ring: &Ring, journal: &mut Journal) {
+fn persist_positions(ring: &Ring, journal: &mut Journal) -> Vec<String> {
+    let mut names = Vec::new();
     for (name, position, group) in crate::confirm::durable_positions(&ring.shared) {
-        if name == STAGE_CONSUMER || journal.positions.get(&name) == Some(&(position, group)) {
+        if name == STAGE_CONSUMER {
             continue;
         }
-        let _ = if group {
-            journal.set_group_position(&name, position)
-        } else {
-            journal.set_position(&name, position)
-        };
+        if journal.positions.get(&name) != Some(&(position, group)) {
+            let _ = if group {
+                journal.set_group_position(&name, position)
+            } else {
+                journal.set_position(&name, position)
+            };
+        }
+        names.push(name);
     }
+    names
 }
