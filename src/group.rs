@@ -49,10 +49,10 @@ pub(crate) struct Claimed {
 }
 
 /// Claims up to `max` sequences for `worker` of `group`; `None` if nothing is available.
-/// `available(from, max)` is where a claim from `from` ends: at most `max` past it, within
+/// `claim_end(from, max)` is where a claim from `from` ends: at most `max` past it, within
 /// what the worker's barrier lets it read, and moved by the worker to a message boundary
-/// (past `max` only to take the rest of a message larger than a slot). Orphaned claims (of workers that died or detached holding
-/// messages) come first. Never inlined: it is the worker's branch of the consumer's poll,
+/// (past `max` only to take the rest of a message larger than a slot). Orphaned claims (of
+/// workers that died or detached holding messages) come first. Never inlined: it is the worker's branch of the consumer's poll,
 /// which is inlined into every caller.
 #[inline(never)]
 pub(crate) fn try_claim(
@@ -60,7 +60,7 @@ pub(crate) fn try_claim(
     group: usize,
     worker: usize,
     max: u64,
-    available: &mut dyn FnMut(u64, u64) -> u64,
+    claim_end: &mut dyn FnMut(u64, u64) -> u64,
 ) -> Option<Claimed> {
     // Relaxed: a hint on the line the counter CAS below touches anyway; `adopt_orphan`
     // decides with an AcqRel RMW.
@@ -80,8 +80,8 @@ pub(crate) fn try_claim(
     let mut claimed = counter.load_relaxed();
     let mut announced = false;
     loop {
-        let available = available(claimed, max);
-        if available <= claimed {
+        let end = claim_end(claimed, max);
+        if end <= claimed {
             if announced {
                 // [released] Release: pairs with the Acquire of positions in `gating.rs`. A
                 // producer or dependent may have seen the announced position and gone to sleep
@@ -96,7 +96,6 @@ pub(crate) fn try_claim(
             own.store_release(claimed);
             announced = true;
         }
-        let end = available;
         // Relaxed: read only by whoever takes the claim over after this worker stops, which
         // is ordered after it by the orphan mask (or the kernel, for a dead worker). Written
         // before the claim, so a worker that dies right after the CAS has it recorded (if the

@@ -66,7 +66,8 @@ impl ReadState {
     }
 
     /// Extends `[next, end)`: a subscriber by what its barrier makes available, a worker by a
-    /// new claim of up to `max` from its group. True if the range is non-empty. Always
+    /// new claim of up to `max` from its group (more only to take all of a message larger
+    /// than a slot: `large::message_end`). True if the range is non-empty. Always
     /// inlined, into `fill` and into the wait loops' polls alike: a subscriber's case is a
     /// few loads, and a call per poll lengthens every spin (the worker's claim, larger, stays
     /// a call: `group::try_claim`).
@@ -81,11 +82,11 @@ impl ReadState {
             }
             Some(group) => {
                 let barrier = &mut self.barrier;
-                let available = &mut |from: u64, max: u64| {
+                let claim_end = &mut |from: u64, max: u64| {
                     let end = barrier.available(att, from, max).min(from.saturating_add(max));
                     large::message_end(att, barrier, from, end)
                 };
-                match crate::group::try_claim(att.shared(), group.index, self.entry.index, max, available) {
+                match crate::group::try_claim(att.shared(), group.index, self.entry.index, max, claim_end) {
                     Some(claimed) => {
                         self.next = claimed.start;
                         self.end = claimed.end;
