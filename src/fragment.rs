@@ -40,6 +40,7 @@ impl Fragment {
     }
 
     /// The slot header flags that name `fragment` (what [`Fragment::from_slot_flags`] reads).
+    #[inline]
     pub(crate) fn slot_flags_of(fragment: Fragment) -> u8 {
         match fragment {
             Fragment::First => SLOT_FRAGMENT | SLOT_FIRST,
@@ -51,11 +52,11 @@ impl Fragment {
     /// The slot header flags of piece `i` of `n` (`n` > 1).
     #[inline]
     pub(crate) fn slot_flags(i: usize, n: usize) -> u8 {
-        match i {
-            0 => SLOT_FRAGMENT | SLOT_FIRST,
-            _ if i + 1 == n => SLOT_FRAGMENT | SLOT_LAST,
-            _ => SLOT_FRAGMENT,
-        }
+        Self::slot_flags_of(match i {
+            0 => Fragment::First,
+            _ if i + 1 == n => Fragment::Last,
+            _ => Fragment::Middle,
+        })
     }
 }
 

@@ -267,6 +267,20 @@ fn a_reader_follows_the_writer_across_rolls_and_retention() {
     }
 }
 
+/// Refreshes `reader` until `done` says so, failing (with the positions) after 30 s.
+fn wait_for(reader: &mut JournalReader, what: &str, done: impl Fn(&JournalReader) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done(reader) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {:?}",
+            reader.positions().collect::<Vec<_>>()
+        );
+        std::thread::yield_now();
+        reader.refresh().unwrap();
+    }
+}
+
 /// A ring of 64 slots with a stage, and `n` messages published and durable: most of that
 /// history is only in the journal.
 fn with_history(n: u64) -> (Ring, SimDisk, JournalStage, ringmq::Producer) {
@@ -397,16 +411,9 @@ fn acknowledgements_made_while_no_message_comes_are_persisted() {
     }
     // Nothing is published any more; the stage must still persist the new position.
     let mut reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while reader.position("audit") != Some(25) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "position {:?}",
-            reader.position("audit")
-        );
-        std::thread::yield_now();
-        reader.refresh().unwrap();
-    }
+    wait_for(&mut reader, "audit's position committed", |r| {
+        r.position("audit") == Some(25)
+    });
     stage.stop().unwrap();
 }
 
@@ -565,16 +572,9 @@ fn a_durable_journal_subscriber_s_replay_progress_is_committed_and_resumed() {
     // The stage commits the progress with the journal's positions, and holds it across
     // its own restart.
     let mut reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while reader.position("history") != Some(300) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "progress {:?}",
-            reader.position("history")
-        );
-        std::thread::yield_now();
-        reader.refresh().unwrap();
-    }
+    wait_for(&mut reader, "the progress committed", |r| {
+        r.position("history") == Some(300)
+    });
     stage.stop().unwrap();
     let stage = JournalStage::spawn_on(&ring, Arc::new(disk.clone()), options()).unwrap();
     let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
@@ -630,22 +630,12 @@ fn a_consumer_that_leaves_is_forgotten_and_one_not_seen_yet_is_kept() {
             .count();
     }
     let mut reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
-    let mut wait_for = |what: &str, done: &dyn Fn(&JournalReader) -> bool| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !done(&reader) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{what}: {:?}",
-                reader.positions().collect::<Vec<_>>()
-            );
-            std::thread::yield_now();
-            reader.refresh().unwrap();
-        }
-    };
-    wait_for("audit's position committed", &|r| r.position("audit") == Some(10));
+    wait_for(&mut reader, "audit's position committed", |r| {
+        r.position("audit") == Some(10)
+    });
     // It unsubscribes: its position goes with a later commit; "old" stays.
     audit.unsubscribe();
-    wait_for("audit forgotten", &|r| r.position("audit").is_none());
+    wait_for(&mut reader, "audit forgotten", |r| r.position("audit").is_none());
     assert_eq!(reader.position("old"), Some(0));
     stage.stop().unwrap();
     let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();

@@ -98,12 +98,12 @@ fn fill(
         });
     }
     let mut producer = ring.producer().map_err(JournalError::Attach)?;
-    let mut pieces: Vec<(Vec<u8>, u8)> = Vec::with_capacity(BATCH);
-    let mut publish = |pieces: &mut Vec<(Vec<u8>, u8)>| -> Result<(), JournalError> {
+    // Payloads borrowed from the reader's mapping, a batch at a time.
+    let mut pieces: Vec<(&[u8], u8)> = Vec::with_capacity(BATCH);
+    let mut publish = |pieces: &mut Vec<(&[u8], u8)>| -> Result<(), JournalError> {
         if !pieces.is_empty() {
-            let borrowed: Vec<(&[u8], u8)> = pieces.iter().map(|(p, f)| (&p[..], *f)).collect();
             // Nothing gates a ring no consumer has attached to yet, and the backlog fits it.
-            producer.publish_pieces_timeout(&borrowed, Duration::ZERO)?;
+            producer.publish_pieces_timeout(pieces, Duration::ZERO)?;
             pieces.clear();
         }
         Ok(())
@@ -119,7 +119,7 @@ fn fill(
             } else {
                 record.fragment().map_or(0, crate::Fragment::slot_flags_of)
             };
-            pieces.push((record.payload.to_vec(), flags));
+            pieces.push((record.payload, flags));
             if pieces.len() == BATCH {
                 publish(&mut pieces)?;
             }

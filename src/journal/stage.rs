@@ -341,8 +341,9 @@ impl Departures {
 }
 
 /// Hands the ring's durable subscribers' and groups' positions to the journal, for its next
-/// commit, and returns their names. A position that does not fit the state slot (names of about 4 KiB in all) is not
-/// persisted; the stage's own is the journal's end and needs no entry.
+/// commit, and returns their names. A position that does not fit the state slot (names of
+/// about 4 KiB in all) is not persisted; the stage's own is the journal's end and needs no
+/// entry.
 fn persist_positions(ring: &Ring, journal: &mut Journal) -> Vec<String> {
     let mut names = Vec::new();
     for (name, position, group) in crate::confirm::durable_positions(&ring.shared) {
