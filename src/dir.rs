@@ -191,6 +191,28 @@ impl TopicDir {
         Ok(removed)
     }
 
+    /// Removes the rings whose name starts with `prefix` that no process has open (as
+    /// [`TopicDir::prune`] does, for those alone). Returns how many it removed.
+    pub(crate) fn prune_prefix(&self, prefix: &str) -> Result<usize, OpenError> {
+        let mut removed = 0;
+        for path in self.entries()? {
+            let named = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix));
+            if !named {
+                continue;
+            }
+            let Ok((FileKind::Ring, file)) = classify(&path) else {
+                continue;
+            };
+            if try_lock_byte(&file, USE_LOCK, true).unwrap_or(false) && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn entries(&self) -> Result<Vec<PathBuf>, OpenError> {
         let dir = &self.dir;
         let read = std::fs::read_dir(dir).map_err(|e| match e.kind() {

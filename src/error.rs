@@ -12,6 +12,8 @@
 //! | starting a handler thread | [`SpawnError`] |
 //! | waiting for a consumer to release a sequence (a confirm) | [`ConfirmError`] |
 //! | opening, writing, syncing and reading a journal | [`JournalError`] |
+//! | making or opening a request-reply service, a requester or a responder | [`ServiceError`] |
+//! | sending a request, receiving its reply | [`RequestError`] |
 
 use thiserror::Error;
 
@@ -542,4 +544,75 @@ pub enum ConfirmError {
         /// The consumer's position when the wait gave up.
         position: u64,
     },
+}
+
+/// Why a request-reply service ([`crate::request::Service`]), a requester or a responder
+/// could not be set up.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The service's ring or a reply ring could not be made on the heap.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    /// The service's ring or a reply ring could not be created or opened.
+    #[error("{0}")]
+    Open(#[from] OpenError),
+    /// A producer, the responder or the requester's reply subscriber could not attach.
+    #[error("{0}")]
+    Attach(#[from] AttachError),
+    /// The ring has fixed-size slots or one producer: a service's ring takes messages of any
+    /// length from many requesters.
+    #[error("the service's ring must be a multi-producer ring with slot headers")]
+    NotAServiceRing,
+    /// The service's name, with a reply ring's suffix, is not a valid topic name.
+    #[error("{name:?} cannot name a service: a topic name of at most 150 bytes")]
+    InvalidName {
+        /// The name.
+        name: String,
+    },
+}
+
+/// Why a request was not sent, or why no reply was received.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The service has no responder attached: nobody would answer.
+    #[error("the service has no responder")]
+    NoResponders,
+    /// The request does not fit a slot of the service's ring (with its header and reply
+    /// address), or would not fit the reply ring.
+    #[error("a request of {len} bytes exceeds the {max} bytes a request can carry")]
+    TooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The longest payload this requester can send.
+        max: usize,
+    },
+    /// As many requests are in flight as the reply ring holds (or the oldest in the window
+    /// is still unanswered): receive replies first.
+    #[error("{window} requests are in flight, as many as the reply ring holds")]
+    WindowFull {
+        /// The window: the reply ring's capacity.
+        window: usize,
+    },
+    /// The service's ring is full (only from `try_` forms).
+    #[error("the service's ring is full")]
+    Full,
+    /// Nothing happened before the timeout: the service's ring stayed full, or no reply and
+    /// no deadline came.
+    #[error("timed out")]
+    Timeout,
+    /// Nothing is available now (only from `try_` forms).
+    #[error("no reply is available")]
+    Empty,
+    /// The request's deadline passed without a reply; a reply that comes later is dropped
+    /// and counted ([`crate::request::Requester::late_replies`]).
+    #[error("request {id} got no reply before its deadline")]
+    Expired {
+        /// The request's id.
+        id: u64,
+    },
+    /// Publishing the request failed otherwise.
+    #[error("publishing the request: {0}")]
+    Publish(PublishError),
 }

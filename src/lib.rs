@@ -108,6 +108,8 @@ mod dir;
 
 #[cfg(not(loom))]
 pub mod journal;
+#[cfg(not(loom))]
+pub mod request;
 
 pub use consumer::{
     Batch, BatchIter, Consumer, Message, Received, Start, SubscriberBuilder, Whole, WorkerBuilder,
@@ -117,8 +119,8 @@ pub use consumer::{HandlerOptions, HandlerThread};
 #[cfg(not(loom))]
 pub use dir::{TopicDir, TopicFile};
 pub use error::{
-    AttachError, BuildError, ConfirmError, JournalError, OpenError, PublishError, RecvError, SpawnError,
-    TypeError,
+    AttachError, BuildError, ConfirmError, JournalError, OpenError, PublishError, RecvError, RequestError,
+    ServiceError, SpawnError, TypeError,
 };
 pub use fragment::Fragment;
 #[cfg(not(loom))]

@@ -1,0 +1,541 @@
+//! The requester: sends requests into a service's ring and reads the replies from its own
+//! reply ring, matching them to its requests by id.
+
+use super::wire::{self, RequestHeader, REPLY_REDELIVERED, REQUEST_HEADER};
+use super::{Service, REPLY_SUBSCRIBER, RESPONDERS};
+use crate::consumer::{Consumer, Start};
+use crate::error::{PublishError, RequestError, ServiceError};
+use crate::layout::table::{KIND_GROUP, STATE_ACTIVE};
+use crate::producer::Producer;
+use crate::ring::Ring;
+use crate::table::{self, EntryRef};
+use crate::wait::WaitStrategy;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+/// Options for a new [`Requester`]; see [`Service::requester`].
+#[derive(Debug)]
+pub struct RequesterBuilder {
+    service: Service,
+    capacity: u64,
+    slot_size: Option<usize>,
+    wait: WaitStrategy,
+}
+
+impl RequesterBuilder {
+    pub(super) fn new(service: Service) -> Self {
+        RequesterBuilder {
+            service,
+            capacity: 256,
+            slot_size: None,
+            wait: WaitStrategy::Backoff,
+        }
+    }
+
+    /// Slots of the reply ring (a power of two, default 256): the most requests this
+    /// requester can have in flight.
+    pub fn reply_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Bytes per slot of the reply ring (default: the service ring's): a reply's payload
+    /// can be this less 24 bytes (the slot's and the reply's headers).
+    pub fn reply_slot_size(mut self, slot_size: usize) -> Self {
+        self.slot_size = Some(slot_size);
+        self
+    }
+
+    /// How the requester waits for room in the service's ring and for replies (default
+    /// [`WaitStrategy::Backoff`]; [`WaitStrategy::BusySpin`] for the lowest round trip).
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Makes the requester: its reply ring (for a service in a directory, a topic beside
+    /// the service's, `<service>.reply.<pid>.<n>.<clock>`), its subscriber, and its
+    /// producer on the service's ring. Reply rings of requesters that died are removed
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::Build`] or [`ServiceError::Open`] for the reply ring (a capacity that
+    /// is not a power of two, a full disk), [`ServiceError::Attach`] if the service's ring
+    /// has [`crate::limits::MAX_PRODUCERS`] producers already.
+    pub fn build(self) -> Result<Requester, ServiceError> {
+        let service = self.service;
+        let slot_size = self.slot_size.unwrap_or_else(|| service.ring().slot_size());
+        let builder = Ring::builder()
+            .capacity(self.capacity)
+            .slot_size(slot_size)
+            .multi_producer();
+        let (address, reply_ring) = service.create_reply_ring(builder)?;
+        // From here on, dropping `cleanup` removes the reply ring again.
+        let cleanup = Cleanup {
+            service: service.clone(),
+            address,
+        };
+        let replies = reply_ring
+            .subscriber(REPLY_SUBSCRIBER)
+            .start(Start::Earliest)
+            .wait_strategy(self.wait)
+            .attach()?;
+        let producer = service.ring().producer_with(self.wait)?;
+        let window = usize::try_from(reply_ring.capacity()).unwrap_or(usize::MAX);
+        let max_payload = producer
+            .max_message_len()
+            .saturating_sub(REQUEST_HEADER + cleanup.address.len());
+        Ok(Requester {
+            producer,
+            replies,
+            book: Book {
+                window: vec![InFlight::default(); window],
+                in_flight: 0,
+                deadlines: BinaryHeap::new(),
+                expired: vec![0; window],
+                stash: VecDeque::new(),
+                buf: Vec::new(),
+                late: 0,
+                duplicates: 0,
+                malformed: 0,
+            },
+            next_id: 1,
+            max_payload,
+            group: None,
+            _reply_ring: reply_ring,
+            cleanup,
+        })
+    }
+}
+
+/// Removes a requester's reply ring when the requester goes (after its handles on the ring:
+/// it is the requester's last field).
+struct Cleanup {
+    service: Service,
+    address: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.service.remove_reply_ring(&self.address);
+    }
+}
+
+/// Sends requests to a [`Service`] and receives their replies; see the [module
+/// docs](super). Made by [`Service::requester`].
+///
+/// Every request gets an id (1, 2, 3, ...) and ends exactly once: in a [`Reply`] from
+/// [`Requester::recv`] (or [`Requester::call`]), or in [`RequestError::Expired`] when its
+/// deadline passes unanswered.
+pub struct Requester {
+    producer: Producer,
+    replies: Consumer,
+    book: Book,
+    next_id: u64,
+    max_payload: usize,
+    /// The service's group of responders, once seen.
+    group: Option<EntryRef>,
+    _reply_ring: Ring,
+    cleanup: Cleanup,
+}
+
+impl fmt::Debug for Requester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Requester")
+            .field("address", &self.cleanup.address)
+            .field("in_flight", &self.book.in_flight)
+            .field("next_id", &self.next_id)
+            .finish()
+    }
+}
+
+/// One request in flight: its id (0: none) and deadline (0: none).
+#[derive(Clone, Copy, Debug, Default)]
+struct InFlight {
+    id: u64,
+    deadline_ns: u64,
+}
+
+/// How one request ended, in the order the requester saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Reply { id: u64, flags: u8 },
+    Expired { id: u64 },
+}
+
+/// A requester's bookkeeping: what is in flight, which deadlines come first, what ended.
+struct Book {
+    /// Request `id` in slot `id % len`: at most one lap of ids in flight.
+    window: Vec<InFlight>,
+    in_flight: usize,
+    /// Deadlines of requests that had one, earliest first; entries of requests that ended
+    /// are passed over when they come up.
+    deadlines: BinaryHeap<Reverse<(u64, u64)>>,
+    /// The id that expired last in each window slot, to tell a late reply from a duplicate.
+    expired: Vec<u64>,
+    /// Outcomes a `call` read while waiting for its own, with their payloads.
+    stash: VecDeque<(Outcome, Vec<u8>)>,
+    /// The payload of the reply handed out last.
+    buf: Vec<u8>,
+    late: u64,
+    duplicates: u64,
+    malformed: u64,
+}
+
+impl Book {
+    fn slot(&self, id: u64) -> usize {
+        (id % self.window.len() as u64) as usize
+    }
+
+    /// Takes a message of the reply ring: the outcome of one of our requests (its payload
+    /// copied to `buf`), or `None` for a late, duplicate or malformed reply (counted).
+    fn accept(&mut self, message: &[u8]) -> Option<Outcome> {
+        let Some((id, flags, payload)) = wire::parse_reply(message) else {
+            self.malformed += 1;
+            return None;
+        };
+        let slot = self.slot(id);
+        if self.window[slot].id != id {
+            if self.expired[slot] == id {
+                self.late += 1;
+            } else {
+                self.duplicates += 1;
+            }
+            return None;
+        }
+        self.window[slot] = InFlight::default();
+        self.in_flight -= 1;
+        self.buf.clear();
+        self.buf.extend_from_slice(payload);
+        Some(Outcome::Reply { id, flags })
+    }
+
+    /// The earliest deadline of a request still in flight.
+    fn next_deadline(&mut self) -> Option<u64> {
+        while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
+            let entry = self.window[self.slot(id)];
+            if entry.id == id && entry.deadline_ns == deadline {
+                return Some(deadline);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// Ends the request whose deadline came first, if that deadline is at or before `now`.
+    fn expire(&mut self, now: u64) -> Option<Outcome> {
+        let deadline = self.next_deadline()?;
+        if deadline > now {
+            return None;
+        }
+        let Reverse((_, id)) = self.deadlines.pop()?;
+        let slot = self.slot(id);
+        self.window[slot] = InFlight::default();
+        self.expired[slot] = id;
+        self.in_flight -= 1;
+        Some(Outcome::Expired { id })
+    }
+}
+
+/// A reply: the payload a responder sent for request [`Reply::id`]. Borrows the requester
+/// until it drops.
+#[derive(Debug)]
+pub struct Reply<'a> {
+    id: u64,
+    redelivered: bool,
+    payload: &'a [u8],
+}
+
+impl Reply<'_> {
+    /// The id of the request it answers (what [`Requester::send`] returned).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the request had been redelivered before this responder answered it (the
+    /// first responder to hold it stopped, perhaps after doing part of the work).
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
+    }
+
+    /// The reply's payload.
+    pub fn payload(&self) -> &[u8] {
+        self.payload
+    }
+}
+
+impl std::ops::Deref for Reply<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.payload
+    }
+}
+
+/// How long a receive may wait.
+#[derive(Clone, Copy)]
+enum Until {
+    Now,
+    /// A CLOCK_MONOTONIC deadline in nanoseconds, or for ever.
+    Deadline(Option<u64>),
+}
+
+impl Until {
+    fn after(timeout: Duration) -> Until {
+        Until::Deadline(deadline_ns(timeout))
+    }
+}
+
+/// The deadline `timeout` from now, or `None` for a timeout too long to be one.
+fn deadline_ns(timeout: Duration) -> Option<u64> {
+    let ns = u64::try_from(timeout.as_nanos()).ok()?;
+    wire::monotonic_ns().checked_add(ns)
+}
+
+impl Requester {
+    /// The reply ring's address: its topic name (or its name in a heap service's registry).
+    pub fn address(&self) -> &str {
+        &self.cleanup.address
+    }
+
+    /// The longest payload a request from this requester can carry: a slot of the service's
+    /// ring less the request's header and the reply address.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// How many requests are in flight (sent, neither answered nor expired).
+    pub fn in_flight(&self) -> usize {
+        self.book.in_flight
+    }
+
+    /// Replies that came after their request had expired, dropped.
+    pub fn late_replies(&self) -> u64 {
+        self.book.late
+    }
+
+    /// Second and later replies to one request (a redelivered request answered again),
+    /// dropped.
+    pub fn duplicate_replies(&self) -> u64 {
+        self.book.duplicates
+    }
+
+    /// Messages in the reply ring that were not replies, passed over.
+    pub fn malformed_replies(&self) -> u64 {
+        self.book.malformed
+    }
+
+    /// Sends `payload` as a request that expires `timeout` from now (`Duration::MAX`: never),
+    /// waiting up to that deadline for room in the service's ring. Returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::NoResponders`], [`RequestError::TooLarge`],
+    /// [`RequestError::WindowFull`], [`RequestError::Timeout`] (the ring stayed full until
+    /// the deadline), [`RequestError::Publish`] ([`PublishError::Exhausted`] or
+    /// [`PublishError::Abandoned`]).
+    pub fn send(&mut self, payload: &[u8], timeout: Duration) -> Result<u64, RequestError> {
+        self.send_until(payload, timeout, false)
+    }
+
+    /// Sends `payload` as [`Requester::send`] does if the service's ring has room now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Requester::send`], with [`RequestError::Full`] instead of waiting.
+    pub fn try_send(&mut self, payload: &[u8], timeout: Duration) -> Result<u64, RequestError> {
+        self.send_until(payload, timeout, true)
+    }
+
+    fn send_until(&mut self, payload: &[u8], timeout: Duration, now: bool) -> Result<u64, RequestError> {
+        let id = self.next_id;
+        let slot = self.book.slot(id);
+        if self.book.window[slot].id != 0 {
+            return Err(RequestError::WindowFull {
+                window: self.book.window.len(),
+            });
+        }
+        if payload.len() > self.max_payload {
+            return Err(RequestError::TooLarge {
+                len: payload.len(),
+                max: self.max_payload,
+            });
+        }
+        if !self.responders_present() {
+            return Err(RequestError::NoResponders);
+        }
+        let deadline = deadline_ns(timeout);
+        let claim = if now {
+            self.producer.try_claim_slot()
+        } else if deadline.is_some() {
+            self.producer.claim_slot_timeout(timeout)
+        } else {
+            self.producer.claim_slot()
+        };
+        let mut claim = claim.map_err(|e| match e {
+            PublishError::Full => RequestError::Full,
+            PublishError::Timeout => RequestError::Timeout,
+            e => RequestError::Publish(e),
+        })?;
+        let header = RequestHeader {
+            id,
+            deadline_ns: deadline.unwrap_or(0),
+        };
+        let len = wire::write_request(claim.payload_mut(), header, &self.cleanup.address, payload);
+        claim
+            .set_len(len)
+            .expect("a request no longer than max_payload fits the slot");
+        claim.publish();
+        self.book.window[slot] = InFlight {
+            id,
+            deadline_ns: header.deadline_ns,
+        };
+        self.book.in_flight += 1;
+        if let Some(deadline) = deadline {
+            self.book.deadlines.push(Reverse((deadline, id)));
+        }
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    /// Whether the service's group has a worker: one load of its state word once the group
+    /// has been found.
+    fn responders_present(&mut self) -> bool {
+        let shared = &self.cleanup.service.ring().shared;
+        if let Some(group) = self.group {
+            let (state, members, generation) = table::state(shared, group.index);
+            if state == STATE_ACTIVE && generation == group.generation {
+                return members > 0;
+            }
+            self.group = None;
+        }
+        match table::find(shared, RESPONDERS) {
+            Some((entry, KIND_GROUP)) => {
+                self.group = Some(entry);
+                table::state(shared, entry.index).1 > 0
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits for the next request to end: its reply, or [`RequestError::Expired`] when the
+    /// earliest deadline of those in flight passes first.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::Expired`] (once per request), [`RequestError::Timeout`] never (this
+    /// waits as long as it takes; with nothing in flight and no deadline, for ever).
+    pub fn recv(&mut self) -> Result<Reply<'_>, RequestError> {
+        let outcome = self.next_outcome(Until::Deadline(None))?;
+        self.hand_out(outcome)
+    }
+
+    /// [`Requester::recv`] waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::Expired`], [`RequestError::Timeout`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Reply<'_>, RequestError> {
+        let outcome = self.next_outcome(Until::after(timeout))?;
+        self.hand_out(outcome)
+    }
+
+    /// [`Requester::recv`] if a reply or an expiry is there now.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::Expired`], [`RequestError::Empty`].
+    pub fn try_recv(&mut self) -> Result<Reply<'_>, RequestError> {
+        let outcome = self.next_outcome(Until::Now)?;
+        self.hand_out(outcome)
+    }
+
+    /// Sends `payload` and waits for its reply, for at most `timeout` in all (the request's
+    /// deadline). Replies to other requests in flight that come meanwhile are kept for
+    /// [`Requester::recv`], in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Requester::send`]; [`RequestError::Expired`] with this request's id if no reply
+    /// came in time.
+    pub fn call(&mut self, payload: &[u8], timeout: Duration) -> Result<Reply<'_>, RequestError> {
+        let id = self.send(payload, timeout)?;
+        loop {
+            match self.wait_outcome(Until::Deadline(None))? {
+                outcome @ Outcome::Reply { id: got, .. } if got == id => return self.hand_out(outcome),
+                Outcome::Expired { id: got } if got == id => return Err(RequestError::Expired { id }),
+                other => {
+                    let payload = match other {
+                        Outcome::Reply { .. } => self.book.buf.clone(),
+                        Outcome::Expired { .. } => Vec::new(),
+                    };
+                    self.book.stash.push_back((other, payload));
+                }
+            }
+        }
+    }
+
+    /// The reply (or error) an outcome is, its payload in the book's buffer.
+    fn hand_out(&mut self, outcome: Outcome) -> Result<Reply<'_>, RequestError> {
+        match outcome {
+            Outcome::Reply { id, flags } => Ok(Reply {
+                id,
+                redelivered: flags & REPLY_REDELIVERED != 0,
+                payload: &self.book.buf,
+            }),
+            Outcome::Expired { id } => Err(RequestError::Expired { id }),
+        }
+    }
+
+    /// The next outcome: a stashed one first.
+    fn next_outcome(&mut self, until: Until) -> Result<Outcome, RequestError> {
+        if let Some((outcome, payload)) = self.book.stash.pop_front() {
+            self.book.buf = payload;
+            return Ok(outcome);
+        }
+        self.wait_outcome(until)
+    }
+
+    /// Reads the reply ring until one of our requests ends, or `until` passes.
+    fn wait_outcome(&mut self, until: Until) -> Result<Outcome, RequestError> {
+        loop {
+            // A reply already there wins over a deadline that passed meanwhile. (A
+            // subscriber's `try_recv` fails only with `Empty`.)
+            if let Ok(message) = self.replies.try_recv() {
+                if let Some(outcome) = self.book.accept(&message) {
+                    return Ok(outcome);
+                }
+                continue;
+            }
+            let now = wire::monotonic_ns();
+            if let Some(expired) = self.book.expire(now) {
+                // A responder that died may be why: let the next send see it gone.
+                self.cleanup.service.ring().reap_dead();
+                return Ok(expired);
+            }
+            let limit = match until {
+                Until::Now => return Err(RequestError::Empty),
+                Until::Deadline(limit) => limit,
+            };
+            if limit.is_some_and(|l| l <= now) {
+                return Err(RequestError::Timeout);
+            }
+            let wake = match (limit, self.book.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let received = match wake {
+                Some(at) => self.replies.recv_timeout(Duration::from_nanos(at - now)),
+                None => self.replies.recv(),
+            };
+            // On a timeout the loop looks at the deadlines again.
+            if let Ok(message) = received {
+                if let Some(outcome) = self.book.accept(&message) {
+                    return Ok(outcome);
+                }
+            }
+        }
+    }
+}

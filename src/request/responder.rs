@@ -1,0 +1,327 @@
+//! The responder: a worker of a service's group of responders that answers each request it
+//! receives into the reply ring the request names.
+
+use super::wire::{self, REPLY_HEADER, REPLY_REDELIVERED};
+use super::{Service, RESPONDERS};
+use crate::consumer::{Consumer, Received};
+use crate::error::{RecvError, ServiceError};
+use crate::producer::Producer;
+use crate::ring::Ring;
+use crate::wait::WaitStrategy;
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+/// How long a responder waits for room in a reply ring for a request without a deadline;
+/// a request with one waits until its deadline (after which the requester drops the reply).
+/// The wait ends sooner when the requester is found dead (its subscriber then no longer
+/// holds the ring).
+const REPLY_PATIENCE: Duration = Duration::from_secs(1);
+
+/// How many reply rings a responder keeps open before it closes those whose requester went.
+const ROUTES_KEPT: usize = 64;
+
+/// Options for a new [`Responder`]; see [`Service::responder`].
+#[derive(Debug)]
+pub struct ResponderBuilder {
+    service: Service,
+    name: String,
+    wait: WaitStrategy,
+}
+
+impl ResponderBuilder {
+    pub(super) fn new(service: Service, name: &str) -> Self {
+        ResponderBuilder {
+            service,
+            name: name.to_owned(),
+            wait: WaitStrategy::Backoff,
+        }
+    }
+
+    /// How the responder waits for requests and for room in reply rings (default
+    /// [`WaitStrategy::Backoff`]; [`WaitStrategy::BusySpin`] for the lowest round trip).
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Attaches the responder as worker `name` of the service's durable group
+    /// [`RESPONDERS`] (made by the first responder). A responder attaching under the name of
+    /// one that died takes its place and its unanswered requests, flagged redelivered.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::Attach`] as [`crate::WorkerBuilder::attach`] (a name taken by a live
+    /// responder, a full consumer table, ...).
+    pub fn attach(self) -> Result<Responder, ServiceError> {
+        let worker = self
+            .service
+            .ring()
+            .worker(RESPONDERS, &self.name)
+            .durable(true)
+            .wait_strategy(self.wait)
+            .attach()?;
+        Ok(Responder {
+            worker,
+            routes: Routes {
+                service: self.service,
+                open: HashMap::new(),
+                wait: self.wait,
+                counts: Counts::default(),
+            },
+        })
+    }
+}
+
+/// Answers requests of a [`Service`]: one worker of its group [`RESPONDERS`]. Made by
+/// [`Service::responder`].
+///
+/// Each `respond` call takes one request, runs the handler on it and publishes what the
+/// handler returns as the reply; the request is acknowledged after that, so a responder that
+/// dies before it has replied has the request redelivered to another.
+pub struct Responder {
+    worker: Consumer,
+    routes: Routes,
+}
+
+impl fmt::Debug for Responder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder")
+            .field("name", &self.worker.name())
+            .field("reply_rings", &self.routes.open.len())
+            .field("counts", &self.routes.counts)
+            .finish()
+    }
+}
+
+/// What a responder did with one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Handled {
+    /// The handler ran and its reply was published.
+    Replied,
+    /// The request's deadline had passed: the handler did not run.
+    Expired,
+    /// The message was not a request (a foreign producer, or garbage): passed over.
+    Malformed,
+    /// The handler ran, but its reply could not be delivered: the reply ring is gone (its
+    /// requester went), stayed full until the request's deadline, or is too small for the
+    /// reply.
+    Undeliverable,
+}
+
+/// A request, as a responder's handler sees it.
+#[derive(Debug)]
+pub struct Request<'a> {
+    id: u64,
+    deadline_ns: u64,
+    redelivered: bool,
+    sequence: u64,
+    reply_to: &'a str,
+    payload: &'a [u8],
+}
+
+impl Request<'_> {
+    /// The request's id: unique among its requester's requests (with [`Request::reply_to`],
+    /// unique in the service), the key to make a handler idempotent.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The request's payload.
+    pub fn payload(&self) -> &[u8] {
+        self.payload
+    }
+
+    /// Whether another responder held this request before (and stopped, perhaps after it
+    /// did part of the work or even replied).
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
+    }
+
+    /// The requester's reply address.
+    pub fn reply_to(&self) -> &str {
+        self.reply_to
+    }
+
+    /// The request's sequence in the service's ring.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// The time left until the request's deadline (zero once it passed); `None` if it has
+    /// none.
+    pub fn time_left(&self) -> Option<Duration> {
+        (self.deadline_ns != 0)
+            .then(|| Duration::from_nanos(self.deadline_ns.saturating_sub(wire::monotonic_ns())))
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    replied: u64,
+    expired: u64,
+    malformed: u64,
+    undeliverable: u64,
+}
+
+/// The reply rings a responder has open, by address.
+struct Routes {
+    service: Service,
+    open: HashMap<String, (Ring, Producer)>,
+    wait: WaitStrategy,
+    counts: Counts,
+}
+
+impl Routes {
+    /// Handles one received request: runs `handler` and delivers its reply.
+    fn handle<F, R>(&mut self, message: &Received<'_>, handler: F) -> Handled
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        let handled = self.run(message, handler);
+        let count = match handled {
+            Handled::Replied => &mut self.counts.replied,
+            Handled::Expired => &mut self.counts.expired,
+            Handled::Malformed => &mut self.counts.malformed,
+            Handled::Undeliverable => &mut self.counts.undeliverable,
+        };
+        *count += 1;
+        handled
+    }
+
+    fn run<F, R>(&mut self, message: &Received<'_>, handler: F) -> Handled
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        let Some((header, reply_to, payload)) = wire::parse_request(message) else {
+            return Handled::Malformed;
+        };
+        if header.deadline_ns != 0 && wire::monotonic_ns() >= header.deadline_ns {
+            return Handled::Expired;
+        }
+        let request = Request {
+            id: header.id,
+            deadline_ns: header.deadline_ns,
+            redelivered: message.redelivered(),
+            sequence: message.sequence(),
+            reply_to,
+            payload,
+        };
+        let reply = handler(&request);
+        let reply = reply.as_ref();
+        let flags = if request.redelivered { REPLY_REDELIVERED } else { 0 };
+        let patience = request.time_left().unwrap_or(REPLY_PATIENCE);
+        let Some(producer) = self.route(reply_to) else {
+            return Handled::Undeliverable;
+        };
+        if REPLY_HEADER + reply.len() > producer.max_message_len() {
+            return Handled::Undeliverable;
+        }
+        let Ok(mut claim) = producer.claim_slot_timeout(patience) else {
+            return Handled::Undeliverable;
+        };
+        let len = wire::write_reply(claim.payload_mut(), header.id, flags, reply);
+        claim
+            .set_len(len)
+            .expect("a reply checked against the slot fits it");
+        claim.publish();
+        Handled::Replied
+    }
+
+    /// The producer on the reply ring at `address`, opened on first use.
+    fn route(&mut self, address: &str) -> Option<&mut Producer> {
+        if !self.open.contains_key(address) {
+            let ring = self.service.reply_ring(address)?;
+            let producer = ring.producer_with(self.wait).ok()?;
+            if self.open.len() >= ROUTES_KEPT {
+                self.close_gone();
+            }
+            self.open.insert(address.to_owned(), (ring, producer));
+        }
+        self.open.get_mut(address).map(|(_, producer)| producer)
+    }
+
+    /// Closes the reply rings whose requester is gone (no subscriber left once the dead are
+    /// detached); all of them if every requester is still there.
+    fn close_gone(&mut self) {
+        self.open.retain(|_, (ring, _)| {
+            ring.reap_dead();
+            !ring.consumers().is_empty()
+        });
+        if self.open.len() >= ROUTES_KEPT {
+            self.open.clear();
+        }
+    }
+}
+
+impl Responder {
+    /// The responder's name.
+    pub fn name(&self) -> &str {
+        self.worker.name()
+    }
+
+    /// Waits for a request, runs `handler` on it and publishes the bytes it returns as the
+    /// reply (see [`Handled`] for what else can happen to one request).
+    ///
+    /// # Errors
+    ///
+    /// None in practice: a responder is never stopped; the type is the receive's.
+    pub fn respond<F, R>(&mut self, handler: F) -> Result<Handled, RecvError>
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        let message = self.worker.recv()?;
+        Ok(self.routes.handle(&message, handler))
+    }
+
+    /// [`Responder::respond`], waiting at most `timeout` for a request.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`] if none came.
+    pub fn respond_timeout<F, R>(&mut self, handler: F, timeout: Duration) -> Result<Handled, RecvError>
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        let message = self.worker.recv_timeout(timeout)?;
+        Ok(self.routes.handle(&message, handler))
+    }
+
+    /// [`Responder::respond`] if a request is there now.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] if none is.
+    pub fn try_respond<F, R>(&mut self, handler: F) -> Result<Handled, RecvError>
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        let message = self.worker.try_recv()?;
+        Ok(self.routes.handle(&message, handler))
+    }
+
+    /// Requests answered ([`Handled::Replied`]).
+    pub fn replied(&self) -> u64 {
+        self.routes.counts.replied
+    }
+
+    /// Requests passed over because their deadline had passed ([`Handled::Expired`]).
+    pub fn expired(&self) -> u64 {
+        self.routes.counts.expired
+    }
+
+    /// Messages that were not requests ([`Handled::Malformed`]).
+    pub fn malformed(&self) -> u64 {
+        self.routes.counts.malformed
+    }
+
+    /// Replies that could not be delivered ([`Handled::Undeliverable`]).
+    pub fn undeliverable(&self) -> u64 {
+        self.routes.counts.undeliverable
+    }
+}
