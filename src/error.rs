@@ -588,8 +588,7 @@ pub enum RequestError {
         /// The longest payload this requester can send.
         max: usize,
     },
-    /// As many requests are in flight as the reply ring holds (or the oldest in the window
-    /// is still unanswered): receive replies first.
+    /// As many requests are in flight as the reply ring holds: receive replies first.
     #[error("{window} requests are in flight, as many as the reply ring holds")]
     WindowFull {
         /// The window: the reply ring's capacity.

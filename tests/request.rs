@@ -439,3 +439,26 @@ fn busy_spinning_sides_work_as_blocking_ones() {
     }
     server.join().unwrap();
 }
+
+#[test]
+fn a_request_left_unanswered_does_not_block_its_window_slot() {
+    let service = heap_service();
+    let mut requester = service.requester().reply_capacity(4).build().unwrap();
+    // A worker that takes the first request and never answers it.
+    let mut holder = service.ring().worker(RESPONDERS, "holder").attach().unwrap();
+    let stuck = requester.send(b"stuck", LONG).unwrap();
+    let held = holder.try_poll(1);
+    assert_eq!(held.sequences().count(), 1);
+    let mut responder = service.responder("r2").attach().unwrap();
+    let mut ids = HashSet::new();
+    for i in 0..20u8 {
+        let id = requester.send(&[i], LONG).unwrap();
+        assert_ne!(id % 4, stuck % 4, "the stuck request's slot is passed over");
+        assert_eq!(responder.try_respond(reversed), Ok(Handled::Replied));
+        let reply = requester.try_recv().unwrap();
+        assert_eq!((reply.id(), reply.payload()), (id, &[i][..]));
+        assert!(ids.insert(id));
+    }
+    assert_eq!(requester.in_flight(), 1);
+    drop(held);
+}

@@ -127,7 +127,8 @@ impl Drop for Cleanup {
 /// Sends requests to a [`Service`] and receives their replies; see the [module
 /// docs](super). Made by [`Service::requester`].
 ///
-/// Every request gets an id (1, 2, 3, ...) and ends exactly once: in a [`Reply`] from
+/// Every request gets an id (growing from 1; an id whose place in the window an older
+/// request still holds is passed over) and ends exactly once: in a [`Reply`] from
 /// [`Requester::recv`] (or [`Requester::call`]), or in [`RequestError::Expired`] when its
 /// deadline passes unanswered.
 pub struct Requester {
@@ -168,7 +169,7 @@ enum Outcome {
 
 /// A requester's bookkeeping: what is in flight, which deadlines come first, what ended.
 struct Book {
-    /// Request `id` in slot `id % len`: at most one lap of ids in flight.
+    /// Request `id` in slot `id % len` (a new request takes the next id whose slot is free).
     window: Vec<InFlight>,
     in_flight: usize,
     /// Deadlines of requests that had one, earliest first; entries of requests that ended
@@ -350,13 +351,18 @@ impl Requester {
     }
 
     fn send_until(&mut self, payload: &[u8], timeout: Duration, now: bool) -> Result<u64, RequestError> {
-        let id = self.next_id;
-        let slot = self.book.slot(id);
-        if self.book.window[slot].id != 0 {
+        if self.book.in_flight == self.book.window.len() {
             return Err(RequestError::WindowFull {
                 window: self.book.window.len(),
             });
         }
+        // The next id whose window slot is free: ids grow, but skip those whose slot an
+        // older request still holds (one that waits on a slow or dead responder).
+        let mut id = self.next_id;
+        while self.book.window[self.book.slot(id)].id != 0 {
+            id += 1;
+        }
+        let slot = self.book.slot(id);
         if payload.len() > self.max_payload {
             return Err(RequestError::TooLarge {
                 len: payload.len(),
@@ -396,7 +402,7 @@ impl Requester {
         if let Some(deadline) = deadline {
             self.book.deadlines.push(Reverse((deadline, id)));
         }
-        self.next_id += 1;
+        self.next_id = id + 1;
         Ok(id)
     }
 

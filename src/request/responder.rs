@@ -10,7 +10,7 @@ use crate::ring::Ring;
 use crate::wait::WaitStrategy;
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a responder waits for room in a reply ring for a request without a deadline;
 /// a request with one waits until its deadline (after which the requester drops the reply).
@@ -20,6 +20,10 @@ const REPLY_PATIENCE: Duration = Duration::from_secs(1);
 
 /// How many reply rings a responder keeps open before it closes those whose requester went.
 const ROUTES_KEPT: usize = 64;
+
+/// How often an idle responder closes the reply rings whose requester went, so that their
+/// files (which the requester's successors prune) are not held open by it.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Options for a new [`Responder`]; see [`Service::responder`].
 #[derive(Debug)]
@@ -66,6 +70,7 @@ impl ResponderBuilder {
             routes: Routes {
                 service: self.service,
                 open: HashMap::new(),
+                swept: Instant::now(),
                 wait: self.wait,
                 counts: Counts::default(),
             },
@@ -168,6 +173,8 @@ struct Counts {
 struct Routes {
     service: Service,
     open: HashMap<String, (Ring, Producer)>,
+    /// When the idle responder last closed the rings of requesters that went.
+    swept: Instant,
     wait: WaitStrategy,
     counts: Counts,
 }
@@ -237,6 +244,9 @@ impl Routes {
             let producer = ring.producer_with(self.wait).ok()?;
             if self.open.len() >= ROUTES_KEPT {
                 self.close_gone();
+                if self.open.len() >= ROUTES_KEPT {
+                    self.open.clear();
+                }
             }
             self.open.insert(address.to_owned(), (ring, producer));
         }
@@ -244,14 +254,19 @@ impl Routes {
     }
 
     /// Closes the reply rings whose requester is gone (no subscriber left once the dead are
-    /// detached); all of them if every requester is still there.
+    /// detached).
     fn close_gone(&mut self) {
         self.open.retain(|_, (ring, _)| {
             ring.reap_dead();
             !ring.consumers().is_empty()
         });
-        if self.open.len() >= ROUTES_KEPT {
-            self.open.clear();
+        self.swept = Instant::now();
+    }
+
+    /// While the responder is idle: [`Routes::close_gone`], at most every [`SWEEP_EVERY`].
+    fn idle(&mut self) {
+        if !self.open.is_empty() && self.swept.elapsed() >= SWEEP_EVERY {
+            self.close_gone();
         }
     }
 }
@@ -273,8 +288,13 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        let message = self.worker.recv()?;
-        Ok(self.routes.handle(&message, handler))
+        match self.worker.recv() {
+            Ok(message) => Ok(self.routes.handle(&message, handler)),
+            Err(e) => {
+                self.routes.idle();
+                Err(e)
+            }
+        }
     }
 
     /// [`Responder::respond`], waiting at most `timeout` for a request.
@@ -287,8 +307,13 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        let message = self.worker.recv_timeout(timeout)?;
-        Ok(self.routes.handle(&message, handler))
+        match self.worker.recv_timeout(timeout) {
+            Ok(message) => Ok(self.routes.handle(&message, handler)),
+            Err(e) => {
+                self.routes.idle();
+                Err(e)
+            }
+        }
     }
 
     /// [`Responder::respond`] if a request is there now.
@@ -301,8 +326,13 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        let message = self.worker.try_recv()?;
-        Ok(self.routes.handle(&message, handler))
+        match self.worker.try_recv() {
+            Ok(message) => Ok(self.routes.handle(&message, handler)),
+            Err(e) => {
+                self.routes.idle();
+                Err(e)
+            }
+        }
     }
 
     /// Requests answered ([`Handled::Replied`]).

@@ -6,14 +6,17 @@
 //! `consume --verify` found a violation.
 //!
 //! One file per command: `admin.rs` (create, stat, list, rm, prune), `produce.rs`,
-//! `consume.rs`, `demo.rs`, `journal.rs` (journal, verify-journal); `verify.rs` is the
-//! verifiable payload format both ends share.
+//! `consume.rs`, `demo.rs`, `journal.rs` (journal, verify-journal), `serve.rs` and
+//! `request.rs` (the two sides of request-reply); `verify.rs` is the verifiable payload
+//! format both ends share.
 
 mod admin;
 mod consume;
 mod demo;
 mod journal;
 mod produce;
+mod request;
+mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -192,6 +195,64 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Wait::Backoff)]
         wait: Wait,
     },
+    /// Answer the requests of a request-reply service (created if missing) as one of its
+    /// pool of responders: echo each payload back, or reply with what a command prints,
+    /// until SIGTERM or SIGINT.
+    Serve {
+        /// The service's topic name.
+        service: String,
+        /// This responder's name (a restart under it takes over what it held).
+        #[arg(long)]
+        name: String,
+        /// Reply with the stdout of `sh -c CMD`, run with the request on its stdin.
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
+        /// Spend this many milliseconds on each request before replying.
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u64,
+        /// Stop after this many requests.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Slots of the service's ring, if this creates it.
+        #[arg(long, default_value_t = 1024)]
+        capacity: u64,
+        /// Bytes per slot of the service's ring, if this creates it.
+        #[arg(long, default_value_t = 256)]
+        slot_size: usize,
+        /// The directory of the service's topics (default: this user's in /dev/shm).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// How requests are waited for.
+        #[arg(long, value_enum, default_value_t = Wait::Backoff)]
+        wait: Wait,
+    },
+    /// Send requests to a service: each stdin line, printing its reply and round trip, or
+    /// --count generated ones, pipelined, with a summary.
+    Request {
+        /// The service's topic name.
+        service: String,
+        /// Send this many generated (verifiable) requests instead of stdin lines.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Requests in flight at once with --count.
+        #[arg(long, default_value_t = 1)]
+        window: usize,
+        /// Each request's deadline, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+        /// Bytes per generated request.
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// Check that each reply is its request's payload (an echo responder); exit 3 if not.
+        #[arg(long)]
+        verify: bool,
+        /// The directory of the service's topics (default: this user's in /dev/shm).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// How replies are waited for.
+        #[arg(long, value_enum, default_value_t = Wait::Backoff)]
+        wait: Wait,
+    },
     /// Run a producer process and subscriber processes over a ring in /dev/shm; print
     /// throughput and latency.
     Demo {
@@ -248,6 +309,8 @@ failure_from!(
     ringmq::AttachError,
     ringmq::PublishError,
     ringmq::RecvError,
+    ringmq::ServiceError,
+    ringmq::RequestError,
     std::io::Error
 );
 
@@ -413,6 +476,52 @@ fn run(cli: Cli) -> Result<(), Failure> {
             };
             consume::run(&ring_path(&ring)?, &options, json)
         }
+        Command::Serve {
+            service,
+            name,
+            exec,
+            hold_ms,
+            count,
+            capacity,
+            slot_size,
+            dir,
+            wait,
+        } => serve::run(
+            &serve::Options {
+                service,
+                topics: topic_dir(dir),
+                name,
+                exec,
+                hold: Duration::from_millis(hold_ms),
+                count,
+                capacity,
+                slot_size,
+                wait: wait.strategy(),
+            },
+            json,
+        ),
+        Command::Request {
+            service,
+            count,
+            window,
+            timeout_ms,
+            size,
+            verify,
+            dir,
+            wait,
+        } => request::run(
+            &request::Options {
+                service,
+                topics: topic_dir(dir),
+                count,
+                window,
+                timeout: Duration::from_millis(timeout_ms),
+                size,
+                verify,
+                wait: wait.strategy(),
+            },
+            json,
+        ),
         Command::Demo {
             messages,
             subscribers,
