@@ -544,6 +544,12 @@ pub enum ConfirmError {
         /// The consumer's position when the wait gave up.
         position: u64,
     },
+    /// Not confirmed yet (only from `try_` forms).
+    #[error("not confirmed yet: the consumer is at position {position}")]
+    NotYet {
+        /// The consumer's position: every sequence below it is confirmed.
+        position: u64,
+    },
 }
 
 /// Why a request-reply service ([`crate::request::Service`]), a requester or a responder

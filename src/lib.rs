@@ -111,6 +111,7 @@ pub mod journal;
 #[cfg(not(loom))]
 pub mod request;
 
+pub use confirm::{ConfirmBy, Confirmer};
 pub use consumer::{
     Batch, BatchIter, Consumer, Message, Received, Start, SubscriberBuilder, Whole, WorkerBuilder,
 };

@@ -1,6 +1,7 @@
 //! The facade: [`Ring`], the handle users hold, and [`RingBuilder`], which makes one on the
 //! heap or in a file. Everything here delegates to the layers below; nothing below imports it.
 
+use crate::confirm::{ConfirmBy, Confirmer};
 use crate::consumer::{SubscriberBuilder, WorkerBuilder};
 #[cfg(not(loom))]
 use crate::error::OpenError;
@@ -454,5 +455,26 @@ impl Ring {
     ) -> Result<u64, ConfirmError> {
         let deadline = timeout.and_then(crate::wait::deadline_after);
         crate::confirm::wait_released(&self.shared, name, upto, deadline)
+    }
+
+    /// A [`Confirmer`]: publisher confirms by `by` (a named subscriber or group, every gating
+    /// consumer, or the journal's durable position), waiting by `Backoff` (yield for up to
+    /// 250 µs, then sleep on the ring's futex word; yield only, on a ring without wake-ups).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfirmError::UnknownConsumer`] if no subscriber or group of the name is attached
+    /// (for [`ConfirmBy::Durable`]: no journal stage), [`ConfirmError::Worker`].
+    pub fn confirmer(&self, by: ConfirmBy) -> Result<Confirmer, ConfirmError> {
+        self.confirmer_with(by, WaitStrategy::Backoff)
+    }
+
+    /// [`Ring::confirmer`] waiting by `wait` (`BusySpin` for the lowest latency).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::confirmer`].
+    pub fn confirmer_with(&self, by: ConfirmBy, wait: WaitStrategy) -> Result<Confirmer, ConfirmError> {
+        Confirmer::new(Arc::clone(&self.shared), by, wait)
     }
 }

@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The name the stage attaches to its ring under.
-pub const STAGE_CONSUMER: &str = "journal";
+pub const STAGE_CONSUMER: &str = crate::confirm::STAGE_NAME;
 
 /// How long an idle stage with nothing uncommitted sleeps between looks at its stop flag
 /// when the ring has no wake-ups (with wake-ups, a stop wakes it at once).

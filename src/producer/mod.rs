@@ -438,6 +438,7 @@ impl Producer {
     /// put back into a ring made anew, each in the slot of its own sequence. Returns the
     /// first sequence. A fixed-size ring has no flags to carry: only whole messages of its
     /// size go in.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn publish_pieces_timeout(
         &mut self,
         pieces: &[(&[u8], u8)],
