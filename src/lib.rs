@@ -56,11 +56,14 @@
 //! | how to wait | `.wait_strategy(WaitStrategy::BusySpin / Yield / Backoff / Block)`; `ring.producer_with(..)` |
 //! | a subscriber that survives its process | `.durable(true)`, `.evict_after(d)` |
 //! | who is attached; cleanup now | `ring.consumers()`; `ring.reap_dead()` (waiting handles do it on their own) |
+//! | publisher confirms | `ring.confirmer(ConfirmBy::Consumer(name) / Gating / Durable)`: `try_confirm(seq)`, `confirm(seq)`, `confirm_timeout(seq, d)`, cumulative |
+//! | request-reply | `request::Service::new(builder)` (or `create`/`open` in a `TopicDir`); `service.responder(name).attach()` then `respond(\|req\| reply)`; `service.requester().build()` then `call(&b, d)`, or `send` and `recv` pipelined |
 //! | topics | `TopicDir::shm()` or `TopicDir::new(dir)`: `create`, `open`, `open_or_create`, `remove`, `list`, `prune`, `path` |
 //!
 //! Each kind of call has its own error type with only the ways it can fail ([`BuildError`],
 //! [`OpenError`], [`AttachError`], [`PublishError`], [`RecvError`], [`TypeError`],
-//! [`SpawnError`]); nothing panics on bad input. Limits are in [`limits`]. The journal's
+//! [`SpawnError`], [`ConfirmError`], [`ServiceError`], [`RequestError`]); nothing panics on
+//! bad input. Limits are in [`limits`]. The journal's
 //! calls are in [`journal`] (and `docs/journal.md` in the repository).
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]

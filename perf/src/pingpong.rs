@@ -3,8 +3,9 @@
 
 use crate::pin::{pin, Cores};
 use hdrhistogram::Histogram;
-use ringmq::{Ring, WaitStrategy};
-use std::time::Instant;
+use ringmq::request::Service;
+use ringmq::{ConfirmBy, Ring, WaitStrategy};
+use std::time::{Duration, Instant};
 
 /// The systems this scenario runs, by name.
 pub const SYSTEMS: &[&str] = &[
@@ -12,6 +13,9 @@ pub const SYSTEMS: &[&str] = &[
     crate::calibrate::BARE_RING,
     "ringmq",
     "ringmq fixed-size",
+    "ringmq request-reply",
+    "ringmq request-reply (no deadline)",
+    "ringmq confirmed publish",
     "rtrb",
     "disruptor",
     "crossbeam ArrayQueue",
@@ -25,6 +29,9 @@ pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         crate::calibrate::BARE_RING => crate::calibrate::ring_rtt(cores, n),
         "ringmq" => ringmq(cores, n, false),
         "ringmq fixed-size" => ringmq(cores, n, true),
+        "ringmq request-reply" => request_reply(cores, n, Duration::from_secs(10)),
+        "ringmq request-reply (no deadline)" => request_reply(cores, n, Duration::MAX),
+        "ringmq confirmed publish" => confirmed_publish(cores, n),
         "rtrb" => rtrb(cores, n),
         "disruptor" => disruptor(cores, n),
         "crossbeam ArrayQueue" => array_queue(cores, n),
@@ -80,6 +87,83 @@ fn ringmq(cores: Cores, n: u64, fixed: bool) -> Histogram<u64> {
         assert_eq!(v, i, "ringmq ping-pong answer");
     }
     echo.join().expect("echo");
+    h
+}
+
+/// `Requester::call` against one responder echoing a u64, both busy-spinning: a request
+/// through the service's ring and its group claim, the reply through the requester's ring,
+/// each request with a deadline `timeout` away (`Duration::MAX`: none, no clock read).
+fn request_reply(cores: Cores, n: u64, timeout: Duration) -> Histogram<u64> {
+    let wait = WaitStrategy::BusySpin;
+    let service =
+        Service::new(Ring::builder().capacity(64).slot_size(128).wakeups(false)).expect("valid ring");
+    let mut responder = service
+        .responder("echo")
+        .wait_strategy(wait)
+        .attach()
+        .expect("attach");
+    let mut requester = service
+        .requester()
+        .reply_capacity(64)
+        .wait_strategy(wait)
+        .build()
+        .expect("requester");
+    let echo = std::thread::spawn(move || {
+        pin(cores.b);
+        for _ in 0..n {
+            responder
+                .respond(|r| u64::from_le_bytes(r.payload().try_into().expect("a u64")).to_le_bytes())
+                .expect("no stop flag");
+        }
+    });
+    pin(cores.a);
+    let mut h = histogram();
+    for i in 0..n {
+        let t = Instant::now();
+        let reply = requester.call(&i.to_le_bytes(), timeout).expect("a reply");
+        let v = u64::from_le_bytes(reply.payload().try_into().expect("a u64"));
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+        assert_eq!(v, i, "ringmq request-reply answer");
+    }
+    echo.join().expect("echo");
+    h
+}
+
+/// A publish and its confirm by the one subscriber (busy-spinning), which acknowledges each
+/// message as it reads it: the time from publish until the producer knows it was consumed.
+fn confirmed_publish(cores: Cores, n: u64) -> Histogram<u64> {
+    let wait = WaitStrategy::BusySpin;
+    let ring = Ring::builder()
+        .capacity(64)
+        .slot_size(16)
+        .wakeups(false)
+        .build()
+        .expect("valid ring");
+    let mut consumer = ring.subscriber("c").wait_strategy(wait).attach().expect("attach");
+    let mut producer = ring.producer_with(wait).expect("producer");
+    let mut confirmer = ring
+        .confirmer_with(ConfirmBy::Consumer("c".into()), wait)
+        .expect("confirmer");
+    let reader = std::thread::spawn(move || {
+        pin(cores.b);
+        for i in 0..n {
+            let v = consumer
+                .recv()
+                .expect("no stop flag")
+                .value::<u64>()
+                .expect("u64");
+            assert_eq!(v, i, "ringmq confirmed publish");
+        }
+    });
+    pin(cores.a);
+    let mut h = histogram();
+    for i in 0..n {
+        let t = Instant::now();
+        let s = producer.publish(&i.to_le_bytes()).expect("room");
+        confirmer.confirm(s).expect("attached");
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+    }
+    reader.join().expect("reader");
     h
 }
 

@@ -36,11 +36,13 @@ pub(crate) use dispatch;
 pub(crate) enum When {
     Now,
     Until(Option<Instant>),
+    /// A timeout from the first try: the clock is read only if the ring is full then.
+    After(Duration),
 }
 
 impl When {
     fn after(timeout: Duration) -> Self {
-        When::Until(deadline_after(timeout))
+        When::After(timeout)
     }
 }
 
@@ -98,6 +100,10 @@ fn claim_when<M: Claims>(
     match when {
         When::Now => m.try_claim(att, n),
         When::Until(deadline) => sequencer::claim(m, att, n, deadline, wait),
+        When::After(timeout) => match m.try_claim(att, n) {
+            Err(PublishError::Full) => sequencer::claim(m, att, n, deadline_after(timeout), wait),
+            claimed => claimed,
+        },
     }
 }
 

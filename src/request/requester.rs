@@ -5,7 +5,7 @@ use super::wire::{self, RequestHeader, REPLY_REDELIVERED, REQUEST_HEADER};
 use super::{Service, REPLY_SUBSCRIBER, RESPONDERS};
 use crate::consumer::{Consumer, Start};
 use crate::error::{PublishError, RequestError, ServiceError};
-use crate::layout::table::{KIND_GROUP, STATE_ACTIVE};
+use crate::layout::table::{E_MEMBERS, KIND_GROUP, STATE_ACTIVE};
 use crate::producer::Producer;
 use crate::ring::Ring;
 use crate::table::{self, EntryRef};
@@ -275,6 +275,9 @@ impl std::ops::Deref for Reply<'_> {
     }
 }
 
+/// How many times a receive looks for a reply before it reads the clock.
+const QUICK_TRIES: u32 = 64;
+
 /// How long a receive may wait.
 #[derive(Clone, Copy)]
 enum Until {
@@ -406,11 +409,16 @@ impl Requester {
         Ok(id)
     }
 
-    /// Whether the service's group has a worker: one load of its state word once the group
-    /// has been found.
+    /// Whether the service's group has a worker. Once the group is found, one load of its
+    /// members mask, a word only joins and leaves write (its state word shares a line with
+    /// the claim counter every request moves); the full check only when the mask is empty.
     fn responders_present(&mut self) -> bool {
         let shared = &self.cleanup.service.ring().shared;
         if let Some(group) = self.group {
+            // Acquire: pairs with the AcqRel updates in `group::set_member`.
+            if shared.entry_word(group.index, E_MEMBERS).load_acquire() & shared.layout.valid_mask() != 0 {
+                return true;
+            }
             let (state, members, generation) = table::state(shared, group.index);
             if state == STATE_ACTIVE && generation == group.generation {
                 return members > 0;
@@ -506,6 +514,7 @@ impl Requester {
 
     /// Reads the reply ring until one of our requests ends, or `until` passes.
     fn wait_outcome(&mut self, until: Until) -> Result<Outcome, RequestError> {
+        let mut tries = 0;
         loop {
             // A reply already there wins over a deadline that passed meanwhile. (A
             // subscriber's `try_recv` fails only with `Empty`.)
@@ -515,7 +524,18 @@ impl Requester {
                 }
                 continue;
             }
-            let now = wire::monotonic_ns();
+            // A reply within a round trip comes before the clock is read: the deadlines and
+            // the timed wait below each read it.
+            if tries < QUICK_TRIES && !matches!(until, Until::Now) {
+                tries += 1;
+                crate::sync::spin_loop();
+                continue;
+            }
+            let now = if matches!(until, Until::Deadline(None)) && self.book.next_deadline().is_none() {
+                0
+            } else {
+                wire::monotonic_ns()
+            };
             if let Some(expired) = self.book.expire(now) {
                 // A responder that died may be why: let the next send see it gone.
                 self.cleanup.service.ring().reap_dead();

@@ -205,7 +205,12 @@ impl Routes {
         let Some((header, reply_to, payload)) = wire::parse_request(message) else {
             return Handled::Malformed;
         };
-        if header.deadline_ns != 0 && wire::monotonic_ns() >= header.deadline_ns {
+        let now = if header.deadline_ns != 0 {
+            wire::monotonic_ns()
+        } else {
+            0
+        };
+        if header.deadline_ns != 0 && now >= header.deadline_ns {
             return Handled::Expired;
         }
         let request = Request {
@@ -219,13 +224,18 @@ impl Routes {
         let reply = handler(&request);
         let reply = reply.as_ref();
         let flags = if request.redelivered { REPLY_REDELIVERED } else { 0 };
-        let patience = request.time_left().unwrap_or(REPLY_PATIENCE);
         let Some(producer) = self.route(reply_to) else {
             return Handled::Undeliverable;
         };
         if REPLY_HEADER + reply.len() > producer.max_message_len() {
             return Handled::Undeliverable;
         }
+        // A full reply ring is waited on until the request's deadline (as it was when the
+        // handler started).
+        let patience = match header.deadline_ns {
+            0 => REPLY_PATIENCE,
+            deadline => Duration::from_nanos(deadline.saturating_sub(now)),
+        };
         let Ok(mut claim) = producer.claim_slot_timeout(patience) else {
             return Handled::Undeliverable;
         };
