@@ -17,6 +17,7 @@ pub const SYSTEMS: &[&str] = &[
     "ringmq fixed-size (slices of 64)",
     "ringmq (single)",
     "ringmq fixed-size (single)",
+    "ringmq (single, 64 confirms in flight)",
     "rtrb",
     "disruptor (batch 64)",
     "crossbeam ArrayQueue",
@@ -62,6 +63,7 @@ pub fn run<T: Payload>(system: &str, cores: Cores, n: u64) -> f64 {
         "ringmq fixed-size (slices of 64)" => ringmq_slices::<T>(cores, n),
         "ringmq (single)" => ringmq::<T>(cores, n, 1, false),
         "ringmq fixed-size (single)" => ringmq::<T>(cores, n, 1, true),
+        "ringmq (single, 64 confirms in flight)" => ringmq_confirmed::<T>(cores, n, BATCH as u64),
         "rtrb" => {
             let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
             spin_queue(
@@ -132,6 +134,45 @@ fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
     publish_numbers::<T>(&mut producer, n, batch);
     reader.join().expect("ringmq reader");
     rate(n, start)
+}
+
+/// One publish per message, as "ringmq (single)", by a producer that never has more than
+/// `window` messages unconfirmed by the subscriber: before publishing sequence `s` it waits
+/// (busy-spinning) for `s - window`, which a window's worth of the confirmer's kept position
+/// answers without a load.
+fn ringmq_confirmed<T: Payload>(cores: Cores, n: u64, window: u64) -> f64 {
+    let size = std::mem::size_of::<T>();
+    let ring = Ring::builder()
+        .capacity(CAPACITY as u64)
+        .wakeups(false)
+        .slot_size(ringmq::limits::SLOT_HEADER + size)
+        .build()
+        .expect("valid ring");
+    let (mut consumer, mut producer) = busy_pair(&ring);
+    let mut confirmer = ring
+        .confirmer_with(ringmq::ConfirmBy::Consumer("perf".into()), WaitStrategy::BusySpin)
+        .expect("confirmer");
+    let reader = std::thread::spawn(move || {
+        pin(cores.b);
+        read_numbers::<T>(&mut consumer, 0, n, "ringmq confirmed");
+        // Attached until the producer's last confirm.
+        consumer
+    });
+    pin(cores.a);
+    let start = Instant::now();
+    let mut next = 0u64;
+    while next < n {
+        if next >= window {
+            confirmer.confirm(next - window).expect("attached");
+        }
+        if producer.try_publish(bytemuck::bytes_of(&T::make(next))).is_ok() {
+            next += 1;
+        }
+    }
+    confirmer.confirm(n - 1).expect("attached");
+    let rate = rate(n, start);
+    drop(reader.join().expect("ringmq confirmed reader"));
+    rate
 }
 
 /// Publishes the messages `0..n`, one at a time (`batch` 1, `try_publish` of its bytes) or
