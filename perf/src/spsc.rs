@@ -18,6 +18,7 @@ pub const SYSTEMS: &[&str] = &[
     "ringmq (single)",
     "ringmq fixed-size (single)",
     "ringmq (single, 64 confirms in flight)",
+    "ringmq (single, a ring of 64)",
     "rtrb",
     "disruptor (batch 64)",
     "crossbeam ArrayQueue",
@@ -62,6 +63,7 @@ pub fn run<T: Payload>(system: &str, cores: Cores, n: u64) -> f64 {
         "ringmq fixed-size (batch 64)" => ringmq::<T>(cores, n, BATCH, true),
         "ringmq fixed-size (slices of 64)" => ringmq_slices::<T>(cores, n),
         "ringmq (single)" => ringmq::<T>(cores, n, 1, false),
+        "ringmq (single, a ring of 64)" => ringmq_small::<T>(cores, n, BATCH as u64),
         "ringmq fixed-size (single)" => ringmq::<T>(cores, n, 1, true),
         "ringmq (single, 64 confirms in flight)" => ringmq_confirmed::<T>(cores, n, BATCH as u64),
         "rtrb" => {
@@ -136,6 +138,28 @@ fn ringmq<T: Payload>(cores: Cores, n: u64, batch: usize, fixed: bool) -> f64 {
     rate(n, start)
 }
 
+/// "ringmq (single)" in a ring of `capacity` slots: a producer never more than `capacity`
+/// messages ahead, as a window of confirms holds it; what a window costs without confirms.
+fn ringmq_small<T: Payload>(cores: Cores, n: u64, capacity: u64) -> f64 {
+    let size = std::mem::size_of::<T>();
+    let ring = Ring::builder()
+        .capacity(capacity)
+        .wakeups(false)
+        .slot_size(ringmq::limits::SLOT_HEADER + size)
+        .build()
+        .expect("valid ring");
+    let (mut consumer, mut producer) = busy_pair(&ring);
+    let reader = std::thread::spawn(move || {
+        pin(cores.b);
+        read_numbers::<T>(&mut consumer, 0, n, "ringmq small");
+    });
+    pin(cores.a);
+    let start = Instant::now();
+    publish_numbers::<T>(&mut producer, n, 1);
+    reader.join().expect("ringmq small reader");
+    rate(n, start)
+}
+
 /// One publish per message, as "ringmq (single)", by a producer that never has more than
 /// `window` messages unconfirmed by the subscriber: before publishing sequence `s` it waits
 /// (busy-spinning) for `s - window`, which a window's worth of the confirmer's kept position
@@ -154,7 +178,17 @@ fn ringmq_confirmed<T: Payload>(cores: Cores, n: u64, window: u64) -> f64 {
         .expect("confirmer");
     let reader = std::thread::spawn(move || {
         pin(cores.b);
-        read_numbers::<T>(&mut consumer, 0, n, "ringmq confirmed");
+        // Polls of at most half a window, released as each is read: a poll as large as
+        // the window would release only once the producer is out of window, and stop it.
+        let mut expected = 0u64;
+        while expected < n {
+            let batch = consumer.try_poll(window as usize / 2);
+            for m in &batch {
+                let v: T = m.value().expect("a whole message");
+                assert_eq!(v.number(), expected, "ringmq confirmed lost or reordered a message");
+                expected += 1;
+            }
+        }
         // Attached until the producer's last confirm.
         consumer
     });
