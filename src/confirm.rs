@@ -218,6 +218,30 @@ impl Confirmer {
         self.confirm_until(sequence.saturating_add(1), crate::wait::deadline_after(timeout))
     }
 
+    /// Awaits the confirm of `sequence` (and so of every earlier one): [`Confirmer::confirm`]
+    /// without blocking the thread (feature `async`); returns the position.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfirmError::Detached`] if the consumer goes first.
+    #[cfg(all(feature = "async", not(loom)))]
+    pub async fn confirm_async(&mut self, sequence: u64) -> Result<u64, ConfirmError> {
+        match self.try_confirm(sequence) {
+            Err(ConfirmError::NotYet { .. }) => {}
+            done => return done,
+        }
+        let shared = Arc::clone(&self.shared);
+        let mut awaiting = crate::await_event::Awaiting::new(&shared, crate::await_event::Which::Released);
+        std::future::poll_fn(|cx| {
+            awaiting.poll(cx, None, || match self.try_confirm(sequence) {
+                Err(ConfirmError::NotYet { .. }) => None,
+                done => Some(done),
+            })
+        })
+        .await
+        .unwrap_or(Err(ConfirmError::Timeout { position: self.known }))
+    }
+
     /// Waits until every sequence below `upto` is confirmed.
     pub(crate) fn confirm_until(
         &mut self,

@@ -85,6 +85,8 @@ mod fragment;
 mod liveness;
 mod storage;
 mod wait;
+#[cfg(any(all(feature = "async", not(loom)), all(loom, test)))]
+mod wake;
 
 mod shared;
 
@@ -93,6 +95,9 @@ mod table;
 
 mod group;
 mod reaper;
+
+#[cfg(all(feature = "async", not(loom)))]
+mod await_event;
 
 mod sequencer;
 
@@ -115,6 +120,8 @@ pub mod journal;
 pub mod request;
 
 pub use confirm::{ConfirmBy, Confirmer};
+#[cfg(all(feature = "async", not(loom)))]
+pub use consumer::MessageStream;
 pub use consumer::{
     Batch, BatchIter, Consumer, Message, Received, Start, SubscriberBuilder, Whole, WorkerBuilder,
 };

@@ -32,6 +32,10 @@ pub(crate) struct Shared {
     pub(crate) liveness: Liveness,
     /// The ring file, for file-backed rings.
     pub(crate) path: Option<PathBuf>,
+    /// This process's futures waiting on the "published" and "released" events
+    /// (`[async-wakeup]`).
+    #[cfg(all(feature = "async", not(loom)))]
+    pub(crate) async_waiters: [crate::wake::AsyncWaiters; 2],
 }
 
 impl fmt::Debug for Shared {
@@ -67,6 +71,8 @@ impl Shared {
             wakeups: params.wakeups,
             liveness,
             path,
+            #[cfg(all(feature = "async", not(loom)))]
+            async_waiters: Default::default(),
         };
         // Relaxed stores throughout: nobody else can see the ring until the init word below.
         for (offset, value) in header::fields(&layout) {
@@ -163,6 +169,8 @@ impl Shared {
             layout,
             liveness,
             path: Some(path.to_owned()),
+            #[cfg(all(feature = "async", not(loom)))]
+            async_waiters: Default::default(),
         })
     }
 

@@ -20,6 +20,11 @@ pub(crate) use loom::sync::Arc;
 #[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
 
+#[cfg(all(loom, test))]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(all(feature = "async", not(loom)))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
 /// A hint that the caller is spinning. Under loom it yields, so spin loops stay finite.
 #[inline]
 pub(crate) fn spin_loop() {

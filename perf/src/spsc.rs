@@ -185,7 +185,11 @@ fn ringmq_confirmed<T: Payload>(cores: Cores, n: u64, window: u64) -> f64 {
             let batch = consumer.try_poll(window as usize / 2);
             for m in &batch {
                 let v: T = m.value().expect("a whole message");
-                assert_eq!(v.number(), expected, "ringmq confirmed lost or reordered a message");
+                assert_eq!(
+                    v.number(),
+                    expected,
+                    "ringmq confirmed lost or reordered a message"
+                );
                 expected += 1;
             }
         }

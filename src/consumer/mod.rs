@@ -9,12 +9,16 @@
 //! Every receive comes in three forms: `try_` (never waits: [`RecvError::Empty`]), the plain
 //! one (waits by the consumer's [`WaitStrategy`]) and `_timeout` ([`RecvError::Timeout`]).
 
+#[cfg(all(feature = "async", not(loom)))]
+mod asynch;
 mod builder;
 #[cfg(not(loom))]
 mod handler;
 mod large;
 mod message;
 
+#[cfg(all(feature = "async", not(loom)))]
+pub use asynch::MessageStream;
 pub use builder::{Start, SubscriberBuilder, WorkerBuilder};
 #[cfg(not(loom))]
 pub use handler::{HandlerOptions, HandlerThread};

@@ -198,6 +198,31 @@ impl Producer {
         self.publish_when(data, When::Until(None))
     }
 
+    /// Publishes `data`, awaiting room on a full ring: [`Producer::publish`] without blocking
+    /// the thread (feature `async`). Dropping the future before it completes publishes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::try_publish`], but never [`PublishError::Full`].
+    #[cfg(all(feature = "async", not(loom)))]
+    pub async fn publish_async(&mut self, data: &[u8]) -> Result<u64, PublishError> {
+        match self.try_publish(data) {
+            Err(PublishError::Full) => {}
+            done => return done,
+        }
+        let mut awaiting =
+            crate::await_event::Awaiting::new(self.att.arc(), crate::await_event::Which::Released);
+        std::future::poll_fn(|cx| {
+            awaiting.poll(cx, None, || match self.try_publish(data) {
+                Err(PublishError::Full) => None,
+                done => Some(done),
+            })
+        })
+        .await
+        .unwrap_or(Err(PublishError::Timeout))
+    }
+
     /// Publishes `data`, waiting at most `timeout` for room.
     ///
     /// # Errors

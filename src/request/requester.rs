@@ -292,6 +292,14 @@ impl Until {
     }
 }
 
+/// The `Instant` of a CLOCK_MONOTONIC deadline in nanoseconds.
+#[cfg(feature = "async")]
+fn instant_of(deadline_ns: u64) -> std::time::Instant {
+    let left = Duration::from_nanos(deadline_ns.saturating_sub(wire::monotonic_ns()));
+    let now = std::time::Instant::now();
+    now.checked_add(left).unwrap_or(now)
+}
+
 /// The deadline `timeout` from now, or `None` for a timeout too long to be one.
 fn deadline_ns(timeout: Duration) -> Option<u64> {
     let ns = u64::try_from(timeout.as_nanos()).ok()?;
@@ -354,6 +362,12 @@ impl Requester {
     }
 
     fn send_until(&mut self, payload: &[u8], timeout: Duration, now: bool) -> Result<u64, RequestError> {
+        self.send_at(payload, deadline_ns(timeout), now)
+    }
+
+    /// Sends a request that expires at `deadline` (CLOCK_MONOTONIC ns), waiting for room
+    /// until then unless `now`.
+    fn send_at(&mut self, payload: &[u8], deadline: Option<u64>, now: bool) -> Result<u64, RequestError> {
         if self.book.in_flight == self.book.window.len() {
             return Err(RequestError::WindowFull {
                 window: self.book.window.len(),
@@ -375,13 +389,12 @@ impl Requester {
         if !self.responders_present() {
             return Err(RequestError::NoResponders);
         }
-        let deadline = deadline_ns(timeout);
-        let claim = if now {
-            self.producer.try_claim_slot()
-        } else if deadline.is_some() {
-            self.producer.claim_slot_timeout(timeout)
-        } else {
-            self.producer.claim_slot()
+        let claim = match deadline {
+            _ if now => self.producer.try_claim_slot(),
+            Some(d) => self
+                .producer
+                .claim_slot_timeout(Duration::from_nanos(d.saturating_sub(wire::monotonic_ns()))),
+            None => self.producer.claim_slot(),
         };
         let mut claim = claim.map_err(|e| match e {
             PublishError::Full => RequestError::Full,
@@ -480,15 +493,69 @@ impl Requester {
             match self.wait_outcome(Until::Deadline(None))? {
                 outcome @ Outcome::Reply { id: got, .. } if got == id => return self.hand_out(outcome),
                 Outcome::Expired { id: got } if got == id => return Err(RequestError::Expired { id }),
-                other => {
-                    let payload = match other {
-                        Outcome::Reply { .. } => self.book.buf.clone(),
-                        Outcome::Expired { .. } => Vec::new(),
-                    };
-                    self.book.stash.push_back((other, payload));
-                }
+                other => self.stash(other),
             }
         }
+    }
+
+    /// Keeps an outcome that is not the one a `call` waits for, for `recv`.
+    fn stash(&mut self, other: Outcome) {
+        let payload = match other {
+            Outcome::Reply { .. } => self.book.buf.clone(),
+            Outcome::Expired { .. } => Vec::new(),
+        };
+        self.book.stash.push_back((other, payload));
+    }
+
+    /// [`Requester::send`], awaiting room in the service's ring instead of blocking the
+    /// thread (feature `async`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Requester::send`].
+    #[cfg(feature = "async")]
+    pub async fn send_async(&mut self, payload: &[u8], timeout: Duration) -> Result<u64, RequestError> {
+        let deadline = deadline_ns(timeout);
+        match self.send_at(payload, deadline, true) {
+            Err(RequestError::Full) => {}
+            done => return done,
+        }
+        let shared = std::sync::Arc::clone(&self.cleanup.service.ring().shared);
+        let mut awaiting = crate::await_event::Awaiting::new(&shared, crate::await_event::Which::Released);
+        std::future::poll_fn(|cx| {
+            awaiting.poll(cx, deadline.map(instant_of), || {
+                match self.send_at(payload, deadline, true) {
+                    Err(RequestError::Full) => None,
+                    done => Some(done),
+                }
+            })
+        })
+        .await
+        .unwrap_or(Err(RequestError::Timeout))
+    }
+
+    /// [`Requester::call`], awaited (feature `async`): the reply, or this request's
+    /// deadline, wakes the task; no thread blocks and nothing polls meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// As [`Requester::call`].
+    #[cfg(feature = "async")]
+    pub async fn call_async(&mut self, payload: &[u8], timeout: Duration) -> Result<Reply<'_>, RequestError> {
+        let id = self.send_async(payload, timeout).await?;
+        let outcome = loop {
+            match self.wait_outcome(Until::Now) {
+                Ok(outcome @ Outcome::Reply { id: got, .. }) if got == id => break outcome,
+                Ok(Outcome::Expired { id: got }) if got == id => return Err(RequestError::Expired { id }),
+                Ok(other) => self.stash(other),
+                Err(RequestError::Empty) => {
+                    let deadline = self.book.next_deadline().map(instant_of);
+                    self.replies.ready_async(deadline).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.hand_out(outcome)
     }
 
     /// The reply (or error) an outcome is, its payload in the book's buffer.
