@@ -81,12 +81,13 @@ mod error;
 
 mod layout;
 
+#[cfg(any(all(feature = "async", not(loom)), all(loom, test)))]
+mod wake;
+
 mod fragment;
 mod liveness;
 mod storage;
 mod wait;
-#[cfg(any(all(feature = "async", not(loom)), all(loom, test)))]
-mod wake;
 
 mod shared;
 

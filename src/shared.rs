@@ -233,6 +233,8 @@ impl Shared {
 
     fn event(&self, line: usize) -> Event<'_> {
         Event {
+            #[cfg(all(feature = "async", not(loom)))]
+            local: &self.async_waiters[usize::from(line != layout::PUBLISHED_EVENT)],
             word: self.region.word32(line),
             waiters: self.region.word(line + layout::EVENT_WAITERS),
             safety_net: if self.liveness.is_shared() {

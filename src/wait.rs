@@ -79,6 +79,10 @@ pub(crate) struct Event<'a> {
     pub(crate) waiters: &'a Word,
     /// The longest single sleep.
     pub(crate) safety_net: Duration,
+    /// This process's futures waiting on the event, woken by a notifier of this process
+    /// directly (the waker thread wakes them for notifiers elsewhere).
+    #[cfg(all(feature = "async", not(loom)))]
+    pub(crate) local: &'a crate::wake::AsyncWaiters,
 }
 
 impl Event<'_> {
@@ -101,6 +105,8 @@ impl Event<'_> {
         // Release: pairs with the Acquire load of the word in `block`.
         self.word.fetch_add_release(1);
         self.word.wake_all();
+        #[cfg(all(feature = "async", not(loom)))]
+        self.local.wake_moved(self.word);
     }
 }
 

@@ -174,6 +174,28 @@ impl AsyncWaiters {
         }
     }
 
+    /// A notifier of this process bumped `word`: wakes the entries that observed an older
+    /// value at once, as the waker thread would a moment later (one thread wake-up less).
+    #[cfg(all(feature = "async", not(loom)))]
+    pub(crate) fn wake_moved(&self, word: &Word32) {
+        let mut inner = self.lock();
+        if inner.entries.is_empty() {
+            return;
+        }
+        // Acquire: pairs with the Release bump in `Event::wake`.
+        let w = word.load_acquire();
+        let mut woken = Vec::new();
+        inner.entries.retain(|e| {
+            let due = e.observed != w;
+            if due {
+                woken.push(e.waker.clone());
+            }
+            !due
+        });
+        drop(inner);
+        wake_all(woken);
+    }
+
     /// The waker thread could not be started: the next registration starts one.
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn thread_failed(&self) {

@@ -22,6 +22,8 @@ pub const SYSTEMS: &[&str] = &[
     "bare futex",
     "ringmq Block",
     "ringmq Backoff",
+    "ringmq async (tokio)",
+    "tokio mpsc (tokio)",
     "crossbeam-channel",
     "std sync_channel",
 ];
@@ -142,6 +144,13 @@ fn produce(n: u64, idle: Duration, epoch: Instant, mut send: impl FnMut(u64)) {
     send(epoch.elapsed().as_nanos() as u64);
 }
 
+/// A tokio runtime on this thread alone.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// Runs `system` for `n` wake-ups and one `idle` stretch.
 pub fn run(system: &str, cores: Cores, n: u64, idle: Duration) -> Outcome {
     let epoch = Instant::now();
@@ -200,6 +209,51 @@ pub fn run(system: &str, cores: Cores, n: u64, idle: Duration) -> Outcome {
                 cores,
                 move || consume(n, epoch, || rx.recv().expect("sender alive")),
                 || produce(n, idle, epoch, |v| tx.send(v).expect("receiver alive")),
+            )
+        }
+        "ringmq async (tokio)" => {
+            let ring = Ring::builder()
+                .capacity(1024)
+                .slot_size(16)
+                .build()
+                .expect("valid ring");
+            let mut consumer = ring.subscriber("sleeper").attach().expect("attach");
+            let mut producer = ring.producer().expect("producer");
+            pair(
+                cores,
+                move || {
+                    // The consumer is a task of a current-thread runtime on this core: a
+                    // wake-up is the ring's waker thread waking the task, which unparks it.
+                    let runtime = current_thread();
+                    consume(n, epoch, || {
+                        runtime.block_on(async {
+                            consumer
+                                .recv_async()
+                                .await
+                                .expect("no stop flag")
+                                .value::<u64>()
+                                .expect("u64")
+                        })
+                    })
+                },
+                || {
+                    produce(n, idle, epoch, |v| {
+                        producer.publish(&v.to_le_bytes()).expect("room");
+                    })
+                },
+            )
+        }
+        "tokio mpsc (tokio)" => {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1024);
+            pair(
+                cores,
+                move || {
+                    let runtime = current_thread();
+                    consume(n, epoch, || {
+                        runtime.block_on(async { rx.recv().await.expect("sender alive") })
+                    })
+                },
+                || produce(n, idle, epoch, |v| tx.blocking_send(v).expect("receiver alive")),
             )
         }
         "std sync_channel" => {

@@ -41,6 +41,7 @@ pub const PINGPONG: &[&str] = &[
     bare::LINE,
     bare::RING,
     "ringmq",
+    ringmq::REQUEST_REPLY,
     "ringfire",
     "disruptor-mp",
     "iceoryx2",
@@ -187,6 +188,7 @@ pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
     match system {
         bare::LINE | bare::RING => bare::pingpong(system, &name, cores, n, &mut cleanup),
         "ringmq" => ringmq::pingpong(&name, cores, n),
+        ringmq::REQUEST_REPLY => ringmq::request_reply(&name, cores, n),
         "ringfire" => ringfire::pingpong(&name, cores, n, &mut cleanup),
         "disruptor-mp" => disruptor_mp::pingpong(&name, cores, n, &mut cleanup),
         "iceoryx2" => iceoryx2::pingpong(&name, cores, n),
@@ -265,6 +267,7 @@ fn child_pingpong(system: &str, name: &str, n: u64) {
     match system {
         bare::LINE | bare::RING => bare::child_pingpong(system, name, n),
         "ringmq" => ringmq::child_pingpong(name, n),
+        ringmq::REQUEST_REPLY => ringmq::child_request_reply(name, n),
         "ringfire" => ringfire::child_pingpong(name, n),
         "disruptor-mp" => disruptor_mp::child_pingpong(name, n),
         "iceoryx2" => iceoryx2::child_pingpong(name, n),

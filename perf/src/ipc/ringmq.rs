@@ -94,3 +94,52 @@ pub fn child_pingpong(name: &str, n: u64) {
         tx.publish(&v.to_le_bytes()).expect("room");
     }
 }
+
+/// The system name of the request-reply case.
+pub const REQUEST_REPLY: &str = "ringmq request-reply";
+
+/// `Requester::call` of a u64 against a responder in the child, both busy-spinning: the
+/// service is topic `NAME-a`, the reply ring a topic beside it.
+pub fn request_reply(name: &str, cores: Cores, n: u64) -> Histogram<u64> {
+    let builder = Ring::builder()
+        .capacity(PING_CAPACITY)
+        .slot_size(128)
+        .wakeups(false);
+    let service =
+        ringmq::request::Service::create(&TopicDir::shm(), &format!("{name}-a"), builder).expect("service");
+    let peer = Peer::start("pingpong", REQUEST_REPLY, name, n, cores);
+    let mut requester = service
+        .requester()
+        .reply_capacity(PING_CAPACITY)
+        .wait_strategy(WaitStrategy::BusySpin)
+        .build()
+        .expect("requester");
+    let mut h = super::histogram();
+    for i in 0..n {
+        let t = std::time::Instant::now();
+        let reply = requester
+            .call(&i.to_le_bytes(), std::time::Duration::from_secs(10))
+            .expect("a reply");
+        let v = u64::from_le_bytes(reply.payload().try_into().expect("a u64"));
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+        assert_eq!(v, i, "ringmq request-reply answer");
+    }
+    peer.finish(REQUEST_REPLY);
+    h
+}
+
+/// The child's responder: echoes `n` requests.
+pub fn child_request_reply(name: &str, n: u64) {
+    let service = ringmq::request::Service::open(&TopicDir::shm(), &format!("{name}-a")).expect("open");
+    let mut responder = service
+        .responder("echo")
+        .wait_strategy(WaitStrategy::BusySpin)
+        .attach()
+        .expect("attach");
+    ready();
+    for _ in 0..n {
+        responder
+            .respond(|r| u64::from_le_bytes(r.payload().try_into().expect("a u64")).to_le_bytes())
+            .expect("no stop flag");
+    }
+}
