@@ -144,6 +144,22 @@ fn produce(n: u64, idle: Duration, epoch: Instant, mut send: impl FnMut(u64)) {
     send(epoch.elapsed().as_nanos() as u64);
 }
 
+/// A ring of u64s, its subscriber waiting by `wait`, and its producer.
+fn sleeper_pair(wait: WaitStrategy) -> (ringmq::Consumer, ringmq::Producer) {
+    let ring = Ring::builder()
+        .capacity(1024)
+        .slot_size(16)
+        .build()
+        .expect("valid ring");
+    let consumer = ring
+        .subscriber("sleeper")
+        .wait_strategy(wait)
+        .attach()
+        .expect("attach");
+    let producer = ring.producer_with(wait).expect("producer");
+    (consumer, producer)
+}
+
 /// A tokio runtime on this thread alone.
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -174,17 +190,7 @@ pub fn run(system: &str, cores: Cores, n: u64, idle: Duration) -> Outcome {
             } else {
                 WaitStrategy::Backoff
             };
-            let ring = Ring::builder()
-                .capacity(1024)
-                .slot_size(16)
-                .build()
-                .expect("valid ring");
-            let mut consumer = ring
-                .subscriber("sleeper")
-                .wait_strategy(wait)
-                .attach()
-                .expect("attach");
-            let mut producer = ring.producer_with(wait).expect("producer");
+            let (mut consumer, mut producer) = sleeper_pair(wait);
             pair(
                 cores,
                 move || {
@@ -212,18 +218,13 @@ pub fn run(system: &str, cores: Cores, n: u64, idle: Duration) -> Outcome {
             )
         }
         "ringmq async (tokio)" => {
-            let ring = Ring::builder()
-                .capacity(1024)
-                .slot_size(16)
-                .build()
-                .expect("valid ring");
-            let mut consumer = ring.subscriber("sleeper").attach().expect("attach");
-            let mut producer = ring.producer().expect("producer");
+            let (mut consumer, mut producer) = sleeper_pair(WaitStrategy::Backoff);
             pair(
                 cores,
                 move || {
-                    // The consumer is a task of a current-thread runtime on this core: a
-                    // wake-up is the ring's waker thread waking the task, which unparks it.
+                    // The consumer is a task of a current-thread runtime on this core: the
+                    // publish wakes the task (the ring's waker thread would, for a producer
+                    // in another process), which unparks the runtime's thread.
                     let runtime = current_thread();
                     consume(n, epoch, || {
                         runtime.block_on(async {
