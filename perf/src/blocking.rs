@@ -23,6 +23,8 @@ pub const SYSTEMS: &[&str] = &[
     "ringmq Block",
     "ringmq Backoff",
     "ringmq async (tokio)",
+    crate::ipc::WAKE_BLOCK,
+    crate::ipc::WAKE_ASYNC,
     "tokio mpsc (tokio)",
     "crossbeam-channel",
     "std sync_channel",
@@ -111,7 +113,7 @@ impl Mailbox {
 }
 
 /// The consumer's side, whatever the queue: `recv` blocks for the next value.
-fn consume(n: u64, epoch: Instant, mut recv: impl FnMut() -> u64) -> Outcome {
+pub(crate) fn consume(n: u64, epoch: Instant, mut recv: impl FnMut() -> u64) -> Outcome {
     let mut wake = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
     let mut previous = 0;
     for _ in 0..n {
@@ -135,7 +137,7 @@ fn consume(n: u64, epoch: Instant, mut recv: impl FnMut() -> u64) -> Outcome {
 }
 
 /// The producer's side: `n` paced messages, a quiet `idle`, one last message.
-fn produce(n: u64, idle: Duration, epoch: Instant, mut send: impl FnMut(u64)) {
+pub(crate) fn produce(n: u64, idle: Duration, epoch: Instant, mut send: impl FnMut(u64)) {
     for _ in 0..n {
         std::thread::sleep(Duration::from_micros(200));
         send(epoch.elapsed().as_nanos() as u64);
@@ -161,7 +163,7 @@ fn sleeper_pair(wait: WaitStrategy) -> (ringmq::Consumer, ringmq::Producer) {
 }
 
 /// A tokio runtime on this thread alone.
-fn current_thread() -> tokio::runtime::Runtime {
+pub(crate) fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a tokio runtime")
@@ -257,6 +259,7 @@ pub fn run(system: &str, cores: Cores, n: u64, idle: Duration) -> Outcome {
                 || produce(n, idle, epoch, |v| tx.blocking_send(v).expect("receiver alive")),
             )
         }
+        crate::ipc::WAKE_BLOCK | crate::ipc::WAKE_ASYNC => crate::ipc::wake(system, cores, n, idle),
         "std sync_channel" => {
             let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(1024);
             pair(

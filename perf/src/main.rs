@@ -11,6 +11,8 @@
 //! with the bare cache line and a bare ring of 64 slots as limits), `fixedrate` (one message per
 //! microsecond, latency corrected for coordinated omission), `blocking` (wake-up latency of a
 //! sleeping consumer and its CPU while idle, with a bare `FUTEX_WAIT`/`FUTEX_WAKE` as the limit),
+//! `async-pingpong` (round trips between two tasks of a two-worker tokio runtime, against tokio's
+//! mpsc, async-channel, flume and kanal),
 //! `1p3c`, `3p1c`, `pipeline`, `diamond` and `group2` (the Disruptor's topologies, oversubscribed
 //! on two cores: yielding waits, unpinned), `ipc` and `ipc-pingpong` (1P1C and round trips between
 //! two processes through /dev/shm, with the cache line and the bare ring through a shared mapping
@@ -24,6 +26,7 @@
 //! the systems whose name contains one of the given words (for an A/B of two systems, or a profile
 //! of one); `--rounds` overrides the number of rounds.
 
+mod asynch;
 mod blocking;
 mod calibrate;
 mod fixedrate;
@@ -50,6 +53,7 @@ const SCENARIOS: &[&str] = &[
     "pingpong",
     "fixedrate",
     "blocking",
+    "async-pingpong",
     "1p3c",
     "3p1c",
     "pipeline",
@@ -180,6 +184,7 @@ fn main() {
                 "spsc" | "spsc64" => spsc::SYSTEMS.to_vec(),
                 "pingpong" => pingpong::SYSTEMS.to_vec(),
                 "blocking" => blocking::SYSTEMS.to_vec(),
+                "async-pingpong" => asynch::SYSTEMS.to_vec(),
                 "fixedrate" => fixedrate::SYSTEMS.to_vec(),
                 "ipc" => ipc::THROUGHPUT.to_vec(),
                 s if topology::SCENARIOS.iter().any(|(t, _)| *t == s) => topology::SCENARIOS
@@ -240,6 +245,7 @@ fn main() {
                         Value::Rate(topology::run(&scenario_name, system, spsc_n / 4))
                     }
                     "ipc-pingpong" => Value::Latency(ipc::pingpong(system, cores, pings)),
+                    "async-pingpong" => Value::Latency(asynch::run(system, pings / 10)),
                     "journal" => Value::Rate(journal::rate(system, journal_n)),
                     "journal-sync" => Value::Latency(journal::sync_latency(system, syncs)),
                     "journal-curve" => Value::Latency(journal::curve(system, quick)),

@@ -16,6 +16,7 @@ mod iceoryx2;
 mod ringfire;
 mod ringmq;
 mod zeromq;
+pub use ringmq::{WAKE_ASYNC, WAKE_BLOCK};
 
 use crate::pin::{pin, Cores};
 use hdrhistogram::Histogram;
@@ -197,6 +198,15 @@ pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
     }
 }
 
+/// A sleeping consumer woken by a producer in the child (the `blocking` scenario's loop, the
+/// producer's half in the other process): wake-up latency and idle CPU.
+pub fn wake(system: &str, cores: Cores, n: u64, idle: std::time::Duration) -> crate::blocking::Outcome {
+    let name = format!("{}-idle{}", unique("wake"), idle.as_millis());
+    let _cleanup = Cleanup(vec![shm_path(&name)]);
+    pin(cores.a);
+    ringmq::wake(system, &name, cores, n)
+}
+
 // ---- the child's side ----------------------------------------------------------------------
 
 /// The child's entry point: `--child KIND SYSTEM NAME N CORE`.
@@ -210,6 +220,7 @@ pub fn child(args: &[String]) -> ! {
     match kind.as_str() {
         "throughput" => child_throughput(system, name, n),
         "pingpong" => child_pingpong(system, name, n),
+        "wake" => ringmq::child_wake(name, n),
         other => panic!("unknown kind {other}"),
     }
     std::process::exit(0);

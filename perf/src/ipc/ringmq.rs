@@ -143,3 +143,78 @@ pub fn child_request_reply(name: &str, n: u64) {
             .expect("no stop flag");
     }
 }
+
+/// The `blocking` case with the producer in the child and the consumer blocking on the futex.
+pub const WAKE_BLOCK: &str = "ringmq Block, producer in another process";
+/// The same with the consumer a task awaiting `recv_async`: the ring's waker thread is woken by
+/// the child's publish and wakes the task.
+pub const WAKE_ASYNC: &str = "ringmq async (tokio), producer in another process";
+
+/// CLOCK_MONOTONIC nanoseconds: one clock for both processes.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The parent's side of [`WAKE_BLOCK`] and [`WAKE_ASYNC`]: ring `name`, its consumer here;
+/// the child publishes `n` paced messages stamped with CLOCK_MONOTONIC, a quiet stretch (its
+/// length in the name), one last.
+pub fn wake(system: &str, name: &str, cores: Cores, n: u64) -> crate::blocking::Outcome {
+    let builder = Ring::builder().capacity(1024).slot_size(16);
+    let ring = TopicDir::shm().create(name, builder).expect("ring");
+    let wait = if system == WAKE_BLOCK {
+        WaitStrategy::Block
+    } else {
+        WaitStrategy::Backoff
+    };
+    let mut consumer = ring
+        .subscriber("sleeper")
+        .wait_strategy(wait)
+        .attach()
+        .expect("attach");
+    // The child's stamps are CLOCK_MONOTONIC; `consume` reads them against its epoch.
+    let (epoch, epoch_ns) = (std::time::Instant::now(), monotonic_ns());
+    let peer = Peer::start("wake", system, name, n, cores);
+    let outcome = if system == WAKE_BLOCK {
+        crate::blocking::consume(n, epoch, || {
+            let sent = consumer
+                .recv()
+                .expect("no stop flag")
+                .value::<u64>()
+                .expect("u64");
+            sent.saturating_sub(epoch_ns)
+        })
+    } else {
+        let runtime = crate::blocking::current_thread();
+        crate::blocking::consume(n, epoch, || {
+            runtime.block_on(async {
+                let message = consumer.recv_async().await.expect("no stop flag");
+                message.value::<u64>().expect("u64").saturating_sub(epoch_ns)
+            })
+        })
+    };
+    peer.finish(system);
+    outcome
+}
+
+/// The child's producer for [`wake`].
+pub fn child_wake(name: &str, n: u64) {
+    let idle_ms: u64 = name
+        .rsplit("-idle")
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .expect("the quiet stretch in the name");
+    let ring = Ring::open(shm_path(name)).expect("open");
+    let mut producer = ring.producer().expect("producer");
+    ready();
+    // `produce` stamps with its epoch; the consumer wants CLOCK_MONOTONIC.
+    let (epoch, epoch_ns) = (std::time::Instant::now(), monotonic_ns());
+    crate::blocking::produce(n, std::time::Duration::from_millis(idle_ms), epoch, |v| {
+        producer.publish(&(v + epoch_ns).to_le_bytes()).expect("room");
+    });
+}
