@@ -73,18 +73,26 @@ enum Target {
 /// ```
 pub struct Confirmer {
     shared: Arc<Shared>,
+    seen: Seen,
+    wait: WaitStrategy,
+}
+
+/// What a confirmer reads, and the highest position it has seen. Apart from the `Arc`, so a
+/// wait borrows the ring through it instead of cloning it: a clone writes the reference
+/// count, on a line every handle of the ring (the consumer being waited for among them) reads.
+#[derive(Debug)]
+struct Seen {
     by: ConfirmBy,
     target: Target,
-    /// The highest position seen: every sequence below it is confirmed.
+    /// Every sequence below it is confirmed.
     known: u64,
-    wait: WaitStrategy,
 }
 
 impl std::fmt::Debug for Confirmer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Confirmer")
-            .field("by", &self.by)
-            .field("known", &self.known)
+            .field("by", &self.seen.by)
+            .field("known", &self.seen.known)
             .field("wait", &self.wait)
             .finish()
     }
@@ -122,54 +130,19 @@ impl Confirmer {
         };
         Ok(Confirmer {
             shared,
-            by,
-            target,
-            known: 0,
+            seen: Seen { by, target, known: 0 },
             wait,
         })
     }
 
     /// What this confirmer waits for.
     pub fn by(&self) -> &ConfirmBy {
-        &self.by
-    }
-
-    fn name(&self) -> &str {
-        match &self.by {
-            ConfirmBy::Consumer(name) => name,
-            ConfirmBy::Durable => STAGE_NAME,
-            ConfirmBy::Gating => "",
-        }
+        &self.seen.by
     }
 
     /// Reads the position now: every sequence below it is confirmed.
     fn read(&mut self) -> Result<u64, ConfirmError> {
-        let shared = &*self.shared;
-        let position = loop {
-            match self.target {
-                Target::Gating => break gating_minimum(shared, crate::sequencer::next_sequence(shared)),
-                Target::Named { entry, group } => {
-                    if !table::is_live(shared, entry) {
-                        // Gone, or replaced (a durable consumer re-attached, a new stage): the
-                        // name's new entry, if it has one.
-                        let name = self.name().to_owned();
-                        self.target = resolve(shared, &name).map_err(|_| ConfirmError::Detached { name })?;
-                        continue;
-                    }
-                    break if group {
-                        group_position(shared, entry.index)
-                    } else {
-                        // [released] Acquire: pairs with the consumer's Release store of its
-                        // position.
-                        shared.entry_sequence(entry.index).load_acquire()
-                    };
-                }
-            }
-        };
-        // Positions only grow, and a confirm reported stays reported (a consumer that
-        // attached later starts no lower than what producers may overwrite).
-        self.known = self.known.max(position);
-        Ok(self.known)
+        self.seen.read(&self.shared)
     }
 
     /// The position now: every sequence below it is confirmed.
@@ -189,8 +162,8 @@ impl Confirmer {
     /// [`ConfirmError::NotYet`] with the position if it is not; [`ConfirmError::Detached`].
     pub fn try_confirm(&mut self, sequence: u64) -> Result<u64, ConfirmError> {
         let upto = sequence.saturating_add(1);
-        if self.known >= upto {
-            return Ok(self.known);
+        if self.seen.known >= upto {
+            return Ok(self.seen.known);
         }
         let position = self.read()?;
         if position >= upto {
@@ -239,7 +212,9 @@ impl Confirmer {
             })
         })
         .await
-        .unwrap_or(Err(ConfirmError::Timeout { position: self.known }))
+        .unwrap_or(Err(ConfirmError::Timeout {
+            position: self.seen.known,
+        }))
     }
 
     /// Waits until every sequence below `upto` is confirmed.
@@ -248,14 +223,14 @@ impl Confirmer {
         upto: u64,
         deadline: Option<Instant>,
     ) -> Result<u64, ConfirmError> {
-        if self.known >= upto {
-            return Ok(self.known);
+        if self.seen.known >= upto {
+            return Ok(self.seen.known);
         }
-        let shared = Arc::clone(&self.shared);
-        let mut reaper = Reaper::new(&shared);
-        let wait = self.wait;
+        let Confirmer { shared, seen, wait } = self;
+        let (shared, wait): (&Shared, WaitStrategy) = (shared, *wait);
+        let mut reaper = Reaper::new(shared);
         #[cfg_attr(loom, allow(unused_mut))]
-        let mut poll = || match self.read() {
+        let mut poll = || match seen.read(shared) {
             Ok(p) if p >= upto => Some(Ok(p)),
             Ok(_) => None,
             Err(e) => Some(Err(e)),
@@ -271,17 +246,58 @@ impl Confirmer {
                 Some(yield_until),
                 None,
                 &mut poll,
-                &mut || reaper.idle(&shared),
+                &mut || reaper.idle(shared),
             ) {
                 return result;
             }
         }
         match wait::wait_for(wait, shared.released_event(), deadline, None, poll, &mut || {
-            reaper.idle(&shared)
+            reaper.idle(shared)
         }) {
             Ok(result) => result,
-            Err(_) => Err(ConfirmError::Timeout { position: self.known }),
+            Err(_) => Err(ConfirmError::Timeout {
+                position: self.seen.known,
+            }),
         }
+    }
+}
+
+impl Seen {
+    fn name(&self) -> &str {
+        match &self.by {
+            ConfirmBy::Consumer(name) => name,
+            ConfirmBy::Durable => STAGE_NAME,
+            ConfirmBy::Gating => "",
+        }
+    }
+
+    /// Reads the position now: every sequence below it is confirmed.
+    fn read(&mut self, shared: &Shared) -> Result<u64, ConfirmError> {
+        let position = loop {
+            match self.target {
+                Target::Gating => break gating_minimum(shared, crate::sequencer::next_sequence(shared)),
+                Target::Named { entry, group } => {
+                    if !table::is_live(shared, entry) {
+                        // Gone, or replaced (a durable consumer re-attached, a new stage): the
+                        // name's new entry, if it has one.
+                        let name = self.name().to_owned();
+                        self.target = resolve(shared, &name).map_err(|_| ConfirmError::Detached { name })?;
+                        continue;
+                    }
+                    break if group {
+                        group_position(shared, entry.index)
+                    } else {
+                        // [released] Acquire: pairs with the consumer's Release store of its
+                        // position.
+                        shared.entry_sequence(entry.index).load_acquire()
+                    };
+                }
+            }
+        };
+        // Positions only grow, and a confirm reported stays reported (a consumer that
+        // attached later starts no lower than what producers may overwrite).
+        self.known = self.known.max(position);
+        Ok(self.known)
     }
 }
 
