@@ -47,6 +47,7 @@ pub const PINGPONG: &[&str] = &[
     "disruptor-mp",
     "iceoryx2",
     "zeromq ipc",
+    zeromq::REQ_REP,
 ];
 
 /// Slots of every throughput case's queue.
@@ -194,6 +195,7 @@ pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         "disruptor-mp" => disruptor_mp::pingpong(&name, cores, n, &mut cleanup),
         "iceoryx2" => iceoryx2::pingpong(&name, cores, n),
         "zeromq ipc" => zeromq::pingpong(&name, cores, n, &mut cleanup),
+        zeromq::REQ_REP => zeromq::request_reply(&name, cores, n, &mut cleanup),
         other => panic!("unknown system {other}"),
     }
 }
@@ -282,7 +284,7 @@ fn child_pingpong(system: &str, name: &str, n: u64) {
         "ringfire" => ringfire::child_pingpong(name, n),
         "disruptor-mp" => disruptor_mp::child_pingpong(name, n),
         "iceoryx2" => iceoryx2::child_pingpong(name, n),
-        "zeromq ipc" => zeromq::child_pingpong(name, n),
+        "zeromq ipc" | zeromq::REQ_REP => zeromq::child_pingpong(system, name, n),
         other => panic!("unknown system {other}"),
     }
 }
