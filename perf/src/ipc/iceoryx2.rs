@@ -1,4 +1,4 @@
-//! iceoryx2's publish-subscribe between two processes.
+//! iceoryx2 between two processes: publish-subscribe, and request-response.
 
 use super::{ping_loop, ready, Checker, Peer, CAPACITY};
 use crate::pin::Cores;
@@ -121,5 +121,57 @@ pub fn child_pingpong(name: &str, n: u64) {
             }
         };
         sample.write_payload(v).send().expect("send");
+    }
+}
+
+/// The system name of iceoryx2's request-response case.
+pub const REQUEST_RESPONSE: &str = "iceoryx2 request-response";
+
+fn request_response_service(
+    node: &Node<ipc::Service>,
+    name: &str,
+) -> iceoryx2::service::port_factory::request_response::PortFactory<ipc::Service, u64, (), u64, ()> {
+    node.service_builder(&name.try_into().expect("service name"))
+        .request_response::<u64, u64>()
+        .open_or_create()
+        .expect("service")
+}
+
+/// `send_copy` of a u64 request by a client here, answered by a server in the child: what
+/// iceoryx2 offers for request-reply (every request goes to every server; one server here).
+pub fn request_response(name: &str, cores: Cores, n: u64) -> Histogram<u64> {
+    let node = node();
+    let service = request_response_service(&node, name);
+    let client = service.client_builder().create().expect("client");
+    let peer = Peer::start("pingpong", REQUEST_RESPONSE, name, n, cores);
+    let mut h = super::histogram();
+    for i in 0..n {
+        let t = std::time::Instant::now();
+        let pending = client.send_copy(i).expect("send");
+        let v = loop {
+            if let Some(response) = pending.receive().expect("receive") {
+                break *response;
+            }
+        };
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+        assert_eq!(v, i, "iceoryx2 request-response answer");
+    }
+    peer.finish(REQUEST_RESPONSE);
+    h
+}
+
+pub fn child_request_response(name: &str, n: u64) {
+    let node = node();
+    let service = request_response_service(&node, name);
+    let server = service.server_builder().create().expect("server");
+    ready();
+    for _ in 0..n {
+        let request = loop {
+            if let Some(request) = server.receive().expect("receive") {
+                break request;
+            }
+        };
+        let v = *request;
+        request.send_copy(v).expect("respond");
     }
 }

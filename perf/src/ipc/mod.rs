@@ -46,6 +46,7 @@ pub const PINGPONG: &[&str] = &[
     "ringfire",
     "disruptor-mp",
     "iceoryx2",
+    iceoryx2::REQUEST_RESPONSE,
     "zeromq ipc",
     zeromq::REQ_REP,
 ];
@@ -194,6 +195,7 @@ pub fn pingpong(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         "ringfire" => ringfire::pingpong(&name, cores, n, &mut cleanup),
         "disruptor-mp" => disruptor_mp::pingpong(&name, cores, n, &mut cleanup),
         "iceoryx2" => iceoryx2::pingpong(&name, cores, n),
+        iceoryx2::REQUEST_RESPONSE => iceoryx2::request_response(&name, cores, n),
         "zeromq ipc" => zeromq::pingpong(&name, cores, n, &mut cleanup),
         zeromq::REQ_REP => zeromq::request_reply(&name, cores, n, &mut cleanup),
         other => panic!("unknown system {other}"),
@@ -284,6 +286,7 @@ fn child_pingpong(system: &str, name: &str, n: u64) {
         "ringfire" => ringfire::child_pingpong(name, n),
         "disruptor-mp" => disruptor_mp::child_pingpong(name, n),
         "iceoryx2" => iceoryx2::child_pingpong(name, n),
+        iceoryx2::REQUEST_RESPONSE => iceoryx2::child_request_response(name, n),
         "zeromq ipc" | zeromq::REQ_REP => zeromq::child_pingpong(system, name, n),
         other => panic!("unknown system {other}"),
     }
