@@ -49,7 +49,7 @@ fn thread_cpu() -> Duration {
 
 /// `FUTEX_WAIT` on `word` while it holds `expected` (returns at once if it does not, or on a
 /// signal; the caller re-checks).
-fn futex_wait(word: &AtomicU32, expected: u32) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32) {
     // SAFETY: `word` is a live, aligned 32-bit atomic for the duration of the call; a null
     // timeout waits without limit; the kernel only reads the word.
     unsafe {
@@ -64,7 +64,7 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
 }
 
 /// `FUTEX_WAKE` one waiter on `word`.
-fn futex_wake(word: &AtomicU32) {
+pub(crate) fn futex_wake(word: &AtomicU32) {
     // SAFETY: as in `futex_wait`; FUTEX_WAKE does not touch the word's memory.
     unsafe {
         libc::syscall(

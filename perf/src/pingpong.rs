@@ -16,6 +16,8 @@ pub const SYSTEMS: &[&str] = &[
     "ringmq request-reply",
     "ringmq request-reply (no deadline)",
     "ringmq confirmed publish",
+    "bare futex ping-pong",
+    "ringmq request-reply (Block)",
     "rtrb",
     "disruptor",
     "crossbeam ArrayQueue",
@@ -32,6 +34,10 @@ pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         "ringmq request-reply" => request_reply(cores, n, Duration::from_secs(10)),
         "ringmq request-reply (no deadline)" => request_reply(cores, n, Duration::MAX),
         "ringmq confirmed publish" => confirmed_publish(cores, n),
+        "bare futex ping-pong" => futex_pingpong(cores, n / 100),
+        "ringmq request-reply (Block)" => {
+            request_reply_with(cores, n / 100, Duration::MAX, WaitStrategy::Block)
+        }
         "rtrb" => rtrb(cores, n),
         "disruptor" => disruptor(cores, n),
         "crossbeam ArrayQueue" => array_queue(cores, n),
@@ -94,9 +100,19 @@ fn ringmq(cores: Cores, n: u64, fixed: bool) -> Histogram<u64> {
 /// through the service's ring and its group claim, the reply through the requester's ring,
 /// each request with a deadline `timeout` away (`Duration::MAX`: none, no clock read).
 fn request_reply(cores: Cores, n: u64, timeout: Duration) -> Histogram<u64> {
-    let wait = WaitStrategy::BusySpin;
-    let service =
-        Service::new(Ring::builder().capacity(64).slot_size(128).wakeups(false)).expect("valid ring");
+    request_reply_with(cores, n, timeout, WaitStrategy::BusySpin)
+}
+
+/// [`request_reply`] with both sides waiting by `wait` (on a ring with wake-ups unless they
+/// spin).
+fn request_reply_with(cores: Cores, n: u64, timeout: Duration, wait: WaitStrategy) -> Histogram<u64> {
+    let builder = Ring::builder().capacity(64).slot_size(128);
+    let builder = if wait == WaitStrategy::BusySpin {
+        builder.wakeups(false)
+    } else {
+        builder
+    };
+    let service = Service::new(builder).expect("valid ring");
     let mut responder = service
         .responder("echo")
         .wait_strategy(wait)
@@ -124,6 +140,44 @@ fn request_reply(cores: Cores, n: u64, timeout: Duration) -> Histogram<u64> {
         let v = u64::from_le_bytes(reply.payload().try_into().expect("a u64"));
         h.saturating_record(t.elapsed().as_nanos() as u64);
         assert_eq!(v, i, "ringmq request-reply answer");
+    }
+    echo.join().expect("echo");
+    h
+}
+
+/// The limit of a blocking round trip: two threads taking turns through two futex words, each
+/// asleep in `FUTEX_WAIT` until the other's `FUTEX_WAKE`, nothing else.
+fn futex_pingpong(cores: Cores, n: u64) -> Histogram<u64> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let words = Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+    let echo = {
+        let words = Arc::clone(&words);
+        std::thread::spawn(move || {
+            pin(cores.b);
+            for i in 1..=n as u32 {
+                // Acquire pairs with the pinger's Release store of the ping word.
+                while words[0].load(Ordering::Acquire) != i {
+                    crate::blocking::futex_wait(&words[0], i - 1);
+                }
+                // Release pairs with the pinger's Acquire load of the pong word.
+                words[1].store(i, Ordering::Release);
+                crate::blocking::futex_wake(&words[1]);
+            }
+        })
+    };
+    pin(cores.a);
+    let mut h = histogram();
+    for i in 1..=n as u32 {
+        let t = Instant::now();
+        // Release pairs with the echo's Acquire load.
+        words[0].store(i, Ordering::Release);
+        crate::blocking::futex_wake(&words[0]);
+        // Acquire pairs with the echo's Release store.
+        while words[1].load(Ordering::Acquire) != i {
+            crate::blocking::futex_wait(&words[1], i - 1);
+        }
+        h.saturating_record(t.elapsed().as_nanos() as u64);
     }
     echo.join().expect("echo");
     h
