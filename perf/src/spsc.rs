@@ -203,7 +203,7 @@ fn ringmq_confirmed<T: Payload>(cores: Cores, n: u64, window: u64) -> f64 {
         // One wait per quarter window: before each quarter, everything but the last three
         // quarters must be confirmed, so at most `window` are ever unconfirmed.
         let step = window / 4;
-        if next % step == 0 && next + step > window {
+        if next.is_multiple_of(step) && next + step > window {
             confirmer.confirm(next + step - window - 1).expect("attached");
         }
         if producer.try_publish(bytemuck::bytes_of(&T::make(next))).is_ok() {
