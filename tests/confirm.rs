@@ -190,3 +190,28 @@ fn a_window_of_confirms_costs_a_wait_per_window() {
     confirmer.confirm_timeout(N - 1, LONG).unwrap();
     drop(consumer);
 }
+
+#[test]
+fn gating_counts_a_consumer_that_attaches_behind_the_sequence() {
+    let ring = ring();
+    let mut producer = ring.producer().unwrap();
+    let mut a = ring.subscriber("a").start(Start::Earliest).attach().unwrap();
+    let s = producer.publish(b"x").unwrap();
+    let mut confirmer = ring.confirmer(ConfirmBy::Gating).unwrap();
+    assert!(confirmer.try_confirm(s).is_err());
+    // `b` attaches before anything released `s`, starting behind it: it gates too.
+    let mut b = ring.subscriber("b").start(Start::Earliest).attach().unwrap();
+    drop(a.recv().unwrap());
+    assert_eq!(
+        confirmer.try_confirm(s),
+        Err(ConfirmError::NotYet { position: s })
+    );
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        tx.send(()).unwrap();
+        confirmer.confirm_timeout(s, LONG)
+    });
+    rx.recv().unwrap();
+    drop(b.recv().unwrap());
+    assert_eq!(waiter.join().unwrap(), Ok(s + 1));
+}

@@ -83,7 +83,10 @@ impl ResponderBuilder {
 ///
 /// Each `respond` call takes one request, runs the handler on it and publishes what the
 /// handler returns as the reply; the request is acknowledged after that, so a responder that
-/// dies before it has replied has the request redelivered to another.
+/// dies before it has replied has the request redelivered to another. When
+/// [`Responder::respond_timeout`] or [`Responder::try_respond`] finds no request, the
+/// responder closes the reply rings of requesters that went (at most once a second), so that
+/// their files can be removed.
 pub struct Responder {
     worker: Consumer,
     routes: Routes,
