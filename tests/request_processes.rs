@@ -53,7 +53,8 @@ fn reply_rings(dir: &str) -> Vec<String> {
 #[test]
 fn a_responder_killed_holding_requests_has_them_answered_by_another() {
     let (_guard, dir) = topics();
-    let mut a = serve(&dir, "a", "--hold-ms 3");
+    // `a` holds its first request for a minute: it is holding it when it is killed.
+    let mut a = serve(&dir, "a", "--hold-ms 60000");
     let service = open(&dir);
     let mut b = serve(&dir, "b", "--hold-ms 3");
     wait_until("two responders", || service.responders() == 2);
