@@ -165,7 +165,12 @@ impl Confirmer {
         if self.seen.known >= upto {
             return Ok(self.seen.known);
         }
-        let position = self.read()?;
+        let position = match self.read() {
+            Ok(position) => position,
+            // Detached after releasing the sequence: confirmed all the same.
+            Err(_) if self.seen.known >= upto => return Ok(self.seen.known),
+            Err(e) => return Err(e),
+        };
         if position >= upto {
             Ok(position)
         } else {
@@ -177,7 +182,7 @@ impl Confirmer {
     ///
     /// # Errors
     ///
-    /// [`ConfirmError::Detached`] if the consumer goes first.
+    /// [`ConfirmError::Detached`] if the consumer goes before it released the sequence.
     pub fn confirm(&mut self, sequence: u64) -> Result<u64, ConfirmError> {
         self.confirm_until(sequence.saturating_add(1), None)
     }
@@ -196,7 +201,7 @@ impl Confirmer {
     ///
     /// # Errors
     ///
-    /// [`ConfirmError::Detached`] if the consumer goes first.
+    /// [`ConfirmError::Detached`] if the consumer goes before it released the sequence.
     #[cfg(all(feature = "async", not(loom)))]
     pub async fn confirm_async(&mut self, sequence: u64) -> Result<u64, ConfirmError> {
         match self.try_confirm(sequence) {
@@ -233,6 +238,8 @@ impl Confirmer {
         let mut poll = || match seen.read(shared) {
             Ok(p) if p >= upto => Some(Ok(p)),
             Ok(_) => None,
+            // Detached after releasing the sequence: confirmed all the same.
+            Err(_) if seen.known >= upto => Some(Ok(seen.known)),
             Err(e) => Some(Err(e)),
         };
         // Loom cannot spin: its waits block at once.
@@ -278,6 +285,12 @@ impl Seen {
                 Target::Gating => break gating_minimum(shared, crate::sequencer::next_sequence(shared)),
                 Target::Named { entry, group } => {
                     if !table::is_live(shared, entry) {
+                        // What a subscriber released before it went still counts.
+                        if !group {
+                            if let Some(last) = last_position(shared, entry) {
+                                self.known = self.known.max(last);
+                            }
+                        }
                         // Gone, or replaced (a durable consumer re-attached, a new stage): the
                         // name's new entry, if it has one.
                         let name = self.name().to_owned();
@@ -299,6 +312,22 @@ impl Seen {
         self.known = self.known.max(position);
         Ok(self.known)
     }
+}
+
+/// The position a subscriber's entry held when it was freed, if the entry is still free
+/// (not reserved again since): its final release. Read between two looks at the state word,
+/// which a new tenant changes before it writes a position.
+fn last_position(shared: &Shared, entry: EntryRef) -> Option<u64> {
+    use crate::layout::table::STATE_FREE;
+    let freed =
+        |(state, _, generation): (u64, u64, u32)| state == STATE_FREE && generation == entry.generation;
+    if !freed(table::state(shared, entry.index)) {
+        return None;
+    }
+    // [released] Acquire: pairs with the subscriber's Release store of its position; and it
+    // keeps the second look at the state below after it.
+    let position = shared.entry_sequence(entry.index).load_acquire();
+    freed(table::state(shared, entry.index)).then_some(position)
 }
 
 /// Waits until consumer (or group) `name` has released every sequence below `upto`; returns

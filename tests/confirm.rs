@@ -215,3 +215,21 @@ fn gating_counts_a_consumer_that_attaches_behind_the_sequence() {
     drop(b.recv().unwrap());
     assert_eq!(waiter.join().unwrap(), Ok(s + 1));
 }
+
+#[test]
+fn what_a_subscriber_released_before_it_detached_stays_confirmed() {
+    let ring = ring();
+    let mut producer = ring.producer().unwrap();
+    let mut reader = ring.subscriber("r").start(Start::Earliest).attach().unwrap();
+    let mut confirmer = ring.confirmer(ConfirmBy::Consumer("r".into())).unwrap();
+    let first = producer.publish(b"1").unwrap();
+    let second = producer.publish(b"2").unwrap();
+    drop(reader.recv().unwrap());
+    reader.detach();
+    // Released, then gone: confirmed all the same; what it never released is not.
+    assert_eq!(confirmer.confirm_timeout(first, LONG), Ok(first + 1));
+    assert_eq!(
+        confirmer.confirm_timeout(second, LONG),
+        Err(ConfirmError::Detached { name: "r".into() })
+    );
+}

@@ -208,6 +208,9 @@ fn confirmed_publish(cores: Cores, n: u64) -> Histogram<u64> {
                 .expect("u64");
             assert_eq!(v, i, "ringmq confirmed publish");
         }
+        // Attached until the producer's last confirm: a subscriber that detached has no
+        // position to confirm by.
+        consumer
     });
     pin(cores.a);
     let mut h = histogram();
@@ -217,7 +220,7 @@ fn confirmed_publish(cores: Cores, n: u64) -> Histogram<u64> {
         confirmer.confirm(s).expect("attached");
         h.saturating_record(t.elapsed().as_nanos() as u64);
     }
-    reader.join().expect("reader");
+    drop(reader.join().expect("reader"));
     h
 }
 
