@@ -176,3 +176,24 @@ async fn a_producer_in_another_process_wakes_an_awaiting_consumer() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_and_a_requester_both_awaiting() {
+    let service = Service::new(Ring::builder().capacity(64).slot_size(128)).unwrap();
+    let mut responder = service.responder("r").attach().unwrap();
+    let mut requester = service.requester().build().unwrap();
+    let server = tokio::spawn(async move {
+        for _ in 0..200 {
+            let handled = responder.respond_async(|r| r.payload().to_vec()).await.unwrap();
+            assert_eq!(handled, ringmq::request::Handled::Replied);
+        }
+    });
+    for i in 0..200u32 {
+        let reply = timeout(LONG, requester.call_async(&i.to_le_bytes(), LONG))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.payload(), &i.to_le_bytes());
+    }
+    timeout(LONG, server).await.unwrap().unwrap();
+}

@@ -348,6 +348,24 @@ impl Responder {
         }
     }
 
+    /// [`Responder::respond`], awaiting the request instead of blocking the thread (feature
+    /// `async`). The reply is published as `respond` publishes it: a reply ring that is full
+    /// (its requester has more replies unread than it sent requests, which only late and
+    /// duplicate replies cause) is waited on in the thread, until the request's deadline.
+    ///
+    /// # Errors
+    ///
+    /// None in practice: a responder is never stopped; the type is the receive's.
+    #[cfg(feature = "async")]
+    pub async fn respond_async<F, R>(&mut self, handler: F) -> Result<Handled, RecvError>
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        self.worker.ready_async(None).await;
+        self.try_respond(handler)
+    }
+
     /// Requests answered ([`Handled::Replied`]).
     pub fn replied(&self) -> u64 {
         self.routes.counts.replied
