@@ -16,9 +16,9 @@ const IDLE_EXIT: Duration = Duration::from_secs(1);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Which {
     /// Producers to consumers.
-    Published = 0,
+    Published,
     /// Consumers to producers and to dependent consumers.
-    Released = 1,
+    Released,
 }
 
 impl Which {
@@ -62,10 +62,11 @@ impl Awaiting {
         deadline: Option<Instant>,
         check: impl FnMut() -> Option<T>,
     ) -> Poll<Option<T>> {
-        let shared = &*self.shared;
-        let waiters = &shared.async_waiters[self.which as usize];
-        let event = self.which.event(shared);
-        match waiters.poll(&mut self.place, words(event), cx.waker(), deadline, check) {
+        let event = self.which.event(&self.shared);
+        match event
+            .local
+            .poll(&mut self.place, words(event), cx.waker(), deadline, check)
+        {
             Ok(v) => Poll::Ready(v),
             Err(Pending::Nothing) => Poll::Pending,
             Err(Pending::SpawnThread) => {
@@ -78,9 +79,8 @@ impl Awaiting {
 
 impl Drop for Awaiting {
     fn drop(&mut self) {
-        let shared = &*self.shared;
-        let event = self.which.event(shared);
-        shared.async_waiters[self.which as usize].finish(&mut self.place, words(event));
+        let event = self.which.event(&self.shared);
+        event.local.finish(&mut self.place, words(event));
     }
 }
 
@@ -97,8 +97,7 @@ fn spawn_waker_thread(shared: Arc<Shared>, which: Which) {
             let mut reaper = crate::reaper::Reaper::new(&keep);
             loop {
                 let event = which.event(&keep);
-                let waiters = &keep.async_waiters[which as usize];
-                match waiters.pass(words(event), event.safety_net, IDLE_EXIT) {
+                match event.local.pass(words(event), event.safety_net, IDLE_EXIT) {
                     Pass::Sleep(w, timeout) => {
                         reaper.idle(&keep);
                         event.word.wait(w, timeout);
@@ -109,6 +108,6 @@ fn spawn_waker_thread(shared: Arc<Shared>, which: Which) {
             }
         });
     if spawned.is_err() {
-        shared.async_waiters[which as usize].thread_failed();
+        which.event(&shared).local.thread_failed();
     }
 }

@@ -165,17 +165,11 @@ impl Confirmer {
         if self.seen.known >= upto {
             return Ok(self.seen.known);
         }
-        let position = match self.read() {
-            Ok(position) => position,
-            // Detached after releasing the sequence: confirmed all the same.
-            Err(_) if self.seen.known >= upto => return Ok(self.seen.known),
-            Err(e) => return Err(e),
-        };
-        if position >= upto {
-            Ok(position)
-        } else {
-            Err(ConfirmError::NotYet { position })
-        }
+        self.seen
+            .look(&self.shared, upto)
+            .unwrap_or(Err(ConfirmError::NotYet {
+                position: self.seen.known,
+            }))
     }
 
     /// Waits until `sequence` (and so every earlier one) is confirmed; returns the position.
@@ -208,8 +202,8 @@ impl Confirmer {
             Err(ConfirmError::NotYet { .. }) => {}
             done => return done,
         }
-        let shared = Arc::clone(&self.shared);
-        let mut awaiting = crate::await_event::Awaiting::new(&shared, crate::await_event::Which::Released);
+        let mut awaiting =
+            crate::await_event::Awaiting::new(&self.shared, crate::await_event::Which::Released);
         std::future::poll_fn(|cx| {
             awaiting.poll(cx, None, || match self.try_confirm(sequence) {
                 Err(ConfirmError::NotYet { .. }) => None,
@@ -235,13 +229,7 @@ impl Confirmer {
         let (shared, wait): (&Shared, WaitStrategy) = (shared, *wait);
         let mut reaper = Reaper::new(shared);
         #[cfg_attr(loom, allow(unused_mut))]
-        let mut poll = || match seen.read(shared) {
-            Ok(p) if p >= upto => Some(Ok(p)),
-            Ok(_) => None,
-            // Detached after releasing the sequence: confirmed all the same.
-            Err(_) if seen.known >= upto => Some(Ok(seen.known)),
-            Err(e) => Some(Err(e)),
-        };
+        let mut poll = || seen.look(shared, upto);
         // Loom cannot spin: its waits block at once.
         #[cfg(not(loom))]
         if wait == WaitStrategy::Backoff {
@@ -275,6 +263,18 @@ impl Seen {
             ConfirmBy::Consumer(name) => name,
             ConfirmBy::Durable => STAGE_NAME,
             ConfirmBy::Gating => "",
+        }
+    }
+
+    /// Whether every sequence below `upto` is confirmed now: `Some(Ok(position))` if so,
+    /// `None` if not yet, `Some(Err)` if the consumer went before it released them.
+    fn look(&mut self, shared: &Shared, upto: u64) -> Option<Result<u64, ConfirmError>> {
+        match self.read(shared) {
+            Ok(position) if position >= upto => Some(Ok(position)),
+            Ok(_) => None,
+            // Detached after releasing the sequences: confirmed all the same.
+            Err(_) if self.known >= upto => Some(Ok(self.known)),
+            Err(e) => Some(Err(e)),
         }
     }
 

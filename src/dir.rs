@@ -168,8 +168,24 @@ impl TopicDir {
     ///
     /// As [`TopicDir::list`].
     pub fn prune(&self) -> Result<Vec<PathBuf>, OpenError> {
+        self.prune_where(|_| true)
+    }
+
+    /// Removes the reply rings of requesters that died: [`TopicDir::prune`] of the files whose
+    /// name starts with `prefix`. Returns how many it removed.
+    pub(crate) fn prune_prefix(&self, prefix: &str) -> Result<usize, OpenError> {
+        let named = |path: &Path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        };
+        Ok(self.prune_where(named)?.len())
+    }
+
+    /// [`TopicDir::prune`] of the files `wanted` picks.
+    fn prune_where(&self, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>, OpenError> {
         let mut removed = Vec::new();
-        for path in self.entries()? {
+        for path in self.entries()?.into_iter().filter(|p| wanted(p)) {
             let Ok((kind, file)) = classify(&path) else {
                 continue;
             };
@@ -187,28 +203,6 @@ impl TopicDir {
                 removed.push(path);
             }
             // Dropping `file` releases the exclusive lock.
-        }
-        Ok(removed)
-    }
-
-    /// Removes the rings whose name starts with `prefix` that no process has open (as
-    /// [`TopicDir::prune`] does, for those alone). Returns how many it removed.
-    pub(crate) fn prune_prefix(&self, prefix: &str) -> Result<usize, OpenError> {
-        let mut removed = 0;
-        for path in self.entries()? {
-            let named = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix));
-            if !named {
-                continue;
-            }
-            let Ok((FileKind::Ring, file)) = classify(&path) else {
-                continue;
-            };
-            if try_lock_byte(&file, USE_LOCK, true).unwrap_or(false) && std::fs::remove_file(&path).is_ok() {
-                removed += 1;
-            }
         }
         Ok(removed)
     }

@@ -586,7 +586,7 @@ pub enum RequestError {
     #[error("the service has no responder")]
     NoResponders,
     /// The request does not fit a slot of the service's ring (with its header and reply
-    /// address), or would not fit the reply ring.
+    /// address).
     #[error("a request of {len} bytes exceeds the {max} bytes a request can carry")]
     TooLarge {
         /// The payload's length.

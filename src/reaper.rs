@@ -47,13 +47,7 @@ fn reap_consumers(shared: &Shared) -> usize {
 
 /// Milliseconds of CLOCK_MONOTONIC, which every process of the machine shares.
 fn monotonic_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1000) + ts.tv_nsec as u64 / 1_000_000
+    crate::wait::monotonic_ns() / 1_000_000
 }
 
 /// Cleans up after the dead owner of entry `index` by the entry's policy, holding its token

@@ -59,6 +59,22 @@ impl WaitStrategy {
     }
 }
 
+/// Now, in CLOCK_MONOTONIC nanoseconds: one clock for every process of the machine, so a
+/// time written into a ring (a request's deadline, a dead consumer's first sighting) means
+/// the same instant to a process elsewhere.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec, and CLOCK_MONOTONIC exists on every Linux
+    // (the call cannot fail with these arguments).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
 /// The deadline `timeout` from now, or `None` (no deadline) if that is beyond what an
 /// `Instant` can hold, as `Duration::MAX` is.
 #[inline]

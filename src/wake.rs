@@ -183,15 +183,7 @@ impl AsyncWaiters {
             return;
         }
         // Acquire: pairs with the Release bump in `Event::wake`.
-        let w = word.load_acquire();
-        let mut woken = Vec::new();
-        inner.entries.retain(|e| {
-            let due = e.observed != w;
-            if due {
-                woken.push(e.waker.clone());
-            }
-            !due
-        });
+        let woken = take_due(&mut inner.entries, word.load_acquire(), None);
         drop(inner);
         wake_all(woken);
     }
@@ -218,32 +210,20 @@ impl AsyncWaiters {
             .iter()
             .any(|e| e.deadline.is_some())
             .then(Instant::now);
-        let mut woken = Vec::new();
-        inner.entries.retain_mut(|e| {
-            let due = e.observed != w || now.zip(e.deadline).is_some_and(|(n, d)| n >= d);
-            if due {
-                woken.push(e.waker.clone());
-            }
-            !due
-        });
-        let sleep = if inner.entries.is_empty() {
-            None
-        } else {
-            let next = inner.entries.iter().filter_map(|e| e.deadline).min();
-            Some(match (next, now) {
-                (Some(d), Some(n)) => d.saturating_duration_since(n).min(safety_net),
-                _ => safety_net,
-            })
-        };
-        if let Some(sleep) = sleep {
-            drop(inner);
-            wake_all(woken);
-            return Pass::Sleep(w, Some(sleep));
-        }
-        // Nobody left to sleep for: the woken run first, then the thread parks until a
-        // registration (which finds `parked` and unparks it) or for `idle` at most.
+        let woken = take_due(&mut inner.entries, w, now);
+        let left = !inner.entries.is_empty();
+        let next = inner.entries.iter().filter_map(|e| e.deadline).min();
         drop(inner);
         wake_all(woken);
+        if left {
+            let sleep = match (next, now) {
+                (Some(d), Some(n)) => d.saturating_duration_since(n).min(safety_net),
+                _ => safety_net,
+            };
+            return Pass::Sleep(w, Some(sleep));
+        }
+        // Nobody left to sleep for: the woken ran first; now the thread parks until a
+        // registration (which finds `parked` and unparks it) or for `idle` at most.
         let mut inner = self.lock();
         if !inner.entries.is_empty() {
             return Pass::Again;
@@ -268,6 +248,20 @@ impl AsyncWaiters {
             Pass::Again
         }
     }
+}
+
+/// Takes out the entries whose word moved since they looked (`observed` is not `w`) or whose
+/// deadline is at or before `now`; returns their wakers.
+fn take_due(entries: &mut Vec<Entry>, w: u32, now: Option<Instant>) -> Vec<Waker> {
+    let mut woken = Vec::new();
+    entries.retain(|e| {
+        let due = e.observed != w || now.zip(e.deadline).is_some_and(|(n, d)| n >= d);
+        if due {
+            woken.push(e.waker.clone());
+        }
+        !due
+    });
+    woken
 }
 
 fn wake_all(wakers: Vec<Waker>) {

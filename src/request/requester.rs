@@ -105,7 +105,6 @@ impl RequesterBuilder {
             next_id: 1,
             max_payload,
             group: None,
-            _reply_ring: reply_ring,
             cleanup,
         })
     }
@@ -139,7 +138,6 @@ pub struct Requester {
     max_payload: usize,
     /// The service's group of responders, once seen.
     group: Option<EntryRef>,
-    _reply_ring: Ring,
     cleanup: Cleanup,
 }
 
@@ -520,8 +518,10 @@ impl Requester {
             Err(RequestError::Full) => {}
             done => return done,
         }
-        let shared = std::sync::Arc::clone(&self.cleanup.service.ring().shared);
-        let mut awaiting = crate::await_event::Awaiting::new(&shared, crate::await_event::Which::Released);
+        let mut awaiting = crate::await_event::Awaiting::new(
+            &self.cleanup.service.ring().shared,
+            crate::await_event::Which::Released,
+        );
         std::future::poll_fn(|cx| {
             awaiting.poll(cx, deadline.map(instant_of), || {
                 match self.send_at(payload, deadline, true) {

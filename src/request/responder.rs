@@ -276,6 +276,25 @@ impl Routes {
         self.swept = Instant::now();
     }
 
+    /// Answers what a receive gave: the request, or nothing (then the responder is idle).
+    fn answer<F, R>(
+        &mut self,
+        received: Result<Received<'_>, RecvError>,
+        handler: F,
+    ) -> Result<Handled, RecvError>
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        match received {
+            Ok(message) => Ok(self.handle(&message, handler)),
+            Err(e) => {
+                self.idle();
+                Err(e)
+            }
+        }
+    }
+
     /// While the responder is idle: [`Routes::close_gone`], at most every [`SWEEP_EVERY`].
     fn idle(&mut self) {
         if !self.open.is_empty() && self.swept.elapsed() >= SWEEP_EVERY {
@@ -301,13 +320,7 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        match self.worker.recv() {
-            Ok(message) => Ok(self.routes.handle(&message, handler)),
-            Err(e) => {
-                self.routes.idle();
-                Err(e)
-            }
-        }
+        self.routes.answer(self.worker.recv(), handler)
     }
 
     /// [`Responder::respond`], waiting at most `timeout` for a request.
@@ -320,13 +333,7 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        match self.worker.recv_timeout(timeout) {
-            Ok(message) => Ok(self.routes.handle(&message, handler)),
-            Err(e) => {
-                self.routes.idle();
-                Err(e)
-            }
-        }
+        self.routes.answer(self.worker.recv_timeout(timeout), handler)
     }
 
     /// [`Responder::respond`] if a request is there now.
@@ -339,13 +346,7 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        match self.worker.try_recv() {
-            Ok(message) => Ok(self.routes.handle(&message, handler)),
-            Err(e) => {
-                self.routes.idle();
-                Err(e)
-            }
-        }
+        self.routes.answer(self.worker.try_recv(), handler)
     }
 
     /// [`Responder::respond`], awaiting the request instead of blocking the thread (feature

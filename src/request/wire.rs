@@ -90,20 +90,7 @@ pub(crate) fn parse_reply(bytes: &[u8]) -> Option<(u64, u8, &[u8])> {
     (id != 0).then_some((id, head[10], &bytes[REPLY_HEADER..]))
 }
 
-/// Now, in CLOCK_MONOTONIC nanoseconds: one clock for every process of the machine, so a
-/// deadline written by a requester means the same instant to a responder elsewhere.
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec, and CLOCK_MONOTONIC exists on every Linux
-    // (the call cannot fail with these arguments).
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
+pub(crate) use crate::wait::monotonic_ns;
 
 #[cfg(test)]
 mod tests {
