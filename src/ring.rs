@@ -101,10 +101,11 @@ impl RingBuilder {
     /// [`crate::PublishError::WrongSize`]; a producer that panics in a claim or a batch
     /// publishes none of that claim (there is no skip flag). Consumers learn of new messages
     /// from the cursor alone, as the Disruptor's do: a producer publishing one message at a
-    /// time writes the cursor's line on every publish, and a caught-up consumer reads it on
-    /// every poll, so single publishes cost a line transfer more than in a ring with slot
-    /// headers (which publishes them by their stamps). Batches and slices are what a
-    /// fixed-size ring is for. Everything else (subscribers, groups, dependencies, wait
+    /// time writes the cursor's line on every publish, and a caught-up consumer reads it
+    /// (pausing one spin-loop hint after a look that found nothing, so as not to take the line
+    /// back between two publishes), so single publishes cost a line transfer more than in a
+    /// ring with slot headers (which publishes them by their stamps). Batches and slices are
+    /// what a fixed-size ring is for. Everything else (subscribers, groups, dependencies, wait
     /// strategies, /dev/shm and files, a producer taking over from a dead one at the cursor)
     /// is the same.
     pub fn fixed_size(mut self, message_len: usize) -> Self {

@@ -157,10 +157,28 @@ impl Claims for Fixed {
 
 /// `sequencer::published_until` for a fixed-size ring: the cursor, clamped to `from..=end`
 /// (a cursor written by a peer into the mapping may be anything).
+///
+/// A look that finds nothing new pauses (one spin-loop hint) before it returns. The cursor
+/// line is written by every publish and read by every look: a caught-up consumer that looks
+/// again at once takes the line back from the producer between two of its publishes, and the
+/// producer's next cursor store waits for it, with every slot store behind it. A header ring
+/// does not need this, its consumer looks at the slot the producer writes next anyway. (The
+/// `perf/` spsc scenario "ringmq fixed-size (single)" in far placement guards this.)
 #[inline(always)]
 pub(super) fn published_until(shared: &Shared, from: u64, end: u64) -> u64 {
     // [cursor] Acquire: pairs with the producer's Release in `publish`.
-    shared.cursor().load_acquire().clamp(from, end)
+    let cursor = shared.cursor().load_acquire();
+    if cursor <= from {
+        caught_up();
+    }
+    cursor.clamp(from, end)
+}
+
+/// The pause of a look that found nothing new, out of line: it is the caught-up path.
+#[cold]
+#[inline(never)]
+fn caught_up() {
+    crate::sync::spin_loop();
 }
 
 /// The next sequence to be published: the cursor (exact: it is the only publish).
