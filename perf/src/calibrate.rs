@@ -1,9 +1,10 @@
 //! The machine's own limits, measured in every run: the bare cache-line round trip between
 //! the two pinned cores, and a streaming limit (a producer filling an array of u64s as large as
-//! the `spsc` queues' rings, with a release store of its index every 64 slots; for `spsc64`, the
-//! same with 64-byte messages in an array as large as that scenario's rings). A limit is
-//! measured in the geometry of what it limits, the fastest of [`LIMIT_TRIES`] runs: a queue
-//! that beats it means the limit is wrong, and the report says so.
+//! the `spsc` queues' rings; for `spsc64`, 64-byte messages in an array as large as that
+//! scenario's rings). A limit is measured in the geometry of what it limits, the fastest of
+//! [`LIMIT_TRIES`] tries, each try the fastest of the protocols in [`STRIDES`] (which one
+//! moves data fastest depends on how far apart the two cores are): a queue that beats it
+//! means the limit is wrong, and the report says so.
 //!
 //! The round trip also labels the placement: the probes of a run fall in one cluster, or in
 //! two (near cores and far ones); [`Placement`] splits them where they jump.
@@ -45,6 +46,12 @@ impl Placement {
             _ => u64::MAX,
         };
         Placement { threshold }
+    }
+
+    /// Whether two probes are as far apart as two placements are ([`CLUSTER_GAP`]).
+    pub fn apart(a: u64, b: u64) -> bool {
+        let (lo, hi) = (a.min(b), a.max(b));
+        lo > 0 && hi as f64 / lo as f64 >= CLUSTER_GAP
     }
 
     /// The label of a round-trip median.
@@ -187,19 +194,28 @@ pub fn best_of(mut run: impl FnMut() -> f64) -> f64 {
     (0..LIMIT_TRIES).map(|_| run()).fold(0.0, f64::max)
 }
 
+/// The fastest of [`LIMIT_TRIES`] tries of a limit, each try running every one of
+/// `protocols` once (interleaved, so that a slow stretch of the VM hits them alike).
+pub fn best_of_each<P: Copy>(protocols: &[P], mut run: impl FnMut(P) -> f64) -> f64 {
+    best_of(|| protocols.iter().map(|&p| run(p)).fold(0.0, f64::max))
+}
+
+/// The limits' index strides, each tried: published every 64 slots, the reader starts on a
+/// block sooner; every 512, the index line moves between the cores less often, which wins
+/// between far cores. (A stamp in every 64-byte message, which the reader polls line by line,
+/// was tried too and lost in every placement: docs/perf/log.md.)
+pub const STRIDES: [u64; 2] = [64, 512];
+
 /// Slots of the u64 streaming limit's array: as many as the `spsc` queues have (512 KiB), so
 /// the limit sees the cache footprint they see.
 pub const SLOTS: usize = crate::spsc::CAPACITY;
-const STRIDE: u64 = 64;
-const _: () = assert!(
-    SLOTS.is_multiple_of(STRIDE as usize),
-    "a block of STRIDE slots never wraps"
-);
+const _: () = assert!(SLOTS.is_multiple_of(512), "a block of any of STRIDES never wraps");
 
 /// Streaming limit: u64s per second through an array as large as the queues' rings, index
-/// published every 64 slots, every value checked by the reader ([`stream_write`],
-/// [`stream_read`]; `ipc/bare.rs` runs the same loops between two processes).
-pub fn streaming(cores: Cores, n: u64) -> f64 {
+/// published every `stride` slots (one of [`STRIDES`]), every value checked by the reader
+/// ([`stream_write`], [`stream_read`]; `ipc/bare.rs` runs the same loops between two
+/// processes).
+pub fn streaming(cores: Cores, n: u64, stride: u64) -> f64 {
     let data: Arc<Vec<AtomicU64>> = Arc::new((0..SLOTS).map(|_| AtomicU64::new(0)).collect());
     let head = Arc::new(CachePadded::new(AtomicU64::new(0)));
     let tail = Arc::new(CachePadded::new(AtomicU64::new(0)));
@@ -212,16 +228,26 @@ pub fn streaming(cores: Cores, n: u64) -> f64 {
     };
     pin(cores.a);
     let start = Instant::now();
-    stream_write(&data, &head, &tail, n);
+    stream_write(stride, &data, &head, &tail, n);
     reader.join().expect("streaming reader");
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// The streaming limit's writer: values `0..n` into `data` (a multiple of 64 slots), a
-/// Release store of `head` after every 64, waiting on `tail` (the reader's progress) for
-/// room. The tightest loop the protocol allows: a block of 64 slots never wraps, so it is one
-/// slice with one bounds check.
-pub fn stream_write(data: &[AtomicU64], head: &AtomicU64, tail: &AtomicU64, n: u64) {
+/// The streaming limit's writer with an index store every `stride` slots (one of
+/// [`STRIDES`]): [`stream_write_every`] compiled for it.
+pub fn stream_write(stride: u64, data: &[AtomicU64], head: &AtomicU64, tail: &AtomicU64, n: u64) {
+    match stride {
+        64 => stream_write_every::<64>(data, head, tail, n),
+        512 => stream_write_every::<512>(data, head, tail, n),
+        other => panic!("no streaming writer for a stride of {other}"),
+    }
+}
+
+/// The streaming limit's writer: values `0..n` into `data` (a multiple of `STRIDE` slots), a
+/// Release store of `head` after every `STRIDE`, waiting on `tail` (the reader's progress) for
+/// room. The tightest loop the protocol allows: a block of `STRIDE` slots never wraps, so it
+/// is one slice with one bounds check, of a length the compiler knows.
+fn stream_write_every<const STRIDE: u64>(data: &[AtomicU64], head: &AtomicU64, tail: &AtomicU64, n: u64) {
     let slots = data.len();
     assert!(
         slots.is_multiple_of(STRIDE as usize),
@@ -275,26 +301,36 @@ pub fn stream_read(data: &[AtomicU64], head: &AtomicU64, tail: &AtomicU64, n: u6
 /// it, which no ring of this size does.
 const LINE_SLOTS: usize = crate::spsc::CAPACITY;
 const _: () = assert!(
-    LINE_SLOTS.is_multiple_of(STRIDE as usize),
-    "a block of STRIDE slots never wraps"
+    LINE_SLOTS.is_multiple_of(512),
+    "a block of any of STRIDES never wraps"
 );
 
 /// An array of 64-byte messages written by one thread and read by another, ordered by the
 /// `head` and `tail` indices (as in a ring buffer, no slot is accessed by both at once).
 struct Lines(Vec<UnsafeCell<[u64; 8]>>);
 
-// SAFETY: `streaming_lines` hands a slot to the reader only through `head` (Release/Acquire)
+// SAFETY: `lines_every` hands a slot to the reader only through `head` (Release/Acquire)
 // and back to the writer only through `tail`, so no slot is read and written concurrently.
 unsafe impl Sync for Lines {}
 
-/// Streaming limit for 64-byte messages (`spsc64`): the u64 limit's loops (a block of 64 as
-/// one slice, whole runs up to the wrap) with whole cache lines (a message a line), each
-/// message copied in and out as a ring buffer copies it (plain copies of `[u64; 8]`) and
-/// checked by the reader as the queues' readers check theirs. A copy of `streaming`'s loops
-/// on purpose: a generic loop over atomic words (the only way to
-/// share it without unsafe copies in the u64 limit) slows the u64 limit, which must stay the
-/// fastest way to move u64s (see docs/perf/log.md).
-pub fn streaming_lines(cores: Cores, n: u64) -> f64 {
+/// Streaming limit for 64-byte messages (`spsc64`), index published every `stride` messages
+/// (one of [`STRIDES`]), in an array as large as that scenario's rings, every message checked
+/// by the reader as the queues' readers check theirs.
+pub fn streaming_lines(cores: Cores, n: u64, stride: u64) -> f64 {
+    match stride {
+        64 => lines_every::<64>(cores, n),
+        512 => lines_every::<512>(cores, n),
+        other => panic!("no 64-byte streaming limit for a stride of {other}"),
+    }
+}
+
+/// [`streaming_lines`]: the u64 limit's loops (a block of `STRIDE` as one slice, whole runs
+/// up to the wrap) with whole cache lines (a message a line), each message copied in and out as
+/// a ring buffer copies it (plain copies of `[u64; 8]`). A copy of `streaming`'s loops on
+/// purpose: a generic loop over atomic words (the only way to share it without unsafe copies
+/// in the u64 limit) slows the u64 limit, which must stay the fastest way to move u64s (see
+/// docs/perf/log.md).
+fn lines_every<const STRIDE: u64>(cores: Cores, n: u64) -> f64 {
     let data = Arc::new(Lines((0..LINE_SLOTS).map(|_| UnsafeCell::new([0; 8])).collect()));
     let head = Arc::new(CachePadded::new(AtomicU64::new(0)));
     let tail = Arc::new(CachePadded::new(AtomicU64::new(0)));

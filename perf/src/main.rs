@@ -226,10 +226,12 @@ fn main() {
                 let scenario_name = scenario.clone();
                 let value = isolated(move || match scenario_name.as_str() {
                     "calibrate" if system == "streaming limit" => {
-                        Value::Rate(calibrate::best_of(|| calibrate::streaming(cores, stream_n)))
+                        Value::Rate(calibrate::best_of_each(&calibrate::STRIDES, |stride| {
+                            calibrate::streaming(cores, stream_n, stride)
+                        }))
                     }
-                    "calibrate" => Value::Rate(calibrate::best_of(|| {
-                        calibrate::streaming_lines(cores, stream_n / 4)
+                    "calibrate" => Value::Rate(calibrate::best_of_each(&calibrate::STRIDES, |stride| {
+                        calibrate::streaming_lines(cores, stream_n / 4, stride)
                     })),
                     "spsc" => Value::Rate(spsc::run::<u64>(system, cores, spsc_n)),
                     "spsc64" => Value::Rate(spsc::run::<[u64; 8]>(system, cores, spsc_n / 2)),

@@ -37,8 +37,14 @@ impl Sample {
         }
     }
 
-    /// near, far, or mixed when the placement changed during the case, by the run's split.
+    /// near, far, or mixed when the placement changed during the case: by the run's split,
+    /// or by a jump between the two probes as large as one between placements (a host can
+    /// move a pair between two placements of one cluster, such as two threads of one core
+    /// and two cores of one cache, which move data at different rates).
     pub fn placement(&self, split: &Placement) -> &'static str {
+        if Placement::apart(self.probe_before, self.probe_after) {
+            return "mixed";
+        }
         match (split.label(self.probe_before), split.label(self.probe_after)) {
             ("near", "near") => "near",
             ("far", "far") => "far",

@@ -67,12 +67,12 @@ impl SharedStream {
 /// The parent writes `0..n` into the shared array; the child reads and checks them and
 /// reports its rate from the first value to the last. The file is `shm_path(name)`, which
 /// `ipc::throughput` removes.
-pub fn throughput(name: &str, cores: Cores, n: u64) -> Option<f64> {
+pub fn throughput(name: &str, cores: Cores, n: u64, stride: u64) -> Option<f64> {
     let path = shm_path(name);
     let stream = SharedStream::map(&path, true);
     let peer = Peer::start("throughput", STREAM, &path, n, cores);
     let (head, tail, data) = stream.parts();
-    calibrate::stream_write(data, head, tail, n);
+    calibrate::stream_write(stride, data, head, tail, n);
     peer.finish(STREAM)
 }
 

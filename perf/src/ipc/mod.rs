@@ -167,9 +167,10 @@ pub fn throughput(system: &str, cores: Cores, n: u64) -> f64 {
     let mut cleanup = Cleanup(vec![shm_path(&name)]);
     pin(cores.a);
     let rate = match system {
-        bare::STREAM => Some(crate::calibrate::best_of(|| {
-            bare::throughput(&name, cores, n).expect("the child reports its rate")
-        })),
+        bare::STREAM => Some(crate::calibrate::best_of_each(
+            &crate::calibrate::STRIDES,
+            |stride| bare::throughput(&name, cores, n, stride).expect("the child reports its rate"),
+        )),
         ringmq::BATCH | ringmq::FIXED_BATCH | ringmq::SINGLE => ringmq::throughput(system, &name, cores, n),
         "ringfire" => ringfire::throughput(&name, cores, n, &mut cleanup),
         "disruptor-mp" => disruptor_mp::throughput(&name, cores, n, &mut cleanup),
