@@ -213,6 +213,13 @@ impl Consumer {
         self.read.fill_range(&self.att, max) || known > 0
     }
 
+    /// Whether a message is available now, without taking it (a worker claims it: the next
+    /// receive delivers it). For a caller that waits its own way before a blocking receive.
+    #[cfg(not(loom))]
+    pub(crate) fn has_message(&mut self) -> bool {
+        self.fill(1)
+    }
+
     /// Waits by the wait strategy until `fill` succeeds.
     #[inline]
     fn wait_fill(&mut self, max: u64, deadline: Option<Instant>) -> Result<(), RecvError> {
