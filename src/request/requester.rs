@@ -171,7 +171,8 @@ struct Book {
     window: Vec<InFlight>,
     in_flight: usize,
     /// Deadlines of requests that had one, earliest first; entries of requests that ended
-    /// are passed over when they come up.
+    /// are passed over when they come up, or dropped when there are twice as many entries as
+    /// window slots (replies that come before any receive reads a deadline leave theirs).
     deadlines: BinaryHeap<Reverse<(u64, u64)>>,
     /// The id that expired last in each window slot, to tell a late reply from a duplicate.
     expired: Vec<u64>,
@@ -212,11 +213,30 @@ impl Book {
         Some(Outcome::Reply { id, flags })
     }
 
+    /// Whether `deadline` is that of request `id`, still in flight.
+    fn is_pending(&self, deadline: u64, id: u64) -> bool {
+        let entry = self.window[self.slot(id)];
+        entry.id == id && entry.deadline_ns == deadline
+    }
+
+    /// Notes the deadline of request `id`, just sent. Keeps the heap at most twice the window
+    /// (plus one): a heap of only pending entries holds at most the window.
+    fn add_deadline(&mut self, deadline: u64, id: u64) {
+        if self.deadlines.len() >= 2 * self.window.len() {
+            let window = &self.window;
+            let len = window.len() as u64;
+            self.deadlines.retain(|&Reverse((deadline, id))| {
+                let entry = window[(id % len) as usize];
+                entry.id == id && entry.deadline_ns == deadline
+            });
+        }
+        self.deadlines.push(Reverse((deadline, id)));
+    }
+
     /// The earliest deadline of a request still in flight.
     fn next_deadline(&mut self) -> Option<u64> {
         while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
-            let entry = self.window[self.slot(id)];
-            if entry.id == id && entry.deadline_ns == deadline {
+            if self.is_pending(deadline, id) {
                 return Some(deadline);
             }
             self.deadlines.pop();
@@ -387,12 +407,18 @@ impl Requester {
         if !self.responders_present() {
             return Err(RequestError::NoResponders);
         }
-        let claim = match deadline {
-            _ if now => self.producer.try_claim_slot(),
-            Some(d) => self
-                .producer
-                .claim_slot_timeout(Duration::from_nanos(d.saturating_sub(wire::monotonic_ns()))),
-            None => self.producer.claim_slot(),
+        // The clock is read only if the ring is full.
+        let first = self.producer.try_claim_slot();
+        let claim = if !now && matches!(first, Err(PublishError::Full)) {
+            drop(first);
+            match deadline {
+                Some(d) => self
+                    .producer
+                    .claim_slot_timeout(Duration::from_nanos(d.saturating_sub(wire::monotonic_ns()))),
+                None => self.producer.claim_slot(),
+            }
+        } else {
+            first
         };
         let mut claim = claim.map_err(|e| match e {
             PublishError::Full => RequestError::Full,
@@ -414,7 +440,7 @@ impl Requester {
         };
         self.book.in_flight += 1;
         if let Some(deadline) = deadline {
-            self.book.deadlines.push(Reverse((deadline, id)));
+            self.book.add_deadline(deadline, id);
         }
         self.next_id = id + 1;
         Ok(id)
@@ -630,5 +656,39 @@ impl Requester {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replies that come before any receive reads a deadline leave their requests' entries in
+    /// the deadline heap; they must not pile up with every request sent.
+    #[test]
+    fn answered_deadlines_do_not_pile_up() {
+        let builder = Ring::builder().capacity(16).slot_size(128).wakeups(false);
+        let service = Service::new(builder).unwrap();
+        let spin = WaitStrategy::BusySpin;
+        let mut responder = service.responder("echo").wait_strategy(spin).attach().unwrap();
+        let mut requester = service
+            .requester()
+            .reply_capacity(16)
+            .wait_strategy(spin)
+            .build()
+            .unwrap();
+        for i in 0..1000u64 {
+            let id = requester
+                .try_send(&i.to_le_bytes(), Duration::from_secs(60))
+                .unwrap();
+            responder.try_respond(|r| r.payload().to_vec()).unwrap();
+            let reply = requester.try_recv().unwrap();
+            assert_eq!((reply.id(), reply.payload()), (id, &i.to_le_bytes()[..]));
+        }
+        assert!(
+            requester.book.deadlines.len() <= 2 * 16 + 1,
+            "{} deadline entries for a window of 16",
+            requester.book.deadlines.len()
+        );
     }
 }

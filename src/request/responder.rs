@@ -69,6 +69,7 @@ impl ResponderBuilder {
             worker,
             routes: Routes {
                 service: self.service,
+                last: None,
                 open: HashMap::new(),
                 swept: Instant::now(),
                 wait: self.wait,
@@ -96,7 +97,7 @@ impl fmt::Debug for Responder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Responder")
             .field("name", &self.worker.name())
-            .field("reply_rings", &self.routes.open.len())
+            .field("reply_rings", &self.routes.len())
             .field("counts", &self.routes.counts)
             .finish()
     }
@@ -172,9 +173,20 @@ struct Counts {
     undeliverable: u64,
 }
 
+/// A reply ring a responder has open, and its producer on it.
+struct Route {
+    address: String,
+    ring: Ring,
+    producer: Producer,
+}
+
 /// The reply rings a responder has open, by address.
 struct Routes {
     service: Service,
+    /// The route of the last reply, kept out of `open`: a run of requests from one requester
+    /// finds it by one comparison of addresses, with no hashing.
+    last: Option<Route>,
+    /// The others.
     open: HashMap<String, (Ring, Producer)>,
     /// When the idle responder last closed the rings of requesters that went.
     swept: Instant,
@@ -252,27 +264,53 @@ impl Routes {
 
     /// The producer on the reply ring at `address`, opened on first use.
     fn route(&mut self, address: &str) -> Option<&mut Producer> {
-        if !self.open.contains_key(address) {
-            let ring = self.service.reply_ring(address)?;
-            let producer = ring.producer_with(self.wait).ok()?;
-            if self.open.len() >= ROUTES_KEPT {
-                self.close_gone();
-                if self.open.len() >= ROUTES_KEPT {
-                    self.open.clear();
+        if self.last.as_ref().is_some_and(|route| route.address == address) {
+            return self.last.as_mut().map(|route| &mut route.producer);
+        }
+        let route = match self.open.remove_entry(address) {
+            Some((address, (ring, producer))) => Route {
+                address,
+                ring,
+                producer,
+            },
+            None => {
+                let ring = self.service.reply_ring(address)?;
+                let producer = ring.producer_with(self.wait).ok()?;
+                if self.len() >= ROUTES_KEPT {
+                    self.close_gone();
+                    if self.len() >= ROUTES_KEPT {
+                        self.open.clear();
+                    }
+                }
+                Route {
+                    address: address.to_owned(),
+                    ring,
+                    producer,
                 }
             }
-            self.open.insert(address.to_owned(), (ring, producer));
+        };
+        if let Some(old) = self.last.replace(route) {
+            self.open.insert(old.address, (old.ring, old.producer));
         }
-        self.open.get_mut(address).map(|(_, producer)| producer)
+        self.last.as_mut().map(|route| &mut route.producer)
+    }
+
+    /// How many reply rings are open.
+    fn len(&self) -> usize {
+        self.open.len() + usize::from(self.last.is_some())
     }
 
     /// Closes the reply rings whose requester is gone (no subscriber left once the dead are
     /// detached).
     fn close_gone(&mut self) {
-        self.open.retain(|_, (ring, _)| {
+        let gone = |ring: &Ring| {
             ring.reap_dead();
-            !ring.consumers().is_empty()
-        });
+            ring.consumers().is_empty()
+        };
+        self.open.retain(|_, (ring, _)| !gone(ring));
+        if self.last.as_ref().is_some_and(|route| gone(&route.ring)) {
+            self.last = None;
+        }
         self.swept = Instant::now();
     }
 
@@ -297,7 +335,7 @@ impl Routes {
 
     /// While the responder is idle: [`Routes::close_gone`], at most every [`SWEEP_EVERY`].
     fn idle(&mut self) {
-        if !self.open.is_empty() && self.swept.elapsed() >= SWEEP_EVERY {
+        if self.len() > 0 && self.swept.elapsed() >= SWEEP_EVERY {
             self.close_gone();
         }
     }
@@ -385,5 +423,69 @@ impl Responder {
     /// Replies that could not be delivered ([`Handled::Undeliverable`]).
     pub fn undeliverable(&self) -> u64 {
         self.routes.counts.undeliverable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Requester;
+
+    /// A request from each of `requesters` in turn, each reply checked.
+    fn round(responder: &mut Responder, requesters: &mut [Requester]) {
+        for (i, requester) in requesters.iter_mut().enumerate() {
+            let id = requester.try_send(&i.to_le_bytes(), Duration::MAX).unwrap();
+            assert_eq!(
+                responder.try_respond(|r| r.payload().to_vec()).unwrap(),
+                Handled::Replied
+            );
+            let reply = requester.try_recv().unwrap();
+            assert_eq!((reply.id(), reply.payload()), (id, &i.to_le_bytes()[..]));
+        }
+    }
+
+    /// More requesters than a responder keeps routes for, in turn: every reply reaches its
+    /// requester, the routes stay bounded, and those of requesters that went are closed.
+    #[test]
+    fn routes_follow_requesters_and_close_when_they_go() {
+        let builder = Ring::builder().capacity(16).slot_size(128).wakeups(false);
+        let service = Service::new(builder).unwrap();
+        let spin = WaitStrategy::BusySpin;
+        let mut responder = service.responder("echo").wait_strategy(spin).attach().unwrap();
+        // More than a service ring's producer table holds at once would fail to build: the
+        // requesters come and go in generations.
+        for _ in 0..3 {
+            let mut requesters: Vec<Requester> = (0..24)
+                .map(|_| {
+                    service
+                        .requester()
+                        .reply_capacity(4)
+                        .wait_strategy(spin)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            round(&mut responder, &mut requesters);
+            round(&mut responder, &mut requesters);
+            assert!(responder.routes.len() <= ROUTES_KEPT);
+        }
+        assert!(
+            responder.routes.len() > 1,
+            "the routes of requesters that went are still open"
+        );
+        let mut last = vec![service
+            .requester()
+            .reply_capacity(4)
+            .wait_strategy(spin)
+            .build()
+            .unwrap()];
+        round(&mut responder, &mut last);
+        responder.routes.close_gone();
+        assert_eq!(
+            responder.routes.len(),
+            1,
+            "only the live requester's route is left"
+        );
+        round(&mut responder, &mut last);
     }
 }
