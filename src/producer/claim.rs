@@ -36,6 +36,7 @@ impl fmt::Debug for Claim<'_> {
 }
 
 impl<'a> Claim<'a> {
+    #[inline(always)]
     pub(super) fn new(producer: &'a mut Producer, sequence: u64) -> Self {
         dispatch!(producer, m => m.prepare(&producer.att, sequence));
         let len = producer.max_len;

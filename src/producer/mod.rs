@@ -235,7 +235,10 @@ impl Producer {
 
     // ---- one message, written in place ------------------------------------------------------
 
-    #[inline]
+    // Always inlined, with `Claim::new`: out of line, the guard came back through memory
+    // and its first use waited on that store (the request-reply bench, `benches/request.rs`,
+    // guards this).
+    #[inline(always)]
     fn claim_slot_when(&mut self, when: When) -> Result<Claim<'_>, PublishError> {
         let wait = self.wait;
         let start = dispatch!(self, m => claim_when(m, &self.att, 1, when, wait))?;
