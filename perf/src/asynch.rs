@@ -84,12 +84,7 @@ async fn ringmq_async(n: u64) -> Histogram<u64> {
     let mut pong_tx = pong_ring.producer().expect("producer");
     let echo = tokio::spawn(async move {
         for _ in 0..n {
-            let v = ping_rx
-                .recv_async()
-                .await
-                .expect("no stop flag")
-                .value::<u64>()
-                .expect("u64");
+            let v = recv_u64(&mut ping_rx).await;
             pong_tx.publish_async(&v.to_le_bytes()).await.expect("room");
         }
     });
@@ -97,17 +92,18 @@ async fn ringmq_async(n: u64) -> Histogram<u64> {
     for i in 0..n {
         let t = Instant::now();
         ping_tx.publish_async(&i.to_le_bytes()).await.expect("room");
-        let v = pong_rx
-            .recv_async()
-            .await
-            .expect("no stop flag")
-            .value::<u64>()
-            .expect("u64");
+        let v = recv_u64(&mut pong_rx).await;
         h.saturating_record(t.elapsed().as_nanos() as u64);
         assert_eq!(v, i, "ringmq async ping-pong answer");
     }
     echo.await.expect("echo task");
     h
+}
+
+/// The next u64 of `consumer`, awaited.
+async fn recv_u64(consumer: &mut ringmq::Consumer) -> u64 {
+    let message = consumer.recv_async().await.expect("no stop flag");
+    message.value::<u64>().expect("u64")
 }
 
 fn histogram() -> Histogram<u64> {

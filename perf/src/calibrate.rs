@@ -206,10 +206,17 @@ pub fn best_of_each<P: Copy>(protocols: &[P], mut run: impl FnMut(P) -> f64) -> 
 /// was tried too and lost in every placement: docs/perf/log.md.)
 pub const STRIDES: [u64; 2] = [64, 512];
 
+/// The largest of [`STRIDES`] (its last: they go up): the arrays hold a whole number of its
+/// blocks.
+const LARGEST_STRIDE: usize = STRIDES[STRIDES.len() - 1] as usize;
+
 /// Slots of the u64 streaming limit's array: as many as the `spsc` queues have (512 KiB), so
 /// the limit sees the cache footprint they see.
 pub const SLOTS: usize = crate::spsc::CAPACITY;
-const _: () = assert!(SLOTS.is_multiple_of(512), "a block of any of STRIDES never wraps");
+const _: () = assert!(
+    SLOTS.is_multiple_of(LARGEST_STRIDE),
+    "a block of any of STRIDES never wraps"
+);
 
 /// Streaming limit: u64s per second through an array as large as the queues' rings, index
 /// published every `stride` slots (one of [`STRIDES`]), every value checked by the reader
@@ -301,7 +308,7 @@ pub fn stream_read(data: &[AtomicU64], head: &AtomicU64, tail: &AtomicU64, n: u6
 /// it, which no ring of this size does.
 const LINE_SLOTS: usize = crate::spsc::CAPACITY;
 const _: () = assert!(
-    LINE_SLOTS.is_multiple_of(512),
+    LINE_SLOTS.is_multiple_of(LARGEST_STRIDE),
     "a block of any of STRIDES never wraps"
 );
 

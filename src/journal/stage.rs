@@ -38,9 +38,9 @@ const IDLE_TICK: Duration = Duration::from_millis(50);
 
 /// How long the stage yields, after a batch, before it sleeps on the ring's futex word: a
 /// producer that waits for its message to be durable publishes its next one about a sync
-/// after the last, and a stage asleep by then would add a thread wake-up (tens of
-/// microseconds on a VM) to every such confirm. A stage that yields costs a core only while
-/// another thread has nothing to run on it.
+/// after the last, and a stage asleep by then would add a thread wake-up to every such
+/// confirm. A stage that yields costs a core only while another thread has nothing to run on
+/// it.
 const YIELD_AFTER_BATCH: Duration = Duration::from_micros(250);
 
 /// The least time between two scans of the ring's table for consumer positions: a scan
@@ -286,15 +286,17 @@ fn run(
         journal.poll_commit()?;
         // Something to commit: come back within the group commit's delay. Nothing: sleep
         // until a message (or the stop) comes, after yielding for a while past a batch.
-        let timeout = if journal.uncommitted() { delay } else { IDLE_TICK };
-        let deadline = Instant::now() + timeout;
-        if let Some(last) = last_batch {
-            let yield_until = (last + YIELD_AFTER_BATCH).min(deadline);
+        // (A stage that finds the next message there reads no clock for it.)
+        let mut timeout = if journal.uncommitted() { delay } else { IDLE_TICK };
+        if let Some(last) = last_batch.filter(|_| !consumer.has_message()) {
+            let start = Instant::now();
+            let yield_until = (last + YIELD_AFTER_BATCH).min(start + timeout);
             while Instant::now() < yield_until && !consumer.has_message() && !stop.is_stopped() {
                 std::thread::yield_now();
             }
+            timeout = timeout.saturating_sub(start.elapsed());
         }
-        let batch = match consumer.poll_timeout(4096, deadline.saturating_duration_since(Instant::now())) {
+        let batch = match consumer.poll_timeout(4096, timeout) {
             Ok(batch) => batch,
             Err(RecvError::Timeout) => continue,
             Err(_) => break,

@@ -304,3 +304,33 @@ fn unique_suffix() -> String {
     };
     format!("{}.{}.{:x}", std::process::id(), n, wire::monotonic_ns())
 }
+
+/// What the request module's unit tests share: a heap service and both sides on it,
+/// busy-spinning (so one thread can play both with `try_` calls).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Requester, Responder, Service};
+    use crate::ring::Ring;
+    use crate::wait::WaitStrategy;
+
+    /// A heap service of `capacity` slots of 128 bytes, without wake-ups.
+    pub(crate) fn service(capacity: u64) -> Service {
+        Service::new(Ring::builder().capacity(capacity).slot_size(128).wakeups(false)).unwrap()
+    }
+
+    /// A busy-spinning responder of `service`.
+    pub(crate) fn responder(service: &Service) -> Responder {
+        let spin = WaitStrategy::BusySpin;
+        service.responder("echo").wait_strategy(spin).attach().unwrap()
+    }
+
+    /// A busy-spinning requester of `service`, its reply ring `reply_capacity` slots.
+    pub(crate) fn requester(service: &Service, reply_capacity: u64) -> Requester {
+        service
+            .requester()
+            .reply_capacity(reply_capacity)
+            .wait_strategy(WaitStrategy::BusySpin)
+            .build()
+            .unwrap()
+    }
+}

@@ -158,6 +158,17 @@ struct InFlight {
     deadline_ns: u64,
 }
 
+/// The window slot of request `id`.
+fn slot_of(window: &[InFlight], id: u64) -> usize {
+    (id % window.len() as u64) as usize
+}
+
+/// Whether `deadline` is that of request `id`, still in flight in `window`.
+fn is_pending(window: &[InFlight], deadline: u64, id: u64) -> bool {
+    let entry = window[slot_of(window, id)];
+    entry.id == id && entry.deadline_ns == deadline
+}
+
 /// How one request ended, in the order the requester saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -187,7 +198,7 @@ struct Book {
 
 impl Book {
     fn slot(&self, id: u64) -> usize {
-        (id % self.window.len() as u64) as usize
+        slot_of(&self.window, id)
     }
 
     /// Takes a message of the reply ring: the outcome of one of our requests (its payload
@@ -213,22 +224,13 @@ impl Book {
         Some(Outcome::Reply { id, flags })
     }
 
-    /// Whether `deadline` is that of request `id`, still in flight.
-    fn is_pending(&self, deadline: u64, id: u64) -> bool {
-        let entry = self.window[self.slot(id)];
-        entry.id == id && entry.deadline_ns == deadline
-    }
-
     /// Notes the deadline of request `id`, just sent. Keeps the heap at most twice the window
     /// (plus one): a heap of only pending entries holds at most the window.
     fn add_deadline(&mut self, deadline: u64, id: u64) {
         if self.deadlines.len() >= 2 * self.window.len() {
             let window = &self.window;
-            let len = window.len() as u64;
-            self.deadlines.retain(|&Reverse((deadline, id))| {
-                let entry = window[(id % len) as usize];
-                entry.id == id && entry.deadline_ns == deadline
-            });
+            self.deadlines
+                .retain(|&Reverse((deadline, id))| is_pending(window, deadline, id));
         }
         self.deadlines.push(Reverse((deadline, id)));
     }
@@ -236,7 +238,7 @@ impl Book {
     /// The earliest deadline of a request still in flight.
     fn next_deadline(&mut self) -> Option<u64> {
         while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
-            if self.is_pending(deadline, id) {
+            if is_pending(&self.window, deadline, id) {
                 return Some(deadline);
             }
             self.deadlines.pop();
@@ -662,21 +664,15 @@ impl Requester {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::testing;
 
     /// Replies that come before any receive reads a deadline leave their requests' entries in
     /// the deadline heap; they must not pile up with every request sent.
     #[test]
     fn answered_deadlines_do_not_pile_up() {
-        let builder = Ring::builder().capacity(16).slot_size(128).wakeups(false);
-        let service = Service::new(builder).unwrap();
-        let spin = WaitStrategy::BusySpin;
-        let mut responder = service.responder("echo").wait_strategy(spin).attach().unwrap();
-        let mut requester = service
-            .requester()
-            .reply_capacity(16)
-            .wait_strategy(spin)
-            .build()
-            .unwrap();
+        let service = testing::service(16);
+        let mut responder = testing::responder(&service);
+        let mut requester = testing::requester(&service, 16);
         for i in 0..1000u64 {
             let id = requester
                 .try_send(&i.to_le_bytes(), Duration::from_secs(60))

@@ -429,7 +429,7 @@ impl Responder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::Requester;
+    use crate::request::{testing, Requester};
 
     /// A request from each of `requesters` in turn, each reply checked.
     fn round(responder: &mut Responder, requesters: &mut [Requester]) {
@@ -448,23 +448,12 @@ mod tests {
     /// requester, the routes stay bounded, and those of requesters that went are closed.
     #[test]
     fn routes_follow_requesters_and_close_when_they_go() {
-        let builder = Ring::builder().capacity(16).slot_size(128).wakeups(false);
-        let service = Service::new(builder).unwrap();
-        let spin = WaitStrategy::BusySpin;
-        let mut responder = service.responder("echo").wait_strategy(spin).attach().unwrap();
+        let service = testing::service(16);
+        let mut responder = testing::responder(&service);
         // More than a service ring's producer table holds at once would fail to build: the
         // requesters come and go in generations.
         for _ in 0..3 {
-            let mut requesters: Vec<Requester> = (0..24)
-                .map(|_| {
-                    service
-                        .requester()
-                        .reply_capacity(4)
-                        .wait_strategy(spin)
-                        .build()
-                        .unwrap()
-                })
-                .collect();
+            let mut requesters: Vec<Requester> = (0..24).map(|_| testing::requester(&service, 4)).collect();
             round(&mut responder, &mut requesters);
             round(&mut responder, &mut requesters);
             assert!(responder.routes.len() <= ROUTES_KEPT);
@@ -473,12 +462,7 @@ mod tests {
             responder.routes.len() > 1,
             "the routes of requesters that went are still open"
         );
-        let mut last = vec![service
-            .requester()
-            .reply_capacity(4)
-            .wait_strategy(spin)
-            .build()
-            .unwrap()];
+        let mut last = vec![testing::requester(&service, 4)];
         round(&mut responder, &mut last);
         responder.routes.close_gone();
         assert_eq!(
