@@ -28,6 +28,33 @@ fn payload(sequence: u64) -> Vec<u8> {
     (0..len).map(|i| (sequence as usize * 31 + i) as u8).collect()
 }
 
+/// `small()` at page-cache durability.
+fn page_cache() -> JournalOptions {
+    JournalOptions {
+        durability: Durability::PageCache,
+        ..small()
+    }
+}
+
+/// A new journal on `disk` with records `0..count` appended.
+fn with_records(disk: &SimDisk, options: JournalOptions, count: u64) -> Journal {
+    let mut journal = open(disk, options).unwrap();
+    for s in 0..count {
+        journal.append(&payload(s)).unwrap();
+    }
+    journal
+}
+
+/// The payload of `sequence` as writer incarnation `round` appends it: a record an earlier
+/// incarnation left and a later one replaced reads differently.
+fn payload_by(sequence: u64, round: u64) -> Vec<u8> {
+    let mut p = payload(sequence);
+    for b in &mut p {
+        *b = b.wrapping_add((round as u8).wrapping_mul(101));
+    }
+    p
+}
+
 fn open(disk: &SimDisk, options: JournalOptions) -> Result<Journal, JournalError> {
     Journal::open_on(Arc::new(disk.clone()), options)
 }
@@ -258,6 +285,37 @@ fn a_full_disk_is_no_space_at_a_roll_and_loses_nothing() {
     check_replay(&journal, Seek::Earliest, 0);
 }
 
+/// An open after the writer's process died leaves the records it found unsynced (the open
+/// would otherwise wait for their write-back), but bytes it cut off past them are zeroed
+/// durably before it returns: the next writer writes its records over that place, and a
+/// power cut that kept a record of it but not the zeros after it would splice the cut bytes
+/// on.
+#[test]
+fn an_open_makes_the_zeros_over_a_cut_tail_durable() {
+    const JUNK_AT: u64 = 20 << 10;
+    let options = page_cache();
+    for seed in 0..64 {
+        let disk = SimDisk::new();
+        drop(with_records(&disk, options, 5));
+        // What a dead writer's torn record leaves past the end, in the page cache alone.
+        let names = disk.list().unwrap();
+        let segment = names.iter().find(|n| n.ends_with(".seg")).expect("a segment");
+        let file = disk.open(segment).unwrap();
+        file.write_at(JUNK_AT, &[0xA5; 100]).unwrap();
+        let journal = open(&disk, options).unwrap();
+        assert_eq!(journal.next_sequence(), 5);
+        drop(journal);
+        let image = disk.crash(seed, CrashOptions::default());
+        let mut junk = [0u8; 100];
+        image.open(segment).unwrap().read_at(JUNK_AT, &mut junk).unwrap();
+        assert_eq!(
+            junk, [0; 100],
+            "seed {seed}: the cut bytes came back after a power cut"
+        );
+        assert_eq!(open(&image, options).unwrap().next_sequence(), 5, "seed {seed}");
+    }
+}
+
 #[test]
 fn a_failed_sync_fails_the_journal_and_acknowledges_nothing_more() {
     let disk = SimDisk::new();
@@ -334,21 +392,15 @@ fn a_batch_ended_with_nothing_more_coming_is_synced_on_the_writer_s_thread() {
 
 #[test]
 fn a_page_cache_journal_s_position_slots_never_overwrite_the_last_synced_one() {
-    let options = JournalOptions {
-        durability: Durability::PageCache,
-        ..small()
-    };
+    let options = page_cache();
     for seed in 0..100 {
         let disk = SimDisk::new();
-        let mut journal = open(&disk, options).unwrap();
-        for s in 0..10 {
-            journal.append(&payload(s)).unwrap();
-        }
+        let mut journal = with_records(&disk, options, 10);
         journal.commit().unwrap();
         // Positions moved twice: two unsynced slots, written when their delay has passed
         // (then nothing is left uncommitted but the records). Enough of them that a slot
         // spans several sectors, so a crash can tear one.
-        for round in 0..2 {
+        for round in 0..3 {
             journal.append(&payload(10 + round)).unwrap();
             for c in 0..24 {
                 let name = format!("a-consumer-with-a-rather-long-name-{c:02}");
@@ -455,8 +507,11 @@ fn random_options(rand: &mut impl FnMut(u64) -> u64) -> JournalOptions {
 }
 
 /// One seeded run: a random workload on a fresh disk, a crash at a random point, recovery,
-/// more work, a second crash, recovery; after each, every acknowledged record and position
-/// is checked. Panics (naming the seed) on any loss.
+/// more work and so on, three times; after each, every acknowledged record and position is
+/// checked. The first two crashes are each a power cut or the writer's process dying (the
+/// page cache kept, with what it had not written back), the last a power cut, which so also
+/// finds what an open after a process crash left unsynced. Panics (naming the seed) on any
+/// loss.
 fn crash_run(seed: u64) {
     let mut rand = seeded(seed);
     let options = random_options(&mut rand);
@@ -468,7 +523,9 @@ fn crash_run(seed: u64) {
     // What the writer was told is durable: records below `acked`, and positions.
     let mut acked = 0u64;
     let mut acked_positions: Vec<(String, u64)> = Vec::new();
-    for round in 0..2 {
+    // The round that appended each sequence of the history the journal holds.
+    let mut written: Vec<u64> = Vec::new();
+    for round in 0..3 {
         let mut journal =
             open(&disk, options).unwrap_or_else(|e| panic!("seed {seed} round {round}: open: {e}"));
         let ops = rand(250);
@@ -476,6 +533,9 @@ fn crash_run(seed: u64) {
         // The positions set before the append that made the journal's end `n`: a sync that
         // covers `n` started after them, so its state slot holds them (or later ones).
         let mut set_before_end = std::collections::BTreeMap::new();
+        // An open leaves the records it found past the durable position uncommitted: the
+        // first sync of the round covers them with the positions it found.
+        set_before_end.insert(journal.next_sequence(), positions.clone());
         for _ in 0..ops {
             let durable_before = journal.durable();
             let committed = match rand(20) {
@@ -496,7 +556,9 @@ fn crash_run(seed: u64) {
                 _ => {
                     let s = journal.next_sequence();
                     set_before_end.insert(s + 1, positions.clone());
-                    journal.append(&payload(s)).unwrap();
+                    journal.append(&payload_by(s, round)).unwrap();
+                    written.truncate(s as usize);
+                    written.push(round);
                     false
                 }
             };
@@ -515,7 +577,11 @@ fn crash_run(seed: u64) {
         // A group commit's sync in flight finishes first, so the image depends on the seed
         // alone (a sync that had not returned is, to the disk, one not yet run).
         journal.finish_sync().unwrap();
-        disk = disk.crash(seed ^ ((round + 1) * 0x1234_5678), crash);
+        let power_cut = round == 2 || rand(2) == 0;
+        let appended = journal.next_sequence();
+        if power_cut {
+            disk = disk.crash(seed ^ ((round + 1) * 0x1234_5678), crash);
+        }
         drop(journal);
         let journal =
             open(&disk, options).unwrap_or_else(|e| panic!("seed {seed} round {round}: reopen: {e}"));
@@ -524,18 +590,29 @@ fn crash_run(seed: u64) {
             "seed {seed} round {round}: lost durable records: {} < {acked}",
             journal.next_sequence()
         );
+        if !power_cut {
+            assert_eq!(
+                journal.next_sequence(),
+                appended,
+                "seed {seed} round {round}: a process crash lost records in the page cache"
+            );
+        }
         let mut expected = 0;
         for record in journal.replay(Seek::Earliest).unwrap() {
             let record = record.unwrap_or_else(|e| panic!("seed {seed} round {round}: replay: {e}"));
             assert_eq!(record.sequence, expected, "seed {seed}");
+            let by = *written
+                .get(expected as usize)
+                .unwrap_or_else(|| panic!("seed {seed} round {round}: record {expected} was never appended"));
             assert_eq!(
                 record.payload,
-                payload(expected),
-                "seed {seed}: record {expected}"
+                payload_by(expected, by),
+                "seed {seed} round {round}: record {expected} is not the one round {by} appended"
             );
             expected += 1;
         }
         assert_eq!(expected, journal.next_sequence(), "seed {seed}");
+        written.truncate(expected as usize);
         for (name, position) in &acked_positions {
             let got = journal.position(name);
             assert!(
@@ -543,8 +620,15 @@ fn crash_run(seed: u64) {
                 "seed {seed} round {round}: position of {name}: {got:?}, acknowledged {position}"
             );
         }
-        acked = journal.next_sequence();
-        acked_positions = journal.positions().map(|(n, p)| (n.to_owned(), p)).collect();
+        if power_cut {
+            // What a crash image holds is the new disk's durable image.
+            acked = journal.next_sequence();
+            acked_positions = journal.positions().map(|(n, p)| (n.to_owned(), p)).collect();
+        } else {
+            // The page cache's records and positions past the durable ones are not durable
+            // because the open found them.
+            acked = acked.max(journal.durable());
+        }
     }
 }
 

@@ -17,7 +17,9 @@
 //! Recovery ([`Journal::open`]) trusts what the last state slot calls durable, walking it by
 //! record headers alone, and verifies every record past it by CRC and sequence, cutting the
 //! tail at the first that fails. A record *below* the durable position that fails is a media
-//! error ([`JournalError::Corrupt`]), never cut away.
+//! error ([`JournalError::Corrupt`]), never cut away. The records it finds past the durable
+//! position stay appended and uncommitted, as the writer that died left them, until the next
+//! commit; only a cut tail is synced at once (its zeros, before new records go over them).
 //!
 //! `docs/architecture.md` has the file format; `segment.rs` and `record.rs` define it.
 
@@ -241,6 +243,11 @@ fn record_area(file: &dyn DiskFile, offset: u64, end: u64) -> &[u8] {
 impl Journal {
     /// Opens the journal in directory `path` (created, mode 0700, if missing), recovering
     /// it, or creates an empty one there starting at `options.initial_sequence`.
+    ///
+    /// After a crash, the records found past the durable position are verified and kept,
+    /// but not synced: [`Journal::durable`] stays where the last commit put it until the
+    /// next one (with group commit, the writer's first [`Journal::poll_commit`]). If a torn
+    /// tail had to be cut, the open syncs before it returns.
     ///
     /// # Errors
     ///

@@ -200,6 +200,8 @@ pub(super) fn recover(
         batching: false,
         active,
     };
+    // A tail past the durable position with nothing cut after it: see `continue_tail`.
+    let mut tail = None;
     if let Some(state) = state {
         journal.next = state.end;
         journal.generation = state.generation;
@@ -211,16 +213,15 @@ pub(super) fn recover(
         if let Some(p) = journal.sealed.back().map(|s| s.footer.end) {
             debug_assert_eq!(p, journal.active.header.first);
         }
+        if !state.zeroed && state.end > state.durable {
+            tail = Some((state.durable, state.durable_offset));
+        }
     }
-    // What was found past the durable position, and a new segment's header, become durable
-    // now, and a clean state says so: the records first, then the slot that vouches for them.
-    let name = journal.active.name.clone();
-    if let Err(e) = journal.active.file.sync_data() {
-        return Err(journal.fail(&name, "fdatasync", &e));
+    if let Some((durable, durable_offset)) = tail {
+        continue_tail(&mut journal, durable, durable_offset);
+    } else {
+        make_all_durable(&mut journal)?;
     }
-    journal.durable = journal.next;
-    journal.durable_offset = journal.active.offset;
-    journal.write_clean_state()?;
     if let Err(e) = journal.disk.sync_dir() {
         return Err(journal.fail("the journal directory", "fsync", &e));
     }
@@ -231,6 +232,38 @@ pub(super) fn recover(
         journal.syncer = Some(syncer);
     }
     Ok(journal)
+}
+
+/// Takes the records found past the durable position as appended and not yet committed, as
+/// the writer that died left them: the journal stays at the state slot's durable position,
+/// and its next commit makes them durable with whatever is appended after them. Nothing is
+/// written, so the disk holds what it held at the crash plus later appends past its end:
+/// every crash image of it is one the dead writer could have left. (Syncing them here would
+/// make the open wait for the write-back of the whole tail.) Only when nothing was cut:
+/// zeros written over a cut tail must reach the disk before a record is written over the
+/// place, see `make_all_durable`.
+fn continue_tail(journal: &mut Journal, durable: u64, durable_offset: u64) {
+    journal.durable = durable;
+    journal.durable_offset = durable_offset;
+    journal.pending = Pending {
+        records: journal.next - durable,
+        bytes: journal.active.offset - durable_offset,
+        since: Some(std::time::Instant::now()),
+    };
+}
+
+/// Makes what the open found durable: the records past the durable position, the zeros
+/// written over a cut tail (so that no later crash can splice the cut bytes onto records
+/// written there next) and a new segment's header; then a clean state says so, the records
+/// first, then the slot that vouches for them.
+fn make_all_durable(journal: &mut Journal) -> Result<(), JournalError> {
+    let name = journal.active.name.clone();
+    if let Err(e) = journal.active.file.sync_data() {
+        return Err(journal.fail(&name, "fdatasync", &e));
+    }
+    journal.durable = journal.next;
+    journal.durable_offset = journal.active.offset;
+    journal.write_clean_state()
 }
 
 fn drop_segment(disk: &dyn Disk, name: &str) -> Result<(), JournalError> {
@@ -278,8 +311,13 @@ pub(super) fn check_footer(
 /// What recovery of the active segment found.
 struct Recovered {
     generation: u64,
+    /// The newest valid state slot's durable position and its offset.
+    durable: u64,
+    durable_offset: u64,
     end: u64,
     positions: Vec<Persisted>,
+    /// Bytes past the last valid record were zeroed: a write over what the disk may hold.
+    zeroed: bool,
 }
 
 /// Recovers the last, unsealed segment: the newest valid state slot says what is durable;
@@ -361,7 +399,8 @@ fn recover_active(f: Found, header: SegmentHeader) -> Result<(Active, Recovered)
     // Whatever lies past the end (a torn record, records after it) is zeroed, so that no
     // later crash can splice it onto records written here next.
     let tail = record_area(file, active.offset, area_end);
-    if let Some(last) = last_nonzero(tail) {
+    let junk = last_nonzero(tail);
+    if let Some(last) = junk {
         let zeros = vec![0u8; (last + 1).min(1 << 20)];
         let mut at = active.offset;
         let end = active.offset + last as u64 + 1;
@@ -376,8 +415,11 @@ fn recover_active(f: Found, header: SegmentHeader) -> Result<(Active, Recovered)
         active,
         Recovered {
             generation,
+            durable,
+            durable_offset,
             end: sequence,
             positions,
+            zeroed: junk.is_some(),
         },
     ))
 }

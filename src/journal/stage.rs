@@ -128,9 +128,22 @@ impl JournalStage {
         // past the ring entry's (a stage that died after its sync, before publishing it).
         consumer.skip_to(journal_end);
         let position = consumer.position_handle();
-        // What the journal holds is durable (its open synced it): the stage's position
-        // starts there, and moves with every sync.
-        position.publish(journal.durable());
+        // The stage's position starts at what is durable and moves with every sync; at
+        // page-cache durability, everything the journal holds counts. It must not go back
+        // behind the ring entry's `start`, which a stage before this one published: an open
+        // leaves the records it found past the state slot's durable position uncommitted,
+        // and those below `start` are made durable here (again, if the stage that published
+        // it synced them) rather than trusted, for that stage may have had another
+        // durability.
+        let durable = if options.durability == Durability::PageCache {
+            journal_end
+        } else {
+            if journal.durable() < start {
+                journal.commit()?;
+            }
+            journal.durable()
+        };
+        position.publish(durable);
         let publisher = position.clone();
         journal.on_durable(move |durable| publisher.publish(durable))?;
         let stop = Arc::new(StopFlag::default());
