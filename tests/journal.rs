@@ -36,6 +36,18 @@ fn page_cache() -> JournalOptions {
     }
 }
 
+/// `small()` with group commit of at most 1000 records, at `delay`.
+fn group_commit(delay: Duration) -> JournalOptions {
+    JournalOptions {
+        durability: Durability::GroupCommit {
+            records: 1000,
+            bytes: 1 << 20,
+            delay,
+        },
+        ..small()
+    }
+}
+
 /// A new journal on `disk` with records `0..count` appended.
 fn with_records(disk: &SimDisk, options: JournalOptions, count: u64) -> Journal {
     let mut journal = open(disk, options).unwrap();
@@ -285,6 +297,38 @@ fn a_full_disk_is_no_space_at_a_roll_and_loses_nothing() {
     check_replay(&journal, Seek::Earliest, 0);
 }
 
+/// At a durability that syncs, appends reach the page cache (and readers) in batches: when a
+/// commit starts, by `flush`, or when the handle drops; at page-cache durability at once.
+#[test]
+fn appends_that_will_be_synced_are_written_in_batches() {
+    let disk = SimDisk::new();
+    let options = group_commit(Duration::from_secs(3600));
+    let mut journal = open(&disk, options).unwrap();
+    for s in 0..10 {
+        journal.append(&payload(s)).unwrap();
+    }
+    assert_eq!((journal.written(), journal.next_sequence()), (0, 10));
+    assert_eq!(journal.replay(Seek::Earliest).unwrap().count(), 0);
+    journal.flush().unwrap();
+    assert_eq!(journal.written(), 10);
+    check_replay(&journal, Seek::Earliest, 0);
+    for s in 10..15 {
+        journal.append(&payload(s)).unwrap();
+    }
+    assert_eq!(journal.commit().unwrap(), 15);
+    assert_eq!(journal.written(), 15);
+    journal.append(&payload(15)).unwrap();
+    // A handle dropped without a close writes what it kept (and syncs nothing).
+    drop(journal);
+    let journal = open(&disk, options).unwrap();
+    assert_eq!(journal.next_sequence(), 16);
+    check_replay(&journal, Seek::Earliest, 0);
+    drop(journal);
+    let mut journal = open(&disk, page_cache()).unwrap();
+    journal.append(&payload(16)).unwrap();
+    assert_eq!(journal.written(), 17);
+}
+
 /// An open after the writer's process died leaves the records it found unsynced (the open
 /// would otherwise wait for their write-back), but bytes it cut off past them are zeroed
 /// durably before it returns: the next writer writes its records over that place, and a
@@ -352,14 +396,7 @@ fn a_failed_sync_fails_the_journal_and_acknowledges_nothing_more() {
 #[test]
 fn a_batch_ended_with_nothing_more_coming_is_synced_on_the_writer_s_thread() {
     let disk = SimDisk::new();
-    let options = JournalOptions {
-        durability: Durability::GroupCommit {
-            records: 1000,
-            bytes: 1 << 20,
-            delay: Duration::ZERO,
-        },
-        ..small()
-    };
+    let options = group_commit(Duration::ZERO);
     let mut journal = open(&disk, options).unwrap();
     journal.set_batching(true);
     // Batching: appends start no sync; ending the batch with nothing more coming syncs it

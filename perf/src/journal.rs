@@ -619,6 +619,9 @@ impl DiskFile for SlowFile {
     fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
         self.inner.write_at(offset, data)
     }
+    fn write_through(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write_through(offset, data)
+    }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.inner.read_at(offset, buf)
     }

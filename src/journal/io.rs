@@ -61,6 +61,13 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     /// Writes `data` at `offset` (`InvalidInput` past the end). Visible to every reader of
     /// the file at once; durable only after a successful [`DiskFile::sync_data`].
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// [`DiskFile::write_at`] through the file rather than through a writable mapping
+    /// (`pwrite` for [`FsDisk`]'s files): no page table maps the pages writable, so writing
+    /// them back for a sync changes no mapping, and costs no TLB shootdown of the other
+    /// threads of the process. One call per batch of records: a call costs a system call.
+    fn write_through(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.write_at(offset, data)
+    }
     /// Reads `buf.len()` bytes at `offset` (`InvalidInput` past the end).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Makes every write so far durable (`fdatasync`). An error means some of them may never
@@ -69,7 +76,7 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// The address of the file's `len()` bytes as every reader sees them (a shared mapping),
     /// valid as long as this handle lives, even after the file is removed. Bytes change only
-    /// through `write_at`: a caller forms a slice of a range only once it knows no write to
+    /// through `write_at` and `write_through`: a caller forms a slice of a range only once it knows no write to
     /// that range is under way (a record is written once, before it is published).
     fn as_ptr(&self) -> *const u8;
     /// Asks for `len` bytes at `offset` to be mapped ahead of use (a hint: nothing changes if
@@ -336,6 +343,15 @@ impl DiskFile for FsFile {
         // to these bytes exists; the source is a separate Rust slice.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(at), data.len()) };
         Ok(())
+    }
+
+    fn write_through(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if !self.writable {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+        check_range(offset, data.len(), self.len)?;
+        self.file.write_all_at(data, offset)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {

@@ -7,7 +7,10 @@
 //! drops when its process dies). Its durability contract:
 //!
 //! - [`Journal::append`] writes a record into the active segment's page cache: it survives
-//!   the writer's process dying, not the machine.
+//!   the writer's process dying, not the machine. At page-cache durability at once; at the
+//!   others the records of a batch are kept in memory and written together when the next
+//!   commit starts (or the handle drops, see [`Journal::flush`]), so that no page a sync
+//!   writes back was dirtied through a mapping.
 //! - [`Journal::commit`] (or the group commit [`Durability`] runs from `append` and
 //!   [`Journal::poll_commit`]) makes every record appended so far durable with one
 //!   `fdatasync` and moves [`Journal::durable`] past them.
@@ -143,6 +146,21 @@ struct Pending {
     since: Option<Instant>,
 }
 
+/// Records appended and not yet written to the active segment, at a durability that syncs:
+/// written with one [`DiskFile::write_through`] when a commit starts, at a roll, or when
+/// they reach [`UNWRITTEN_MAX`] bytes (see [`Journal::flush`]).
+#[derive(Debug, Default)]
+struct Unwritten {
+    bytes: Vec<u8>,
+    /// Where `bytes` go in the active segment.
+    at: u64,
+    records: u64,
+}
+
+/// The most record bytes an append keeps unwritten: a write of this much costs a system
+/// call's overhead many times over.
+const UNWRITTEN_MAX: usize = 256 << 10;
+
 /// The writer's handle of a journal; see the module documentation.
 pub struct Journal {
     disk: Arc<dyn Disk>,
@@ -163,6 +181,10 @@ pub struct Journal {
     pending: Pending,
     failed: Option<String>,
     buf: Vec<u8>,
+    /// Appends are kept in `unwritten` (every durability but page cache), not copied into
+    /// the mapping: see [`Journal::flush`].
+    buffered: bool,
+    unwritten: Unwritten,
     /// The group commit's syncer thread (`Durability::GroupCommit` only) ...
     syncer: Option<syncer::Syncer>,
     /// Maps the active segment in ahead of the appends, and allocates the next one.
@@ -176,6 +198,15 @@ pub struct Journal {
     on_durable: Option<syncer::OnDurable>,
     /// Appends leave starting a group commit to [`Journal::end_batch`].
     batching: bool,
+}
+
+impl Drop for Journal {
+    /// Writes what is appended and not yet written (as [`Journal::flush`]; an error fails
+    /// nothing more, the handle is going): it then survives the handle, as it would a
+    /// page-cache journal's. Nothing is synced.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
 }
 
 impl std::fmt::Debug for Journal {
@@ -395,16 +426,31 @@ impl Journal {
         }
         let sequence = self.next;
         let timestamp = now_ns().max(self.active.last_timestamp);
-        if self.buf.len() < len {
-            self.buf.resize(len, 0);
-        }
-        // `encode` writes every byte of the record, padding included.
-        let record = &mut self.buf[..len];
-        let crc = record::encode(record, sequence, timestamp, flags, payload);
         let offset = self.active.offset;
-        if let Err(e) = self.active.file.write_at(offset, record) {
-            return Err(io_error(&self.active.name, "write", &e));
-        }
+        let crc = if self.buffered {
+            if self.unwritten.bytes.len() + len > UNWRITTEN_MAX {
+                self.flush()?;
+            }
+            let unwritten = &mut self.unwritten;
+            if unwritten.bytes.is_empty() {
+                unwritten.at = offset;
+            }
+            let start = unwritten.bytes.len();
+            unwritten.bytes.resize(start + len, 0);
+            unwritten.records += 1;
+            // `encode` writes every byte of the record, padding included.
+            record::encode(&mut unwritten.bytes[start..], sequence, timestamp, flags, payload)
+        } else {
+            if self.buf.len() < len {
+                self.buf.resize(len, 0);
+            }
+            let record = &mut self.buf[..len];
+            let crc = record::encode(record, sequence, timestamp, flags, payload);
+            if let Err(e) = self.active.file.write_at(offset, record) {
+                return Err(io_error(&self.active.name, "write", &e));
+            }
+            crc
+        };
         self.active.note(sequence, offset, timestamp, crc);
         self.active.offset += len as u64;
         self.prefaulter.ahead(
@@ -425,6 +471,42 @@ impl Journal {
             self.commit_if_due(false)?;
         }
         Ok(sequence)
+    }
+
+    /// Writes the records appended and not yet written into the active segment's page
+    /// cache (one [`DiskFile::write_through`]), where they survive the writer's process and
+    /// readers find them. At page-cache durability every append is there at once; at the
+    /// others, appends are kept in memory until a commit starts, the segment rolls, they
+    /// reach 256 KiB, or this is called: a page dirtied through a writable mapping costs a
+    /// sync a change of the mapping, and a TLB shootdown of every other thread of the
+    /// process, which a lone confirm waits for. Dropping the journal flushes too.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Failed`]: a failed write fails the journal (its records had their
+    /// sequences).
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.check_failed()?;
+        if self.unwritten.bytes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self
+            .active
+            .file
+            .write_through(self.unwritten.at, &self.unwritten.bytes)
+        {
+            let name = self.active.name.clone();
+            return Err(self.fail(&name, "write", &e));
+        }
+        self.unwritten.bytes.clear();
+        self.unwritten.records = 0;
+        Ok(())
+    }
+
+    /// One past the last record in the page cache (see [`Journal::flush`]): what survives
+    /// the writer's process dying, and what readers and [`Journal::replay`] see.
+    pub fn written(&self) -> u64 {
+        self.next - self.unwritten.records
     }
 
     /// Runs the group commit: takes the result of a sync that has finished, and starts the
@@ -533,6 +615,7 @@ impl Journal {
     /// Starts a group commit on the syncer: the state slot now (naming the durable position
     /// before this sync, as in `commit`), the sync on the syncer thread.
     fn start_commit(&mut self) -> Result<(), JournalError> {
+        self.flush()?;
         let state = self.state(0);
         self.write_state(&state)?;
         self.generation += 1;
@@ -620,6 +703,7 @@ impl Journal {
     /// flight on the syncer.
     fn sync_here(&mut self) -> Result<u64, JournalError> {
         debug_assert!(!self.in_flight);
+        self.flush()?;
         // The slot names the durable position *before* this sync: a slot written in the same
         // sync as the records it would vouch for could land without them.
         let state = self.state(0);
@@ -664,7 +748,7 @@ impl Journal {
         let offset = segment::state_offset(state.generation);
         self.active
             .file
-            .write_at(offset, &bytes)
+            .write_through(offset, &bytes)
             .map_err(|e| io_error(&self.active.name, "write", &e))
     }
 
@@ -765,6 +849,7 @@ impl Journal {
     /// A state slot calling everything durable, marked clean, and its sync (every record is
     /// already durable when this runs).
     fn write_clean_state(&mut self) -> Result<(), JournalError> {
+        debug_assert!(self.unwritten.bytes.is_empty(), "a clean state after a commit");
         let state = State {
             durable: self.next,
             durable_offset: self.active.offset,
@@ -782,6 +867,7 @@ impl Journal {
     /// Starts a new segment at `next`: creates and syncs it first (so a full disk fails
     /// here with nothing changed), then seals the active one, then syncs the directory.
     fn roll(&mut self) -> Result<(), JournalError> {
+        self.flush()?;
         self.collect(true)?;
         let fresh = match self.take_spare() {
             Some((name, file)) => init_segment(name, file, &self.options, self.next)?,
@@ -799,7 +885,7 @@ impl Journal {
         let bytes = state.encode().ok_or(JournalError::TooManyPositions)?;
         let written = fresh
             .file
-            .write_at(segment::state_offset(state.generation), &bytes)
+            .write_through(segment::state_offset(state.generation), &bytes)
             .and_then(|()| fresh.file.sync_data());
         if let Err(e) = written {
             // Nothing refers to the new file yet: remove it, and fail (a sync failed).
@@ -850,9 +936,9 @@ impl Journal {
         let index = IndexEntry::encode_all(&self.active.index);
         let file = &self.active.file;
         let written = file
-            .write_at(self.active.header.index_start, &index)
+            .write_through(self.active.header.index_start, &index)
             .and_then(|()| file.sync_data())
-            .and_then(|()| file.write_at(file.len() - FOOTER, &footer.encode()))
+            .and_then(|()| file.write_through(file.len() - FOOTER, &footer.encode()))
             .and_then(|()| file.sync_data());
         if let Err(e) = written {
             let name = self.active.name.clone();
@@ -933,7 +1019,7 @@ fn init_segment(
         index_interval: options.index_interval as u32,
         index_start: segment::index_start(len, options.index_interval),
     };
-    file.write_at(0, &header.encode())
+    file.write_through(0, &header.encode())
         .map_err(|e| io_error(&name, "write", &e))?;
     Ok(Active {
         name,

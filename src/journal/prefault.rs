@@ -4,8 +4,9 @@
 //!
 //! How far it goes depends on the syncs. A journal that syncs as it goes (group commit, every
 //! record) has its pages only read in: that does not dirty them, so a sync never writes back
-//! pages ahead of the records, and the writer's first store to each is a cheaper
-//! write-permission fault. A page-cache journal syncs a segment only when it seals it, so its
+//! pages ahead of the records, and the writer's `pwrite`s find them in the page cache
+//! (`Journal::flush`: such a journal never stores through its mapping). A page-cache journal
+//! syncs a segment only when it seals it, so its
 //! pages are made writable too, and the writer takes no fault at all; the zeros the kernel may
 //! write back early are overwritten before that seal.
 //!
@@ -136,7 +137,10 @@ impl Prefaulter {
 fn make_spare(disk: &dyn Disk, len: u64, for_write: bool) -> io::Result<Arc<dyn DiskFile>> {
     let file = disk.create(SPARE, len)?;
     let head = RECORDS_START.min(len) as usize;
-    if let Err(e) = file.write_at(0, &vec![0; head]).and_then(|()| file.sync_data()) {
+    if let Err(e) = file
+        .write_through(0, &vec![0; head])
+        .and_then(|()| file.sync_data())
+    {
         // Not left under the spare's name, where it would block the next one.
         let _ = disk.remove(SPARE);
         return Err(e);

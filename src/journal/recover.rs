@@ -192,6 +192,8 @@ pub(super) fn recover(
         pending: Pending::default(),
         failed: None,
         buf: Vec::new(),
+        buffered: options.durability != super::Durability::PageCache,
+        unwritten: Default::default(),
         syncer: None,
         prefaulter: super::prefault::Prefaulter::spawn(options.durability == super::Durability::PageCache),
         spare: None,
@@ -406,7 +408,7 @@ fn recover_active(f: Found, header: SegmentHeader) -> Result<(Active, Recovered)
         let end = active.offset + last as u64 + 1;
         while at < end {
             let n = zeros.len().min((end - at) as usize);
-            file.write_at(at, &zeros[..n])
+            file.write_through(at, &zeros[..n])
                 .map_err(|e| io_error(&f.name, "write", &e))?;
             at += n as u64;
         }

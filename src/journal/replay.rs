@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 use std::time::UNIX_EPOCH;
 
 impl Journal {
-    /// The records from `from` to the end of what is appended now, read through the
-    /// segments' mappings with every record's CRC checked.
+    /// The records from `from` to the end of what is written now ([`Journal::written`]),
+    /// read through the segments' mappings with every record's CRC checked.
     ///
     /// # Errors
     ///
@@ -26,7 +26,7 @@ impl Journal {
         View {
             sealed: &self.sealed,
             active: Some(&self.active),
-            next: self.next,
+            next: self.written(),
             max_record: self.options.max_record,
         }
     }
