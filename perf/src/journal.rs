@@ -10,7 +10,8 @@
 //!
 //! `journal-sync` (latencies): a message made durable one at a time, against the **bare
 //! fdatasync** (a record-sized write into a preallocated file and its `fdatasync`, nothing
-//! else; also of 64 KiB and 1 MiB, a group commit's batches): the journal's every-record sync, and a confirmed publish through a ring and its
+//! else; also of 4 KiB, the page the sync-per-publish target is stated for, and of
+//! 64 KiB and 1 MiB, a group commit's batches): the journal's every-record sync, and a confirmed publish through a ring and its
 //! journal stage (publish, then `wait_durable`) with group commit at a delay of 1 ms and of 0,
 //! and with page-cache durability (no sync: the level of the NATS peer).
 //!
@@ -84,6 +85,7 @@ pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
 
 pub const SYNCS: &[&str] = &[
     BARE_FDATASYNC,
+    "bare fdatasync of 4 KiB",
     "bare fdatasync of 64 KiB",
     "bare fdatasync of 1 MiB",
     "ringmq journal, sync every record",
@@ -663,6 +665,7 @@ pub fn sync_latency(system: &str, n: u64) -> Histogram<u64> {
         s if s.starts_with(BARE_FDATASYNC) => {
             // A record, or a group commit's batch of records.
             let size = match s.rsplit(" of ").next() {
+                Some("4 KiB") => 4 << 10,
                 Some("64 KiB") => 64 << 10,
                 Some("1 MiB") => 1 << 20,
                 _ => RECORD,
