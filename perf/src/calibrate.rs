@@ -202,9 +202,12 @@ pub fn best_of_each<P: Copy>(protocols: &[P], mut run: impl FnMut(P) -> f64) -> 
 
 /// The limits' index strides, each tried: published every 64 slots, the reader starts on a
 /// block sooner; every 512, the index line moves between the cores less often, which wins
-/// between far cores. (A stamp in every 64-byte message, which the reader polls line by line,
-/// was tried too and lost in every placement: docs/perf/log.md.)
-pub const STRIDES: [u64; 2] = [64, 512];
+/// between far cores; every 4096 (32 KiB of u64s, 256 KiB of 64-byte messages), the reader
+/// reads a block long after it was written, in bulk, as a queue whose consumer sleeps does
+/// (std's `sync_channel` of 64-byte messages ran past the two others between far cores).
+/// (A stamp in every 64-byte message, which the reader polls line by line, was tried too and
+/// lost in every placement: docs/perf/log.md.)
+pub const STRIDES: [u64; 3] = [64, 512, 4096];
 
 /// The largest of [`STRIDES`] (its last: they go up): the arrays hold a whole number of its
 /// blocks.
@@ -246,6 +249,7 @@ pub fn stream_write(stride: u64, data: &[AtomicU64], head: &AtomicU64, tail: &At
     match stride {
         64 => stream_write_every::<64>(data, head, tail, n),
         512 => stream_write_every::<512>(data, head, tail, n),
+        4096 => stream_write_every::<4096>(data, head, tail, n),
         other => panic!("no streaming writer for a stride of {other}"),
     }
 }
@@ -327,6 +331,7 @@ pub fn streaming_lines(cores: Cores, n: u64, stride: u64) -> f64 {
     match stride {
         64 => lines_every::<64>(cores, n),
         512 => lines_every::<512>(cores, n),
+        4096 => lines_every::<4096>(cores, n),
         other => panic!("no 64-byte streaming limit for a stride of {other}"),
     }
 }
