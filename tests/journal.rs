@@ -57,6 +57,26 @@ fn with_records(disk: &SimDisk, options: JournalOptions, count: u64) -> Journal 
     journal
 }
 
+/// A new journal on `disk` with records `0..committed` appended and committed, then `more`
+/// appended after them.
+fn committed_then_appended(disk: &SimDisk, options: JournalOptions, committed: u64, more: u64) -> Journal {
+    let mut journal = with_records(disk, options, committed);
+    assert_eq!(journal.commit().unwrap(), committed);
+    for s in committed..committed + more {
+        journal.append(&payload(s)).unwrap();
+    }
+    journal
+}
+
+/// Asserts that a commit fails the journal with `durable` as its durable position.
+fn commit_fails(journal: &mut Journal, durable: u64) {
+    let result = journal.commit();
+    assert!(
+        matches!(result, Err(JournalError::Failed { durable: d, .. }) if d == durable),
+        "{result:?}"
+    );
+}
+
 /// The payload of `sequence` as writer incarnation `round` appends it: a record an earlier
 /// incarnation left and a later one replaced reads differently.
 fn payload_by(sequence: u64, round: u64) -> Vec<u8> {
@@ -329,6 +349,26 @@ fn appends_that_will_be_synced_are_written_in_batches() {
     assert_eq!(journal.written(), 17);
 }
 
+/// A write of buffered records that fails fails the journal: their sequences were handed
+/// out, so nothing after them may be called durable; what was written before stays.
+#[test]
+fn a_failed_write_of_buffered_records_fails_the_journal() {
+    let disk = SimDisk::new();
+    let options = group_commit(Duration::from_secs(3600));
+    let mut journal = committed_then_appended(&disk, options, 5, 3);
+    disk.fail_writes_through_after(Some(0));
+    commit_fails(&mut journal, 5);
+    disk.fail_writes_through_after(None);
+    assert!(matches!(journal.append(b"x"), Err(JournalError::Failed { .. })));
+    assert!(matches!(journal.flush(), Err(JournalError::Failed { .. })));
+    assert_eq!(journal.durable(), 5);
+    drop(journal);
+    // The records whose write failed are not there; the durable ones are.
+    let journal = open(&disk, options).unwrap();
+    assert_eq!(journal.next_sequence(), 5);
+    check_replay(&journal, Seek::Earliest, 0);
+}
+
 /// An open after the writer's process died leaves the records it found unsynced (the open
 /// would otherwise wait for their write-back), but bytes it cut off past them are zeroed
 /// durably before it returns: the next writer writes its records over that place, and a
@@ -367,19 +407,9 @@ fn a_failed_sync_fails_the_journal_and_acknowledges_nothing_more() {
         durability: Durability::PageCache,
         ..small()
     };
-    let mut journal = open(&disk, options).unwrap();
-    for s in 0..10 {
-        journal.append(&payload(s)).unwrap();
-    }
-    assert_eq!(journal.commit().unwrap(), 10);
-    for s in 10..20 {
-        journal.append(&payload(s)).unwrap();
-    }
+    let mut journal = committed_then_appended(&disk, options, 10, 10);
     disk.fail_syncs_after(Some(0));
-    assert!(matches!(
-        journal.commit(),
-        Err(JournalError::Failed { durable: 10, .. })
-    ));
+    commit_fails(&mut journal, 10);
     // Syncs work again, but the dropped writes are gone: the journal stays failed.
     disk.fail_syncs_after(None);
     assert!(matches!(journal.commit(), Err(JournalError::Failed { .. })));

@@ -446,6 +446,9 @@ mod sim {
         power_left: Option<u64>,
         /// How long every sync sleeps first (for latency experiments).
         sync_delay: std::time::Duration,
+        /// `write_through` calls that succeed before every later one fails, writing nothing;
+        /// `None`: none fails.
+        writes_left: Option<u64>,
     }
 
     /// What a sync does, by the faults set.
@@ -584,6 +587,18 @@ mod sim {
             Ok(())
         }
 
+        fn write_through(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            {
+                let mut faults = self.faults.state();
+                match faults.writes_left {
+                    Some(0) => return Err(io::Error::from_raw_os_error(libc::EIO)),
+                    Some(n) => faults.writes_left = Some(n - 1),
+                    None => {}
+                }
+            }
+            self.write_at(offset, data)
+        }
+
         fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
             let at = check_range(offset, buf.len(), self.len())?;
             let _state = self.file.state();
@@ -652,6 +667,12 @@ mod sim {
         /// the disk a power cut *during* that sync could leave (`None`: the power stays on).
         pub fn cut_power_after_syncs(&self, n: Option<u64>) {
             self.faults.state().power_left = n;
+        }
+
+        /// After `n` more successful [`DiskFile::write_through`] calls, every one fails with
+        /// `EIO` and writes nothing (`None`: none fails).
+        pub fn fail_writes_through_after(&self, n: Option<u64>) {
+            self.faults.state().writes_left = n;
         }
 
         /// Makes every sync take `delay` first.
