@@ -18,7 +18,9 @@ pub const SYSTEMS: &[&str] = &[
     "ringmq (single)",
     "ringmq fixed-size (single)",
     "ringmq (single, 64 confirms in flight)",
+    "ringmq (single, 64 confirms in flight, a ring of 256)",
     "ringmq (single, a ring of 64)",
+    "ringmq (single, a ring of 256)",
     "rtrb",
     "disruptor (batch 64)",
     "crossbeam ArrayQueue",
@@ -64,8 +66,14 @@ pub fn run<T: Payload>(system: &str, cores: Cores, n: u64) -> f64 {
         "ringmq fixed-size (slices of 64)" => ringmq_slices::<T>(cores, n),
         "ringmq (single)" => ringmq::<T>(cores, n, 1, false),
         "ringmq (single, a ring of 64)" => ringmq_small::<T>(cores, n, BATCH as u64),
+        "ringmq (single, a ring of 256)" => ringmq_small::<T>(cores, n, 4 * BATCH as u64),
         "ringmq fixed-size (single)" => ringmq::<T>(cores, n, 1, true),
-        "ringmq (single, 64 confirms in flight)" => ringmq_confirmed::<T>(cores, n, BATCH as u64),
+        "ringmq (single, 64 confirms in flight)" => {
+            ringmq_confirmed::<T>(cores, n, BATCH as u64, CAPACITY as u64)
+        }
+        "ringmq (single, 64 confirms in flight, a ring of 256)" => {
+            ringmq_confirmed::<T>(cores, n, BATCH as u64, 4 * BATCH as u64)
+        }
         "rtrb" => {
             let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(CAPACITY);
             spin_queue(
@@ -163,11 +171,14 @@ fn ringmq_small<T: Payload>(cores: Cores, n: u64, capacity: u64) -> f64 {
 /// One publish per message, as "ringmq (single)", by a producer that never has more than
 /// `window` messages unconfirmed by the subscriber, waiting (busy-spinning) once per quarter
 /// window: a confirm per message would read the subscriber's position, on a line it writes,
-/// at every publish near the window's edge.
-fn ringmq_confirmed<T: Payload>(cores: Cores, n: u64, window: u64) -> f64 {
+/// at every publish near the window's edge. On a ring of `capacity` slots: the queues'
+/// size, or a few windows, whose slots stay in the two cores' caches (the subscriber reads
+/// each line right after the producer wrote it, so a ring much larger than the window makes
+/// every line the producer writes one it has to fetch).
+fn ringmq_confirmed<T: Payload>(cores: Cores, n: u64, window: u64, capacity: u64) -> f64 {
     let size = std::mem::size_of::<T>();
     let ring = Ring::builder()
-        .capacity(CAPACITY as u64)
+        .capacity(capacity)
         .wakeups(false)
         .slot_size(ringmq::limits::SLOT_HEADER + size)
         .build()
