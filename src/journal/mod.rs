@@ -157,8 +157,8 @@ struct Unwritten {
     records: u64,
 }
 
-/// The most record bytes an append keeps unwritten: a write of this much costs a system
-/// call's overhead many times over.
+/// The most record bytes appends keep unwritten: a write of this much is mostly its copy,
+/// not its system call, and the buffer stays small beside a segment.
 const UNWRITTEN_MAX: usize = 256 << 10;
 
 /// The writer's handle of a journal; see the module documentation.
