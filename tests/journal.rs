@@ -323,10 +323,7 @@ fn a_full_disk_is_no_space_at_a_roll_and_loses_nothing() {
 fn appends_that_will_be_synced_are_written_in_batches() {
     let disk = SimDisk::new();
     let options = group_commit(Duration::from_secs(3600));
-    let mut journal = open(&disk, options).unwrap();
-    for s in 0..10 {
-        journal.append(&payload(s)).unwrap();
-    }
+    let mut journal = with_records(&disk, options, 10);
     assert_eq!((journal.written(), journal.next_sequence()), (0, 10));
     assert_eq!(journal.replay(Seek::Earliest).unwrap().count(), 0);
     journal.flush().unwrap();

@@ -12,9 +12,10 @@
 //! `journal-sync` (latencies): a message made durable one at a time, against the **bare
 //! fdatasync** (a record-sized write into a preallocated file and its `fdatasync`, nothing
 //! else; also of 4 KiB, the page the sync-per-publish target is stated for, and of
-//! 64 KiB and 1 MiB, a group commit's batches): the journal's every-record sync, and a confirmed publish through a ring and its
-//! journal stage (publish, then `wait_durable`) with group commit at a delay of 1 ms and of 0,
-//! and with page-cache durability (no sync: the level of the NATS peer).
+//! 64 KiB and 1 MiB, a group commit's batches): the journal's every-record sync, and a
+//! confirmed publish through a ring and its journal stage (publish, then `wait_durable`) with
+//! group commit at a delay of 1 ms and of 0, and with page-cache durability (no sync: the
+//! level of the NATS peer).
 //!
 //! Also in `journal`: group commit on files whose syncs take 50 µs, 1 ms or 5 ms longer
 //! (`SlowSync`, through the journal's `Disk` interface), so the figures hold on disks that

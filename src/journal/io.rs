@@ -76,8 +76,9 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// The address of the file's `len()` bytes as every reader sees them (a shared mapping),
     /// valid as long as this handle lives, even after the file is removed. Bytes change only
-    /// through `write_at` and `write_through`: a caller forms a slice of a range only once it knows no write to
-    /// that range is under way (a record is written once, before it is published).
+    /// through `write_at` and `write_through`: a caller forms a slice of a range only once it
+    /// knows no write to that range is under way (a record is written once, before it is
+    /// published).
     fn as_ptr(&self) -> *const u8;
     /// Asks for `len` bytes at `offset` to be mapped ahead of use (a hint: nothing changes if
     /// it cannot be done). `for_write` also makes the pages writable, and so dirty: the kernel
@@ -328,16 +329,23 @@ fn check_range(offset: u64, n: usize, len: u64) -> io::Result<usize> {
     }
 }
 
+impl FsFile {
+    /// [`check_range`] for a write: `PermissionDenied` on a read-only handle.
+    fn writable_range(&self, offset: u64, n: usize) -> io::Result<usize> {
+        if !self.writable {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+        check_range(offset, n, self.len)
+    }
+}
+
 impl DiskFile for FsFile {
     fn len(&self) -> u64 {
         self.len
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if !self.writable {
-            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
-        }
-        let at = check_range(offset, data.len(), self.len)?;
+        let at = self.writable_range(offset, data.len())?;
         // SAFETY: `at..at + data.len()` is inside the mapping (checked), which is writable; the journal writes a
         // range before publishing it and readers read only published ranges, so no reference
         // to these bytes exists; the source is a separate Rust slice.
@@ -347,10 +355,7 @@ impl DiskFile for FsFile {
 
     fn write_through(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        if !self.writable {
-            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
-        }
-        check_range(offset, data.len(), self.len)?;
+        self.writable_range(offset, data.len())?;
         self.file.write_all_at(data, offset)
     }
 

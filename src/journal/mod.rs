@@ -181,9 +181,7 @@ pub struct Journal {
     pending: Pending,
     failed: Option<String>,
     buf: Vec<u8>,
-    /// Appends are kept in `unwritten` (every durability but page cache), not copied into
-    /// the mapping: see [`Journal::flush`].
-    buffered: bool,
+    /// Appends kept from the mapping, at the durabilities that sync: see [`Journal::flush`].
     unwritten: Unwritten,
     /// The group commit's syncer thread (`Durability::GroupCommit` only) ...
     syncer: Option<syncer::Syncer>,
@@ -427,7 +425,7 @@ impl Journal {
         let sequence = self.next;
         let timestamp = now_ns().max(self.active.last_timestamp);
         let offset = self.active.offset;
-        let crc = if self.buffered {
+        let crc = if self.options.durability != Durability::PageCache {
             if self.unwritten.bytes.len() + len > UNWRITTEN_MAX {
                 self.flush()?;
             }

@@ -6,9 +6,9 @@
 //! record) has its pages only read in: that does not dirty them, so a sync never writes back
 //! pages ahead of the records, and the writer's `pwrite`s find them in the page cache
 //! (`Journal::flush`: such a journal never stores through its mapping). A page-cache journal
-//! syncs a segment only when it seals it, so its
-//! pages are made writable too, and the writer takes no fault at all; the zeros the kernel may
-//! write back early are overwritten before that seal.
+//! syncs a segment only when it seals it, so its pages are made writable too, and the writer
+//! takes no fault at all; the zeros the kernel may write back early are overwritten before
+//! that seal.
 //!
 //! The same thread allocates the next segment's file ahead of the roll (a spare, see
 //! [`Prefaulter::spare`]), so that a roll renames a file instead of allocating one.

@@ -192,7 +192,6 @@ pub(super) fn recover(
         pending: Pending::default(),
         failed: None,
         buf: Vec::new(),
-        buffered: options.durability != super::Durability::PageCache,
         unwritten: Default::default(),
         syncer: None,
         prefaulter: super::prefault::Prefaulter::spawn(options.durability == super::Durability::PageCache),

@@ -129,12 +129,11 @@ impl JournalStage {
         consumer.skip_to(journal_end);
         let position = consumer.position_handle();
         // The stage's position starts at what is durable and moves with every sync; at
-        // page-cache durability, everything the journal holds counts. It must not go back
-        // behind the ring entry's `start`, which a stage before this one published: an open
-        // leaves the records it found past the state slot's durable position uncommitted,
-        // and those below `start` are made durable here (again, if the stage that published
-        // it synced them) rather than trusted, for that stage may have had another
-        // durability.
+        // page-cache durability, everything the journal holds counts. It must never be below
+        // `start`, which a stage before this one published. An open leaves the records past
+        // the state slot's durable position uncommitted, so if `start` is past it, they are
+        // committed here: `start` is not trusted as durable, for the stage that published it
+        // may have had another durability.
         let durable = if options.durability == Durability::PageCache {
             journal_end
         } else {
