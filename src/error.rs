@@ -576,6 +576,14 @@ pub enum ServiceError {
         /// The name.
         name: String,
     },
+    /// A requester's window is zero or larger than its reply ring.
+    #[error("a window of {window} requests is not between 1 and the reply ring's {capacity} slots")]
+    InvalidWindow {
+        /// The window asked for.
+        window: usize,
+        /// The reply ring's capacity.
+        capacity: u64,
+    },
 }
 
 /// Why a request was not sent, or why no reply was received.
@@ -585,8 +593,8 @@ pub enum RequestError {
     /// The service has no responder attached: nobody would answer.
     #[error("the service has no responder")]
     NoResponders,
-    /// The request does not fit a slot of the service's ring (with its header and reply
-    /// address).
+    /// The request does not fit the service's ring, all of its slots together (with its
+    /// header and reply address): see [`crate::request::Requester::max_payload`].
     #[error("a request of {len} bytes exceeds the {max} bytes a request can carry")]
     TooLarge {
         /// The payload's length.
@@ -594,10 +602,11 @@ pub enum RequestError {
         /// The longest payload this requester can send.
         max: usize,
     },
-    /// As many requests are in flight as the reply ring holds: receive replies first.
-    #[error("{window} requests are in flight, as many as the reply ring holds")]
+    /// As many requests are in flight as the requester's window allows: receive replies
+    /// first.
+    #[error("{window} requests are in flight, as many as the requester's window allows")]
     WindowFull {
-        /// The window: the reply ring's capacity.
+        /// The window ([`crate::request::RequesterBuilder::window`]).
         window: usize,
     },
     /// The service's ring is full (only from `try_` forms).

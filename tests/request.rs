@@ -3,7 +3,7 @@
 //! counted, a request whose responder left is answered by another, and nothing is sent when no
 //! responder is there. The same on heap rings and on topics in a directory.
 
-use ringmq::request::{Handled, Service, RESPONDERS};
+use ringmq::request::{Handled, Request, Service, RESPONDERS};
 use ringmq::{RequestError, Ring, TopicDir, WaitStrategy};
 use std::collections::HashSet;
 use std::sync::{mpsc, Arc, Mutex};
@@ -28,7 +28,7 @@ fn both() -> Vec<(Option<tempfile::TempDir>, Service)> {
     vec![(None, heap_service()), (Some(dir), service)]
 }
 
-fn reversed(request: &ringmq::request::Request<'_>) -> Vec<u8> {
+fn reversed(request: &Request<'_>) -> Vec<u8> {
     request.payload().iter().rev().copied().collect()
 }
 
@@ -106,28 +106,39 @@ fn a_call_keeps_other_replies_for_recv() {
     server.join().unwrap();
 }
 
+/// `n` responders answering by `handler` on threads until `done` is set; each thread returns
+/// how many requests it answered.
+fn pool(
+    service: &Service,
+    n: usize,
+    handler: fn(&Request<'_>) -> Vec<u8>,
+    done: &Arc<Mutex<bool>>,
+) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..n)
+        .map(|k| {
+            let mut responder = service.responder(&format!("r{k}")).attach().unwrap();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                while !*done.lock().unwrap() {
+                    match responder.respond_timeout(handler, Duration::from_millis(5)) {
+                        Ok(handled) => assert_eq!(handled, Handled::Replied),
+                        Err(ringmq::RecvError::Timeout) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                responder.replied()
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn a_pool_of_responders_answers_many_requesters() {
     for (_dir, service) in both() {
         const REQUESTERS: u32 = 4;
         const CALLS: u32 = 500;
         let done = Arc::new(Mutex::new(false));
-        let responders: Vec<_> = (0..3)
-            .map(|k| {
-                let mut responder = service.responder(&format!("r{k}")).attach().unwrap();
-                let done = done.clone();
-                std::thread::spawn(move || {
-                    while !*done.lock().unwrap() {
-                        match responder.respond_timeout(reversed, Duration::from_millis(5)) {
-                            Ok(handled) => assert_eq!(handled, Handled::Replied),
-                            Err(ringmq::RecvError::Timeout) => {}
-                            Err(e) => panic!("{e}"),
-                        }
-                    }
-                    responder.replied()
-                })
-            })
-            .collect();
+        let responders = pool(&service, 3, reversed, &done);
         let requesters: Vec<_> = (0..REQUESTERS)
             .map(|r| {
                 let mut requester = service.requester().build().unwrap();
@@ -232,34 +243,43 @@ fn a_call_that_times_out_says_which_request_expired() {
 fn a_request_whose_responder_left_is_answered_by_another() {
     for (_dir, service) in both() {
         let mut requester = service.requester().build().unwrap();
-        // The first "responder" is a bare worker that takes the request and leaves without
-        // acknowledging it, as a responder killed in its handler would.
-        let mut quitter = service
-            .ring()
-            .worker(RESPONDERS, "quitter")
-            .durable(true)
-            .attach()
-            .unwrap();
-        let id = requester.send(b"work", LONG).unwrap();
-        let batch = quitter.try_poll(1);
-        assert_eq!(batch.sequences().count(), 1);
-        std::mem::forget(batch);
-        quitter.detach();
-        let mut responder = service.responder("r2").attach().unwrap();
-        let mut redelivered = false;
-        assert_eq!(
-            responder.try_respond(|r| {
-                redelivered = r.redelivered();
-                reversed(r)
-            }),
-            Ok(Handled::Replied)
-        );
-        assert!(redelivered);
-        let reply = requester.try_recv().unwrap();
-        assert_eq!(
-            (reply.id(), reply.payload(), reply.redelivered()),
-            (id, &b"krow"[..], true)
-        );
+        let mut responder = None;
+        // One slot, and several: a claim of one slot takes all of a larger request (a group
+        // never cuts one), and it is redelivered whole.
+        let large = tagged(9, 3 * requester.max_slot_payload());
+        for (k, payload) in [b"work".to_vec(), large].into_iter().enumerate() {
+            // A bare worker takes the request and leaves without acknowledging it, as a
+            // responder killed in its handler would.
+            let mut quitter = service
+                .ring()
+                .worker(RESPONDERS, &format!("quitter-{k}"))
+                .durable(true)
+                .attach()
+                .unwrap();
+            let id = requester.send(&payload, LONG).unwrap();
+            let batch = quitter.try_poll(1);
+            assert_eq!(batch.sequences().count(), 1);
+            std::mem::forget(batch);
+            quitter.detach();
+            let responder = responder.get_or_insert_with(|| service.responder("r2").attach().unwrap());
+            let mut redelivered = false;
+            assert_eq!(
+                responder.try_respond(|r| {
+                    redelivered = r.redelivered();
+                    reversed(r)
+                }),
+                Ok(Handled::Replied)
+            );
+            assert!(redelivered);
+            let reply = requester.try_recv().unwrap();
+            let expected: Vec<u8> = payload.iter().rev().copied().collect();
+            assert_eq!((reply.id(), reply.redelivered()), (id, true));
+            assert!(
+                reply.payload() == &expected[..],
+                "payload of {} bytes",
+                payload.len()
+            );
+        }
     }
 }
 
@@ -331,21 +351,188 @@ fn garbage_in_either_ring_is_passed_over_and_counted() {
 fn sizes_are_checked_on_both_sides() {
     let service = Service::new(Ring::builder().capacity(64).slot_size(128)).unwrap();
     let mut responder = service.responder("r1").attach().unwrap();
-    let mut requester = service.requester().reply_slot_size(64).build().unwrap();
+    let mut requester = service
+        .requester()
+        .reply_capacity(4)
+        .reply_slot_size(64)
+        .build()
+        .unwrap();
+    let header_and_address = 24 + requester.address().len();
+    assert_eq!(requester.max_slot_payload(), 128 - 8 - header_and_address);
     let max = requester.max_payload();
-    assert_eq!(max, 128 - 8 - 24 - requester.address().len());
+    assert_eq!(max, 64 * (128 - 8) - header_and_address);
     assert_eq!(
         requester.send(&vec![0; max + 1], LONG),
         Err(RequestError::TooLarge { len: max + 1, max })
     );
+    // The largest request takes the whole ring, and arrives whole.
     requester.send(&vec![1; max], LONG).unwrap();
-    // A reply larger than the reply ring's slots is not delivered.
+    let mut seen = 0;
     assert_eq!(
-        responder.try_respond(|_| vec![0; 100]),
-        Ok(Handled::Undeliverable)
+        responder.try_respond(|r| {
+            seen = r.payload().len();
+            vec![0; 4 * (64 - 8) - 16 + 1]
+        }),
+        Ok(Handled::Undeliverable),
+        "a reply larger than the reply ring's four slots of 56 bytes is not delivered"
     );
+    assert_eq!(seen, max);
     assert_eq!(responder.undeliverable(), 1);
     assert_eq!(requester.try_recv().unwrap_err(), RequestError::Empty);
+    // One byte less fills the reply ring exactly.
+    let id = requester.send(b"again", LONG).unwrap();
+    assert_eq!(
+        responder.try_respond(|_| vec![7; 4 * (64 - 8) - 16]),
+        Ok(Handled::Replied)
+    );
+    let reply = requester.try_recv().unwrap();
+    assert_eq!((reply.id(), reply.payload()), (id, &[7; 4 * 56 - 16][..]));
+}
+
+/// A payload of `len` bytes that says which request it is: `tag` then a counting pattern.
+fn tagged(tag: u64, len: usize) -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let head = tag.to_le_bytes();
+    let n = head.len().min(len);
+    bytes[..n].copy_from_slice(&head[..n]);
+    bytes
+}
+
+/// The reply the tests' responders give: the request reversed, three times over (so that a
+/// request in one slot can have a reply of several).
+fn reversed_thrice(request: &Request<'_>) -> Vec<u8> {
+    reversed(request).repeat(3)
+}
+
+#[test]
+fn requests_and_replies_larger_than_a_slot_arrive_whole() {
+    for (_dir, service) in both() {
+        let mut responder = service.responder("r1").attach().unwrap();
+        let mut requester = service.requester().reply_capacity(64).build().unwrap();
+        let slot = requester.max_slot_payload();
+        // Around the slot's edge for the request and for its reply, and several slots.
+        let sizes = [0, 1, slot / 3, slot / 3 + 1, slot, slot + 1, 2 * slot, 1000];
+        let mut sent = Vec::new();
+        for (k, &len) in sizes.iter().enumerate() {
+            let payload = tagged(k as u64, len);
+            let id = requester.send(&payload, LONG).unwrap();
+            sent.push((id, payload));
+        }
+        for _ in &sizes {
+            assert_eq!(responder.try_respond(reversed_thrice), Ok(Handled::Replied));
+        }
+        for (id, payload) in &sent {
+            let reply = requester.try_recv().unwrap();
+            let expected: Vec<u8> = payload.iter().rev().copied().collect::<Vec<_>>().repeat(3);
+            assert_eq!(reply.id(), *id);
+            assert!(reply.payload() == &expected[..], "reply to request {id} differs");
+        }
+        assert_eq!(requester.try_recv().unwrap_err(), RequestError::Empty);
+        assert_eq!(requester.malformed_replies(), 0);
+        assert_eq!(responder.malformed(), 0);
+    }
+}
+
+#[test]
+fn a_pool_answers_requests_of_every_size_from_threads() {
+    for (_dir, service) in both() {
+        const CALLS: u64 = 300;
+        let done = Arc::new(Mutex::new(false));
+        let responders = pool(&service, 2, reversed_thrice, &done);
+        let requesters: Vec<_> = (0..2u64)
+            .map(|r| {
+                let mut requester = service.requester().reply_capacity(32).build().unwrap();
+                std::thread::spawn(move || {
+                    for i in 0..CALLS {
+                        // Sizes from nothing to several slots of the service's ring.
+                        let payload = tagged(r << 32 | i, ((i * 37) % 700) as usize);
+                        let reply = requester.call(&payload, LONG).unwrap();
+                        let expected: Vec<u8> = payload.iter().rev().copied().collect::<Vec<_>>().repeat(3);
+                        assert!(reply.payload() == &expected[..], "requester {r} call {i}");
+                    }
+                })
+            })
+            .collect();
+        for requester in requesters {
+            requester.join().unwrap();
+        }
+        *done.lock().unwrap() = true;
+        let replied: u64 = responders.into_iter().map(|r| r.join().unwrap()).sum();
+        assert_eq!(replied, 2 * CALLS);
+    }
+}
+
+#[test]
+fn a_large_request_is_acknowledged_only_after_its_reply() {
+    for (_dir, service) in both() {
+        let mut requester = service.requester().build().unwrap();
+        let mut responder = service.responder("r1").attach().unwrap();
+        // What the responder's worker holds: the first sequence of its claim, or nothing.
+        let held = |service: &Service| {
+            service
+                .ring()
+                .consumers()
+                .into_iter()
+                .find(|c| c.name == "r1")
+                .expect("the responder's entry")
+                .sequence
+        };
+        let payload = tagged(3, 2 * requester.max_slot_payload());
+        requester.send(&payload, LONG).unwrap();
+        let mut during = None;
+        let handled = responder.try_respond(|r| {
+            during = held(&service);
+            assert_eq!(r.payload().len(), payload.len());
+            r.payload().to_vec()
+        });
+        assert_eq!(handled, Ok(Handled::Replied));
+        assert_eq!(
+            during,
+            Some(0),
+            "the request is held from its first slot while it is handled"
+        );
+        assert_eq!(
+            held(&service),
+            None,
+            "and acknowledged once its reply is published"
+        );
+        assert!(requester.try_recv().unwrap().payload() == &payload[..]);
+    }
+}
+
+#[test]
+fn a_window_sized_for_large_replies_has_room_for_all_of_them() {
+    let service = heap_service();
+    let mut responder = service.responder("r1").attach().unwrap();
+    // Replies of 1000 bytes take 9 slots of 120 bytes' payload: 36 for four, so 64.
+    let mut requester = service.requester().window_for_replies(4, 1000).build().unwrap();
+    let ids: Vec<u64> = (0..4u8)
+        .map(|i| requester.send(&[i], Duration::from_secs(5)).unwrap())
+        .collect();
+    assert_eq!(
+        requester.send(b"fifth", LONG),
+        Err(RequestError::WindowFull { window: 4 })
+    );
+    // No reply waits for room: the ring holds all four before any is read.
+    for _ in &ids {
+        assert_eq!(
+            responder.try_respond(|r| vec![r.payload()[0]; 1000]),
+            Ok(Handled::Replied)
+        );
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let reply = requester.try_recv().unwrap();
+        assert_eq!((reply.id(), reply.payload()), (*id, &[i as u8; 1000][..]));
+    }
+    for window in [0, 257] {
+        assert_eq!(
+            service.requester().window(window).build().unwrap_err(),
+            ringmq::ServiceError::InvalidWindow {
+                window,
+                capacity: 256
+            }
+        );
+    }
 }
 
 #[test]

@@ -52,6 +52,18 @@ fn reply_rings(dir: &str) -> Vec<String> {
 
 #[test]
 fn a_responder_killed_holding_requests_has_them_answered_by_another() {
+    killed_responder("");
+}
+
+/// The same with requests and replies of several slots each.
+#[test]
+fn a_responder_killed_holding_large_requests_has_them_answered_whole_by_another() {
+    killed_responder("--size 2000");
+}
+
+/// A requester's 300 verified requests (`extra` its options), one responder killed holding
+/// one and another answering: every request is answered, once, by its echo.
+fn killed_responder(extra: &str) {
     let (_guard, dir) = topics();
     // `a` holds its first request for a minute: it is holding it when it is killed.
     let mut a = serve(&dir, "a", "--hold-ms 60000");
@@ -59,7 +71,7 @@ fn a_responder_killed_holding_requests_has_them_answered_by_another() {
     let mut b = serve(&dir, "b", "--hold-ms 3");
     wait_until("two responders", || service.responders() == 2);
     let mut requester = Proc::spawn(&format!(
-        "request svc --dir {dir} --count 300 --window 16 --verify --timeout-ms 120000 --json"
+        "request svc --dir {dir} --count 300 --window 16 --verify --timeout-ms 120000 --json {extra}"
     ));
     wait_until("responder a holding a request", || holds_a_request(&service, "a"));
     a.kill();

@@ -31,6 +31,14 @@ enum Wait {
     Until(Option<Instant>),
 }
 
+/// Whether a whole message is released as it is received, or by the caller afterwards.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(loom, allow(dead_code))]
+enum Release {
+    Now,
+    Later,
+}
+
 /// A message [`Consumer::recv_large`] received whole (its bytes are in the caller's buffer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Whole {
@@ -55,7 +63,7 @@ impl Consumer {
     ///
     /// [`RecvError::Empty`] if no whole message is available.
     pub fn try_recv_large(&mut self, out: &mut Vec<u8>) -> Result<Whole, RecvError> {
-        self.recv_large_when(out, Wait::Now)
+        self.recv_large_when(out, Wait::Now, Release::Now)
     }
 
     /// Like [`Consumer::try_recv_large`], waiting by the wait strategy.
@@ -64,7 +72,7 @@ impl Consumer {
     ///
     /// [`RecvError::Stopped`] only inside a handler that is being stopped.
     pub fn recv_large(&mut self, out: &mut Vec<u8>) -> Result<Whole, RecvError> {
-        self.recv_large_when(out, Wait::Until(None))
+        self.recv_large_when(out, Wait::Until(None), Release::Now)
     }
 
     /// Like [`Consumer::try_recv_large`], waiting at most `timeout`.
@@ -74,10 +82,31 @@ impl Consumer {
     /// [`RecvError::Timeout`] if no whole message arrived in time (what was copied of one is
     /// read again by the next receive).
     pub fn recv_large_timeout(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Result<Whole, RecvError> {
-        self.recv_large_when(out, Wait::Until(wait::deadline_after(timeout)))
+        self.recv_large_when(out, Wait::Until(wait::deadline_after(timeout)), Release::Now)
     }
 
-    fn recv_large_when(&mut self, out: &mut Vec<u8>, when: Wait) -> Result<Whole, RecvError> {
+    /// [`Consumer::try_recv_large`] that keeps the message unacknowledged: the position
+    /// stays at its first slot until [`Consumer::release_through`] its sequence, so that a
+    /// caller that acts on it first (a responder publishes its reply) and then dies has it
+    /// redelivered, as a [`crate::Received`] held past its action would be.
+    #[cfg(not(loom))]
+    pub(crate) fn try_recv_large_held(&mut self, out: &mut Vec<u8>) -> Result<Whole, RecvError> {
+        self.recv_large_when(out, Wait::Now, Release::Later)
+    }
+
+    /// Releases every message up to and including `sequence` (the end of a message a
+    /// `_held` receive returned).
+    #[cfg(not(loom))]
+    pub(crate) fn release_through(&mut self, sequence: u64) {
+        self.release_to(sequence + 1);
+    }
+
+    fn recv_large_when(
+        &mut self,
+        out: &mut Vec<u8>,
+        when: Wait,
+        release: Release,
+    ) -> Result<Whole, RecvError> {
         let mut assembler = Assembler::default();
         // The slot to look at next; the position stays at `read.next` until a message is
         // whole, or at the start of the one under way.
@@ -115,7 +144,9 @@ impl Consumer {
             match push {
                 Push::Complete => {
                     let redelivered = at - 1 < self.read.redelivered_until;
-                    self.release_to(at);
+                    if release == Release::Now {
+                        self.release_to(at);
+                    }
                     return Ok(Whole {
                         sequence: at - 1,
                         redelivered,

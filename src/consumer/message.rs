@@ -84,6 +84,15 @@ impl<'a> Received<'a> {
     pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<T, TypeError> {
         read_value(self)
     }
+
+    /// Gives the message back unreleased: the consumer's position stays at it and its next
+    /// receive starts there again (for a caller that finds a fragment and turns to
+    /// [`Consumer::recv_large`] for the whole message).
+    #[cfg(not(loom))]
+    pub(crate) fn put_back(self) {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.track.end();
+    }
 }
 
 impl Deref for Received<'_> {

@@ -1,11 +1,12 @@
 //! The requester: sends requests into a service's ring and reads the replies from its own
 //! reply ring, matching them to its requests by id.
 
-use super::wire::{self, RequestHeader, REPLY_REDELIVERED, REQUEST_HEADER};
+use super::wire::{self, RequestHeader, REPLY_HEADER, REPLY_REDELIVERED, REQUEST_HEADER};
 use super::{Service, REPLY_SUBSCRIBER, RESPONDERS};
 use crate::consumer::{Consumer, Start};
 use crate::error::{PublishError, RequestError, ServiceError};
 use crate::layout::table::{E_MEMBERS, KIND_GROUP, STATE_ACTIVE};
+use crate::limits::SLOT_HEADER;
 use crate::producer::Producer;
 use crate::ring::Ring;
 use crate::table::{self, EntryRef};
@@ -20,6 +21,9 @@ use std::time::Duration;
 pub struct RequesterBuilder {
     service: Service,
     capacity: u64,
+    window: Option<usize>,
+    /// The longest reply the reply ring is sized for, if sized by `window_for_replies`.
+    max_reply: Option<usize>,
     slot_size: Option<usize>,
     wait: WaitStrategy,
 }
@@ -29,15 +33,37 @@ impl RequesterBuilder {
         RequesterBuilder {
             service,
             capacity: 256,
+            window: None,
+            max_reply: None,
             slot_size: None,
             wait: WaitStrategy::Backoff,
         }
     }
 
-    /// Slots of the reply ring (a power of two, default 256): the most requests this
-    /// requester can have in flight.
+    /// Slots of the reply ring (a power of two, default 256), and the window's default.
     pub fn reply_capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
+        self
+    }
+
+    /// The most requests in flight at once (default: the reply ring's capacity, which is
+    /// also the most). The reply ring must hold the replies of every request in flight, or
+    /// a responder waits for room in it, perhaps while this requester waits for room in the
+    /// service's ring that the responder would make: for replies larger than a slot, of up
+    /// to `k` slots each, make the window at most the capacity over `k`.
+    pub fn window(mut self, window: usize) -> Self {
+        self.window = Some(window);
+        self.max_reply = None;
+        self
+    }
+
+    /// A window of `window` requests whose replies carry up to `max_reply` bytes each, and
+    /// a reply ring that holds all of them: its capacity the power of two at or above
+    /// `window` times the slots such a reply takes (replacing
+    /// [`RequesterBuilder::reply_capacity`]).
+    pub fn window_for_replies(mut self, window: usize, max_reply: usize) -> Self {
+        self.window = Some(window);
+        self.max_reply = Some(max_reply);
         self
     }
 
@@ -63,13 +89,26 @@ impl RequesterBuilder {
     /// # Errors
     ///
     /// [`ServiceError::Build`] or [`ServiceError::Open`] for the reply ring (a capacity that
-    /// is not a power of two, a full disk), [`ServiceError::Attach`] if the service's ring
-    /// has [`crate::limits::MAX_PRODUCERS`] producers already.
+    /// is not a power of two, a full disk), [`ServiceError::InvalidWindow`],
+    /// [`ServiceError::Attach`] if the service's ring has [`crate::limits::MAX_PRODUCERS`]
+    /// producers already.
     pub fn build(self) -> Result<Requester, ServiceError> {
         let service = self.service;
         let slot_size = self.slot_size.unwrap_or_else(|| service.ring().slot_size());
+        let capacity = match (self.window, self.max_reply) {
+            (Some(window), Some(max_reply)) => (window as u64)
+                .saturating_mul(reply_slots(max_reply, slot_size))
+                .next_power_of_two(),
+            _ => self.capacity,
+        };
+        // A capacity that is not one is the reply ring's build error.
+        let capacity_slots = usize::try_from(capacity).unwrap_or(usize::MAX);
+        if let Some(window) = self.window.filter(|&w| w == 0 || w > capacity_slots) {
+            return Err(ServiceError::InvalidWindow { window, capacity });
+        }
+        let window = self.window.unwrap_or(capacity_slots);
         let builder = Ring::builder()
-            .capacity(self.capacity)
+            .capacity(capacity)
             .slot_size(slot_size)
             .multi_producer();
         let (address, reply_ring) = service.create_reply_ring(builder)?;
@@ -84,9 +123,8 @@ impl RequesterBuilder {
             .wait_strategy(self.wait)
             .attach()?;
         let producer = service.ring().producer_with(self.wait)?;
-        let window = usize::try_from(reply_ring.capacity()).unwrap_or(usize::MAX);
         let max_payload = producer
-            .max_message_len()
+            .max_large_len()
             .saturating_sub(REQUEST_HEADER + cleanup.address.len());
         Ok(Requester {
             producer,
@@ -98,12 +136,14 @@ impl RequesterBuilder {
                 expired: vec![0; window],
                 stash: VecDeque::new(),
                 buf: Vec::new(),
+                incoming: Vec::new(),
                 late: 0,
                 duplicates: 0,
                 malformed: 0,
             },
             next_id: 1,
             max_payload,
+            outgoing: Vec::new(),
             group: None,
             cleanup,
         })
@@ -136,6 +176,8 @@ pub struct Requester {
     book: Book,
     next_id: u64,
     max_payload: usize,
+    /// A request larger than a slot, gathered before it is published.
+    outgoing: Vec<u8>,
     /// The service's group of responders, once seen.
     group: Option<EntryRef>,
     cleanup: Cleanup,
@@ -191,6 +233,8 @@ struct Book {
     stash: VecDeque<(Outcome, Vec<u8>)>,
     /// The payload of the reply handed out last.
     buf: Vec<u8>,
+    /// A reply larger than a slot, gathered from its slots.
+    incoming: Vec<u8>,
     late: u64,
     duplicates: u64,
     malformed: u64,
@@ -320,6 +364,22 @@ fn instant_of(deadline_ns: u64) -> std::time::Instant {
     now.checked_add(left).unwrap_or(now)
 }
 
+/// The slots of a reply ring of `slot_size`-byte slots that a reply of `len` payload bytes
+/// takes: its header and payload, cut into slots' payloads.
+fn reply_slots(len: usize, slot_size: usize) -> u64 {
+    let per_slot = slot_size.saturating_sub(SLOT_HEADER).max(1);
+    (REPLY_HEADER.saturating_add(len)).div_ceil(per_slot) as u64
+}
+
+/// The request error of a failed publish into the service's ring.
+fn request_error(e: PublishError) -> RequestError {
+    match e {
+        PublishError::Full => RequestError::Full,
+        PublishError::Timeout => RequestError::Timeout,
+        e => RequestError::Publish(e),
+    }
+}
+
 /// The deadline `timeout` from now, or `None` for a timeout too long to be one.
 fn deadline_ns(timeout: Duration) -> Option<u64> {
     let ns = u64::try_from(timeout.as_nanos()).ok()?;
@@ -332,10 +392,21 @@ impl Requester {
         &self.cleanup.address
     }
 
-    /// The longest payload a request from this requester can carry: a slot of the service's
-    /// ring less the request's header and the reply address.
+    /// The longest payload a request from this requester can carry: the service's whole
+    /// ring of slots (as [`crate::Producer::max_large_len`]) less the request's header and
+    /// the reply address. A request that does not fit one slot
+    /// ([`Requester::max_slot_payload`]) is published as a message larger than a slot: it
+    /// is copied once more on each side, and waits for room for all of its slots at once.
     pub fn max_payload(&self) -> usize {
         self.max_payload
+    }
+
+    /// The longest payload a request can carry in one slot of the service's ring, written
+    /// in place: a slot less the request's header and the reply address.
+    pub fn max_slot_payload(&self) -> usize {
+        self.producer
+            .max_message_len()
+            .saturating_sub(REQUEST_HEADER + self.cleanup.address.len())
     }
 
     /// How many requests are in flight (sent, neither answered nor expired).
@@ -409,6 +480,36 @@ impl Requester {
         if !self.responders_present() {
             return Err(RequestError::NoResponders);
         }
+        let header = RequestHeader {
+            id,
+            deadline_ns: deadline.unwrap_or(0),
+        };
+        if REQUEST_HEADER + self.cleanup.address.len() + payload.len() > self.producer.max_message_len() {
+            self.send_large(header, deadline, payload, now)?;
+        } else {
+            self.send_in_place(header, deadline, payload, now)?;
+        }
+        self.book.window[slot] = InFlight {
+            id,
+            deadline_ns: header.deadline_ns,
+        };
+        self.book.in_flight += 1;
+        if let Some(deadline) = deadline {
+            self.book.add_deadline(deadline, id);
+        }
+        self.next_id = id + 1;
+        Ok(id)
+    }
+
+    /// Publishes a request that fits a slot, written in place in its claim.
+    #[inline(always)]
+    fn send_in_place(
+        &mut self,
+        header: RequestHeader,
+        deadline: Option<u64>,
+        payload: &[u8],
+        now: bool,
+    ) -> Result<(), RequestError> {
         // The clock is read only if the ring is full.
         let first = self.producer.try_claim_slot();
         let claim = if !now && matches!(first, Err(PublishError::Full)) {
@@ -422,30 +523,38 @@ impl Requester {
         } else {
             first
         };
-        let mut claim = claim.map_err(|e| match e {
-            PublishError::Full => RequestError::Full,
-            PublishError::Timeout => RequestError::Timeout,
-            e => RequestError::Publish(e),
-        })?;
-        let header = RequestHeader {
-            id,
-            deadline_ns: deadline.unwrap_or(0),
-        };
+        let mut claim = claim.map_err(request_error)?;
         let len = wire::write_request(claim.payload_mut(), header, &self.cleanup.address, payload);
         claim
             .set_len(len)
-            .expect("a request no longer than max_payload fits the slot");
+            .expect("a request no longer than max_slot_payload fits the slot");
         claim.publish();
-        self.book.window[slot] = InFlight {
-            id,
-            deadline_ns: header.deadline_ns,
+        Ok(())
+    }
+
+    /// Publishes a request larger than a slot: gathered in `outgoing`, then published as
+    /// one message of consecutive slots, once there is room for all of them.
+    #[cold]
+    fn send_large(
+        &mut self,
+        header: RequestHeader,
+        deadline: Option<u64>,
+        payload: &[u8],
+        now: bool,
+    ) -> Result<(), RequestError> {
+        let len = REQUEST_HEADER + self.cleanup.address.len() + payload.len();
+        self.outgoing.clear();
+        self.outgoing.resize(len, 0);
+        wire::write_request(&mut self.outgoing, header, &self.cleanup.address, payload);
+        let published = match (now, deadline) {
+            (true, _) => self.producer.try_publish_large(&self.outgoing),
+            (false, None) => self.producer.publish_large(&self.outgoing),
+            (false, Some(deadline)) => self.producer.publish_large_timeout(
+                &self.outgoing,
+                Duration::from_nanos(deadline.saturating_sub(wire::monotonic_ns())),
+            ),
         };
-        self.book.in_flight += 1;
-        if let Some(deadline) = deadline {
-            self.book.add_deadline(deadline, id);
-        }
-        self.next_id = id + 1;
-        Ok(id)
+        published.map(drop).map_err(request_error)
     }
 
     /// Whether the service's group has a worker. Once the group is found, one load of its
@@ -611,10 +720,9 @@ impl Requester {
     fn wait_outcome(&mut self, until: Until) -> Result<Outcome, RequestError> {
         let mut tries = 0;
         loop {
-            // A reply already there wins over a deadline that passed meanwhile. (A
-            // subscriber's `try_recv` fails only with `Empty`.)
-            if let Ok(message) = self.replies.try_recv() {
-                if let Some(outcome) = self.book.accept(&message) {
+            // A reply already there wins over a deadline that passed meanwhile.
+            if let Some(taken) = self.take_reply() {
+                if let Some(outcome) = taken {
                     return Ok(outcome);
                 }
                 continue;
@@ -653,11 +761,45 @@ impl Requester {
             };
             // On a timeout the loop looks at the deadlines again.
             if let Ok(message) = received {
-                if let Some(outcome) = self.book.accept(&message) {
+                if message.fragment().is_some() {
+                    // Read whole by the next look.
+                    message.put_back();
+                } else if let Some(outcome) = self.book.accept(&message) {
                     return Ok(outcome);
                 }
             }
         }
+    }
+
+    /// Takes the next message of the reply ring if there is one now: `Some` of the outcome
+    /// it is, or `Some(None)` for a message that was not one of ours (counted). A reply
+    /// larger than a slot (its first fragment found) is gathered whole first. (A
+    /// subscriber's receives fail only with `Empty`.)
+    #[inline]
+    fn take_reply(&mut self) -> Option<Option<Outcome>> {
+        let message = self.replies.try_recv().ok()?;
+        if message.fragment().is_none() {
+            return Some(self.book.accept(&message));
+        }
+        message.put_back();
+        Some(self.take_large_reply())
+    }
+
+    /// [`Requester::take_reply`] of a reply larger than a slot.
+    #[cold]
+    #[inline(never)]
+    fn take_large_reply(&mut self) -> Option<Outcome> {
+        let mut incoming = std::mem::take(&mut self.book.incoming);
+        let outcome = match self.replies.try_recv_large(&mut incoming) {
+            Ok(_) => self.book.accept(&incoming),
+            Err(_) => {
+                // Pieces of a message whose rest never came, passed over.
+                self.book.malformed += 1;
+                None
+            }
+        };
+        self.book.incoming = incoming;
+        outcome
     }
 }
 

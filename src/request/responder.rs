@@ -75,6 +75,8 @@ impl ResponderBuilder {
                 wait: self.wait,
                 counts: Counts::default(),
             },
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
         })
     }
 }
@@ -91,6 +93,10 @@ impl ResponderBuilder {
 pub struct Responder {
     worker: Consumer,
     routes: Routes,
+    /// A request larger than a slot, gathered from its slots.
+    incoming: Vec<u8>,
+    /// A reply larger than a slot, gathered before it is published.
+    outgoing: Vec<u8>,
 }
 
 impl fmt::Debug for Responder {
@@ -173,6 +179,74 @@ struct Counts {
     undeliverable: u64,
 }
 
+/// A request's bytes as the responder received them: in their slot, or gathered from the
+/// slots of a request larger than one.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    bytes: &'a [u8],
+    redelivered: bool,
+    sequence: u64,
+}
+
+impl<'a> Incoming<'a> {
+    fn of(message: &'a Received<'_>) -> Self {
+        Incoming {
+            bytes: message,
+            redelivered: message.redelivered(),
+            sequence: message.sequence(),
+        }
+    }
+}
+
+/// Publishes the reply to request `id` into a reply ring, waiting at most `patience` for
+/// room: in place in one slot if it fits one, else gathered in `outgoing` and published as a
+/// message larger than a slot (a copy more, and room for all of its slots at once).
+#[inline]
+fn publish_reply(
+    producer: &mut Producer,
+    outgoing: &mut Vec<u8>,
+    id: u64,
+    flags: u8,
+    reply: &[u8],
+    patience: Duration,
+) -> Handled {
+    if REPLY_HEADER + reply.len() > producer.max_message_len() {
+        return publish_large_reply(producer, outgoing, id, flags, reply, patience);
+    }
+    let Ok(mut claim) = producer.claim_slot_timeout(patience) else {
+        return Handled::Undeliverable;
+    };
+    let written = wire::write_reply(claim.payload_mut(), id, flags, reply);
+    claim
+        .set_len(written)
+        .expect("a reply checked against the slot fits it");
+    claim.publish();
+    Handled::Replied
+}
+
+/// [`publish_reply`] of a reply larger than a slot.
+#[cold]
+fn publish_large_reply(
+    producer: &mut Producer,
+    outgoing: &mut Vec<u8>,
+    id: u64,
+    flags: u8,
+    reply: &[u8],
+    patience: Duration,
+) -> Handled {
+    let len = REPLY_HEADER + reply.len();
+    if len > producer.max_large_len() {
+        return Handled::Undeliverable;
+    }
+    outgoing.clear();
+    outgoing.resize(len, 0);
+    wire::write_reply(outgoing, id, flags, reply);
+    match producer.publish_large_timeout(outgoing, patience) {
+        Ok(_) => Handled::Replied,
+        Err(_) => Handled::Undeliverable,
+    }
+}
+
 /// A reply ring a responder has open, and its producer on it.
 struct Route {
     address: String,
@@ -195,13 +269,14 @@ struct Routes {
 }
 
 impl Routes {
-    /// Handles one received request: runs `handler` and delivers its reply.
-    fn handle<F, R>(&mut self, message: &Received<'_>, handler: F) -> Handled
+    /// Handles one received request: runs `handler` and delivers its reply (gathered in
+    /// `outgoing` if it is larger than a slot).
+    fn handle<F, R>(&mut self, message: Incoming<'_>, handler: F, outgoing: &mut Vec<u8>) -> Handled
     where
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        let handled = self.run(message, handler);
+        let handled = self.run(message, handler, outgoing);
         let count = match handled {
             Handled::Replied => &mut self.counts.replied,
             Handled::Expired => &mut self.counts.expired,
@@ -212,12 +287,12 @@ impl Routes {
         handled
     }
 
-    fn run<F, R>(&mut self, message: &Received<'_>, handler: F) -> Handled
+    fn run<F, R>(&mut self, message: Incoming<'_>, handler: F, outgoing: &mut Vec<u8>) -> Handled
     where
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        let Some((header, reply_to, payload)) = wire::parse_request(message) else {
+        let Some((header, reply_to, payload)) = wire::parse_request(message.bytes) else {
             return Handled::Malformed;
         };
         let now = if header.deadline_ns != 0 {
@@ -231,8 +306,8 @@ impl Routes {
         let request = Request {
             id: header.id,
             deadline_ns: header.deadline_ns,
-            redelivered: message.redelivered(),
-            sequence: message.sequence(),
+            redelivered: message.redelivered,
+            sequence: message.sequence,
             reply_to,
             payload,
         };
@@ -242,24 +317,13 @@ impl Routes {
         let Some(producer) = self.route(reply_to) else {
             return Handled::Undeliverable;
         };
-        if REPLY_HEADER + reply.len() > producer.max_message_len() {
-            return Handled::Undeliverable;
-        }
         // A full reply ring is waited on until the request's deadline (as it was when the
         // handler started).
         let patience = match header.deadline_ns {
             0 => REPLY_PATIENCE,
             deadline => Duration::from_nanos(deadline.saturating_sub(now)),
         };
-        let Ok(mut claim) = producer.claim_slot_timeout(patience) else {
-            return Handled::Undeliverable;
-        };
-        let len = wire::write_reply(claim.payload_mut(), header.id, flags, reply);
-        claim
-            .set_len(len)
-            .expect("a reply checked against the slot fits it");
-        claim.publish();
-        Handled::Replied
+        publish_reply(producer, outgoing, header.id, flags, reply, patience)
     }
 
     /// The producer on the reply ring at `address`, opened on first use.
@@ -314,25 +378,6 @@ impl Routes {
         self.swept = Instant::now();
     }
 
-    /// Answers what a receive gave: the request, or nothing (then the responder is idle).
-    fn answer<F, R>(
-        &mut self,
-        received: Result<Received<'_>, RecvError>,
-        handler: F,
-    ) -> Result<Handled, RecvError>
-    where
-        F: FnOnce(&Request<'_>) -> R,
-        R: AsRef<[u8]>,
-    {
-        match received {
-            Ok(message) => Ok(self.handle(&message, handler)),
-            Err(e) => {
-                self.idle();
-                Err(e)
-            }
-        }
-    }
-
     /// While the responder is idle: [`Routes::close_gone`], at most every [`SWEEP_EVERY`].
     fn idle(&mut self) {
         if self.len() > 0 && self.swept.elapsed() >= SWEEP_EVERY {
@@ -341,7 +386,76 @@ impl Routes {
     }
 }
 
+/// How a responder's receive waits for a request.
+#[derive(Clone, Copy)]
+enum Receive {
+    Wait,
+    Timeout(Duration),
+    Now,
+}
+
+impl Receive {
+    // Always inlined: an out-of-line call would return the message through memory, and
+    // its first use would wait on that store.
+    #[inline(always)]
+    fn from(self, worker: &mut Consumer) -> Result<Received<'_>, RecvError> {
+        match self {
+            Receive::Wait => worker.recv(),
+            Receive::Timeout(timeout) => worker.recv_timeout(timeout),
+            Receive::Now => worker.try_recv(),
+        }
+    }
+}
+
 impl Responder {
+    /// Takes one request (waiting by `how`) and answers it. A request that fits its slot is
+    /// read in place; one larger than a slot (its first fragment found) is gathered into
+    /// `incoming` and acknowledged, as the other is, only after its reply is published.
+    #[inline]
+    fn answer<F, R>(&mut self, how: Receive, handler: F) -> Result<Handled, RecvError>
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        match how.from(&mut self.worker) {
+            Ok(message) if message.fragment().is_none() => {
+                return Ok(self
+                    .routes
+                    .handle(Incoming::of(&message), handler, &mut self.outgoing));
+            }
+            Ok(first) => first.put_back(),
+            Err(e) => {
+                self.routes.idle();
+                return Err(e);
+            }
+        }
+        Ok(self.answer_large(handler))
+    }
+
+    /// [`Responder::answer`] of a request larger than a slot, put back at its first fragment.
+    #[cold]
+    #[inline(never)]
+    fn answer_large<F, R>(&mut self, handler: F) -> Handled
+    where
+        F: FnOnce(&Request<'_>) -> R,
+        R: AsRef<[u8]>,
+    {
+        let Ok(whole) = self.worker.try_recv_large_held(&mut self.incoming) else {
+            // Pieces of a message whose rest never came (cut off by a claim taken over in
+            // its middle, or garbage) were passed over, and nothing whole followed.
+            self.routes.counts.malformed += 1;
+            return Handled::Malformed;
+        };
+        let incoming = Incoming {
+            bytes: &self.incoming,
+            redelivered: whole.redelivered,
+            sequence: whole.sequence,
+        };
+        let handled = self.routes.handle(incoming, handler, &mut self.outgoing);
+        self.worker.release_through(whole.sequence);
+        handled
+    }
+
     /// The responder's name.
     pub fn name(&self) -> &str {
         self.worker.name()
@@ -358,7 +472,7 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        self.routes.answer(self.worker.recv(), handler)
+        self.answer(Receive::Wait, handler)
     }
 
     /// [`Responder::respond`], waiting at most `timeout` for a request.
@@ -371,7 +485,7 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        self.routes.answer(self.worker.recv_timeout(timeout), handler)
+        self.answer(Receive::Timeout(timeout), handler)
     }
 
     /// [`Responder::respond`] if a request is there now.
@@ -384,7 +498,7 @@ impl Responder {
         F: FnOnce(&Request<'_>) -> R,
         R: AsRef<[u8]>,
     {
-        self.routes.answer(self.worker.try_recv(), handler)
+        self.answer(Receive::Now, handler)
     }
 
     /// [`Responder::respond`], awaiting the request instead of blocking the thread (feature

@@ -240,7 +240,8 @@ enum Command {
         /// Each request's deadline, in milliseconds.
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
-        /// Bytes per generated request.
+        /// Bytes per generated request (larger than a slot: sent in several, and the reply
+        /// ring sized for echoed replies of this size).
         #[arg(long, default_value_t = 32)]
         size: usize,
         /// Check that each reply is its request's payload (an echo responder); exit 3 if not.

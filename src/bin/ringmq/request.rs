@@ -37,12 +37,17 @@ pub(super) fn run(o: &Options, json: bool) -> Result<(), Failure> {
     if o.window == 0 {
         return fail("--window must be at least 1");
     }
-    let capacity = (o.window as u64).max(2).next_power_of_two();
-    let mut requester = service
-        .requester()
-        .reply_capacity(capacity)
-        .wait_strategy(o.wait)
-        .build()?;
+    // The reply ring holds a reply to every request in flight (see
+    // `RequesterBuilder::window`): generated requests are echoed, so their replies are as
+    // long as they are; lines' replies are taken to fit a slot.
+    let requester = service.requester();
+    let requester = match o.count {
+        Some(_) => requester.window_for_replies(o.window, o.size.max(verify::MIN_LEN)),
+        None => requester
+            .reply_capacity((o.window as u64).max(2).next_power_of_two())
+            .window(o.window),
+    };
+    let mut requester = requester.wait_strategy(o.wait).build()?;
     match o.count {
         None => lines(&mut requester, o.timeout, json),
         Some(count) => generated(&mut requester, o, count, json),
