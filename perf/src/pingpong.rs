@@ -18,6 +18,8 @@ pub const SYSTEMS: &[&str] = &[
     "ringmq confirmed publish",
     "bare futex ping-pong",
     "ringmq request-reply (Block)",
+    "ringmq request-reply, 4 KiB in one slot",
+    "ringmq request-reply, 4 KiB in 1 KiB slots",
     "rtrb",
     "disruptor",
     "crossbeam ArrayQueue",
@@ -36,8 +38,28 @@ pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         "ringmq confirmed publish" => confirmed_publish(cores, n),
         "bare futex ping-pong" => futex_pingpong(cores, n / 100),
         "ringmq request-reply (Block)" => {
-            request_reply_with(cores, n / 100, Duration::MAX, WaitStrategy::Block)
+            request_reply_with(cores, n / 100, Duration::MAX, WaitStrategy::Block, Shape::U64)
         }
+        "ringmq request-reply, 4 KiB in one slot" => request_reply_with(
+            cores,
+            n / 10,
+            Duration::MAX,
+            WaitStrategy::BusySpin,
+            Shape::Bytes {
+                len: 4096,
+                slot_size: 4096 + 128,
+            },
+        ),
+        "ringmq request-reply, 4 KiB in 1 KiB slots" => request_reply_with(
+            cores,
+            n / 10,
+            Duration::MAX,
+            WaitStrategy::BusySpin,
+            Shape::Bytes {
+                len: 4096,
+                slot_size: 1024,
+            },
+        ),
         "rtrb" => rtrb(cores, n),
         "disruptor" => disruptor(cores, n),
         "crossbeam ArrayQueue" => array_queue(cores, n),
@@ -100,13 +122,33 @@ fn ringmq(cores: Cores, n: u64, fixed: bool) -> Histogram<u64> {
 /// through the service's ring and its group claim, the reply through the requester's ring,
 /// each request with a deadline `timeout` away (`Duration::MAX`: none, no clock read).
 fn request_reply(cores: Cores, n: u64, timeout: Duration) -> Histogram<u64> {
-    request_reply_with(cores, n, timeout, WaitStrategy::BusySpin)
+    request_reply_with(cores, n, timeout, WaitStrategy::BusySpin, Shape::U64)
+}
+
+/// What the requests and replies of [`request_reply_with`] are.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A u64 in 128-byte slots.
+    U64,
+    /// `len` bytes (an echo), in slots of `slot_size` bytes: in place if it fits one, as a
+    /// message larger than a slot if not.
+    Bytes { len: usize, slot_size: usize },
 }
 
 /// [`request_reply`] with both sides waiting by `wait` (on a ring with wake-ups unless they
-/// spin).
-fn request_reply_with(cores: Cores, n: u64, timeout: Duration, wait: WaitStrategy) -> Histogram<u64> {
-    let builder = Ring::builder().capacity(64).slot_size(128);
+/// spin), the requests and replies of `shape`.
+fn request_reply_with(
+    cores: Cores,
+    n: u64,
+    timeout: Duration,
+    wait: WaitStrategy,
+    shape: Shape,
+) -> Histogram<u64> {
+    let (len, slot_size) = match shape {
+        Shape::U64 => (8, 128),
+        Shape::Bytes { len, slot_size } => (len, slot_size),
+    };
+    let builder = Ring::builder().capacity(64).slot_size(slot_size);
     let builder = if wait == WaitStrategy::BusySpin {
         builder.wakeups(false)
     } else {
@@ -127,19 +169,26 @@ fn request_reply_with(cores: Cores, n: u64, timeout: Duration, wait: WaitStrateg
     let echo = std::thread::spawn(move || {
         pin(cores.b);
         for _ in 0..n {
-            responder
-                .respond(|r| u64::from_le_bytes(r.payload().try_into().expect("a u64")).to_le_bytes())
-                .expect("no stop flag");
+            // The u64's reply is an array: no allocation in the round trip.
+            match shape {
+                Shape::U64 => responder
+                    .respond(|r| u64::from_le_bytes(r.payload().try_into().expect("a u64")).to_le_bytes()),
+                Shape::Bytes { .. } => responder.respond(|r| r.payload().to_vec()),
+            }
+            .expect("no stop flag");
         }
     });
     pin(cores.a);
     let mut h = histogram();
+    let mut request = vec![0u8; len];
     for i in 0..n {
+        request[..8].copy_from_slice(&i.to_le_bytes());
         let t = Instant::now();
-        let reply = requester.call(&i.to_le_bytes(), timeout).expect("a reply");
-        let v = u64::from_le_bytes(reply.payload().try_into().expect("a u64"));
+        let reply = requester.call(&request, timeout).expect("a reply");
+        let v = u64::from_le_bytes(reply.payload()[..8].try_into().expect("a u64"));
         h.saturating_record(t.elapsed().as_nanos() as u64);
         assert_eq!(v, i, "ringmq request-reply answer");
+        assert_eq!(reply.payload().len(), len, "ringmq request-reply length");
     }
     echo.join().expect("echo");
     h
