@@ -19,7 +19,9 @@
 //! as limits, against ringfire, disruptor-mp, iceoryx2 and ZeroMQ), `journal` and
 //! `journal-sync` (the journal's appends, replays and durable acknowledgements against the page
 //! cache's copy limits and a bare `fdatasync`, on files in `RINGMQ_PERF_DIR`), `journal-curve`
-//! (durable-acknowledgement latency against offered load, plotted). Default: all. Every case runs
+//! (durable-acknowledgement latency against offered load, plotted), `request-pool` (requests
+//! per second of one and two responders doing a fixed work per request, against as many bare
+//! threads doing it). Default: all. Every case runs
 //! between two placement probes (the bare cache-line round trip) and is labelled near or far;
 //! systems run interleaved (A B C A B C ...) so they are compared inside one run and one placement.
 //! Every message is checked by its receiver: a system that loses one fails the run. `--only` keeps
@@ -36,6 +38,7 @@ mod nats_peer;
 mod pin;
 mod pingpong;
 mod plot;
+mod pool;
 mod redis_peer;
 mod report;
 mod spsc;
@@ -64,6 +67,7 @@ const SCENARIOS: &[&str] = &[
     "journal",
     "journal-sync",
     "journal-curve",
+    "request-pool",
 ];
 
 struct Args {
@@ -174,6 +178,8 @@ fn main() {
     } else {
         (2_000_000, 1_000)
     };
+    // Requests per pool case.
+    let pool_n = if args.quick { 20_000 } else { 200_000 };
     let rounds = args.rounds.unwrap_or(rounds);
     let quick = args.quick;
     let mut samples = Vec::new();
@@ -196,6 +202,7 @@ fn main() {
                 "journal" => journal::RATES.to_vec(),
                 "journal-sync" => journal::SYNCS.to_vec(),
                 "journal-curve" => journal::CURVE.to_vec(),
+                "request-pool" => pool::SYSTEMS.to_vec(),
                 _ => unreachable!("checked by parse_args"),
             };
             let wanted = |system: &&str| {
@@ -204,6 +211,7 @@ fn main() {
                 scenario == "calibrate"
                     || (scenario.starts_with("journal")
                         && (system.starts_with("streaming limit") || system.starts_with("bare ")))
+                    || (scenario == "request-pool" && system.starts_with("bare "))
                     || args.only.is_empty()
                     || args.only.iter().any(|w| system.contains(w.as_str()))
             };
@@ -251,6 +259,7 @@ fn main() {
                     "journal" => Value::Rate(journal::rate(system, journal_n)),
                     "journal-sync" => Value::Latency(journal::sync_latency(system, syncs)),
                     "journal-curve" => Value::Latency(journal::curve(system, quick)),
+                    "request-pool" => Value::Rate(pool::run(system, pool_n)),
                     _ => Value::Latency(pingpong::run(system, cores, pings)),
                 });
                 let after = isolated(move || calibrate::probe(cores));

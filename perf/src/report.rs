@@ -202,6 +202,8 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                     "streaming limit (64 B)"
                 } else if scenario == "ipc" {
                     crate::ipc::STREAMING_LIMIT
+                } else if scenario == "request-pool" {
+                    crate::pool::limit_of(system)
                 } else if scenario == "journal" {
                     if system.contains("1 MiB") && (system.contains("journal") || system.contains("write")) {
                         crate::journal::LARGE_WRITE_LIMIT
@@ -395,9 +397,22 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             } else {
                 streaming("")
             };
-            // The journal's cases each have their own limit (writes, reads): the table's
-            // last column, not one summary.
-            if ours.is_finite() && (best.is_finite() || limit.is_finite()) && scenario != "journal" {
+            // The journal's and the pool's cases each have their own limit (writes, reads; one
+            // or two threads): the table's last column, not one summary. The pool's summary
+            // is how it scales.
+            if scenario == "request-pool" {
+                let of = |system: &str| figure_of(system, &of_scenario);
+                summaries.push(format!(
+                    "- {place}: two responders / one = {}, against two bare threads / one = {}",
+                    ratio(of("ringmq pool, 2 responders") / of("ringmq pool, 1 responder")),
+                    ratio(of("bare handler, 2 threads") / of("bare handler, 1 thread"))
+                ));
+            }
+            if ours.is_finite()
+                && (best.is_finite() || limit.is_finite())
+                && scenario != "journal"
+                && scenario != "request-pool"
+            {
                 let better = if latency || blocking { "lower" } else { "higher" };
                 let ring = if bare_ring.is_finite() {
                     format!(", / the bare ring = {}", ratio(ours / bare_ring))
