@@ -402,11 +402,15 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
             // is how it scales.
             if scenario == "request-pool" {
                 let of = |system: &str| figure_of(system, &of_scenario);
-                summaries.push(format!(
-                    "- {place}: two responders / one = {}, against two bare threads / one = {}",
-                    ratio(of("ringmq pool, 2 responders") / of("ringmq pool, 1 responder")),
-                    ratio(of("bare handler, 2 threads") / of("bare handler, 1 thread"))
-                ));
+                let pool = of("ringmq pool, 2 responders") / of("ringmq pool, 1 responder");
+                let bare = of("bare handler, 2 threads") / of("bare handler, 1 thread");
+                if pool.is_finite() {
+                    summaries.push(format!(
+                        "- {place}: two responders / one = {}, against two bare threads / one = {}",
+                        ratio(pool),
+                        ratio(bare)
+                    ));
+                }
             }
             if ours.is_finite()
                 && (best.is_finite() || limit.is_finite())
