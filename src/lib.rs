@@ -57,7 +57,7 @@
 //! | a subscriber that survives its process | `.durable(true)`, `.evict_after(d)` |
 //! | who is attached; cleanup now | `ring.consumers()`; `ring.reap_dead()` (waiting handles do it on their own) |
 //! | publisher confirms | `ring.confirmer(ConfirmBy::Consumer(name) / Gating / Durable)`: `try_confirm(seq)`, `confirm(seq)`, `confirm_timeout(seq, d)`, cumulative |
-//! | request-reply | `request::Service::new(builder)` (or `create`/`open` in a `TopicDir`); `service.responder(name).attach()` then `respond(\|req\| reply)`; `service.requester().build()` then `call(&b, d)`, or `send` and `recv` pipelined |
+//! | request-reply | `request::Service::new(builder)` (or `create`/`open` in a `TopicDir`); `service.responder(name).attach()` then `respond(\|req\| reply)`; `service.requester().build()` then `call(&b, d)`, or `send` and `recv` pipelined; requests and replies larger than a slot arrive whole (`window_for_replies(w, len)` sizes the reply ring) |
 //! | async/await (feature `async`) | `recv_async()`, `poll_async(max)`, `stream()`, `publish_async(&b)`, `confirm_async(seq)`, `call_async(&b, d)`, `respond_async(handler)` |
 //! | topics | `TopicDir::shm()` or `TopicDir::new(dir)`: `create`, `open`, `open_or_create`, `remove`, `list`, `prune`, `path` |
 //!

@@ -142,7 +142,7 @@ impl Request<'_> {
         self.id
     }
 
-    /// The request's payload.
+    /// The request's payload (gathered whole if it was larger than a slot).
     pub fn payload(&self) -> &[u8] {
         self.payload
     }
@@ -158,7 +158,8 @@ impl Request<'_> {
         self.reply_to
     }
 
-    /// The request's sequence in the service's ring.
+    /// The request's sequence in the service's ring (for a request larger than a slot, its
+    /// last slot's, as [`crate::Whole::sequence`]).
     pub fn sequence(&self) -> u64 {
         self.sequence
     }
