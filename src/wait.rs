@@ -120,9 +120,18 @@ impl Event<'_> {
     pub(crate) fn wake(&self) {
         // Release: pairs with the Acquire load of the word in `block`.
         self.word.fetch_add_release(1);
-        self.word.wake_all();
+        // This process's futures are woken directly; the futex only if others wait too
+        // (`[async-local]`).
         #[cfg(all(feature = "async", not(loom)))]
-        self.local.wake_moved(self.word);
+        let others = self.local.wake_local(crate::wake::Words {
+            word: self.word,
+            waiters: self.waiters,
+        });
+        #[cfg(not(all(feature = "async", not(loom))))]
+        let others = true;
+        if others {
+            self.word.wake_all();
+        }
     }
 }
 

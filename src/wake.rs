@@ -24,6 +24,14 @@
 //! as new, so if it differs the word already moved and FUTEX_WAIT returns at once. The thread
 //! parks (no timer) while there are no entries; an insert into an empty set unparks it.
 //! A publish with no future waiting still pays one fence and one load: no syscall.
+//!
+//! A notifier in the futures' own process wakes their entries itself, and issues the
+//! `FUTEX_WAKE` only if the event's waiter count, read under the entries' lock, exceeds the
+//! futures tallied there (tag `[async-local]`, [`AsyncWaiters::wake_local`]): otherwise
+//! nobody but those futures waits, and the waker thread, asleep for them, is left asleep (a
+//! thread wake-up less on every hop between two tasks of one process). So that it still
+//! keeps the futures' deadlines, a future whose deadline comes before the thread's planned
+//! wake-up bumps the word and wakes it.
 
 use crate::atomic::{Word, Word32};
 use crate::sync::{fence, Mutex, Ordering};
@@ -41,11 +49,17 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     entries: Vec<Entry>,
+    /// Futures of this process counted in the event's waiter count, tallied here under the
+    /// lock after their count went up and untallied before it goes down: a notifier that
+    /// reads the waiter count under the lock finds it at least this (`[async-local]`).
+    tallied: u64,
     next_key: u64,
     /// Whether a waker thread runs (parked or not) for these waiters.
     thread: bool,
     /// Whether the thread is parked on `unpark` (no entries).
     parked: bool,
+    /// When the thread, asleep on the word, wakes at the latest (`None`: it is not).
+    wake_by: Option<Instant>,
 }
 
 /// The futures waiting on one event of one ring in this process.
@@ -76,6 +90,8 @@ pub(crate) struct Words<'a> {
 pub(crate) struct Place {
     key: Option<u64>,
     counted: bool,
+    /// In [`Inner::tallied`].
+    tallied: bool,
 }
 
 /// What a poll asks of the caller after `Pending`.
@@ -137,6 +153,11 @@ impl AsyncWaiters {
             return Ok(Some(v));
         }
         let mut inner = self.lock();
+        if !place.tallied {
+            // [async-local] Under the lock, after the count went up (above, in this thread).
+            inner.tallied += 1;
+            place.tallied = true;
+        }
         let key = *place.key.get_or_insert_with(|| {
             inner.next_key += 1;
             inner.next_key
@@ -160,13 +181,31 @@ impl AsyncWaiters {
             #[cfg(not(loom))]
             self.unpark.notify_one();
         }
+        // A thread asleep on the word until after this deadline would miss it: nothing else
+        // need wake it (a notifier of this process wakes the futures itself). Bumping the
+        // word wakes it even if it has not gone to sleep yet; the futures it finds moved
+        // (this one included) poll once more.
+        if let Some(d) = deadline.filter(|&d| inner.wake_by.is_some_and(|t| d < t)) {
+            inner.wake_by = Some(d);
+            drop(inner);
+            // Release: pairs with the Acquire loads of the word (the thread's pass).
+            words.word.fetch_add_release(1);
+            words.word.wake_all();
+        }
         Err(Pending::Nothing)
     }
 
     /// Takes the place out: its entry goes and it no longer counts as a waiter.
     pub(crate) fn finish(&self, place: &mut Place, words: Words<'_>) {
-        if let Some(key) = place.key.take() {
-            self.lock().entries.retain(|e| e.key != key);
+        if place.key.is_some() || place.tallied {
+            let mut inner = self.lock();
+            if let Some(key) = place.key.take() {
+                inner.entries.retain(|e| e.key != key);
+            }
+            if std::mem::take(&mut place.tallied) {
+                // [async-local] Under the lock, before the count goes down (below).
+                inner.tallied -= 1;
+            }
         }
         if std::mem::take(&mut place.counted) {
             // Relaxed: a notifier that still sees the count makes one spare wake.
@@ -174,18 +213,31 @@ impl AsyncWaiters {
         }
     }
 
-    /// A notifier of this process bumped `word`: wakes the entries that observed an older
+    /// A notifier of this process bumped the word: wakes the entries that observed an older
     /// value at once, as the waker thread would a moment later (one thread wake-up less).
-    #[cfg(all(feature = "async", not(loom)))]
-    pub(crate) fn wake_moved(&self, word: &Word32) {
+    /// Returns whether the event has waiters besides these futures (blocking threads, other
+    /// processes' futures and threads), which only a `FUTEX_WAKE` reaches: when it has none,
+    /// the notifier leaves the futex alone, and this process's waker thread asleep on it.
+    ///
+    /// `[async-local]`: a future is tallied under the lock after its count went up, and
+    /// untallied under the lock before its count goes down, so the count read here under the
+    /// lock is at least the tally; when it equals it, every waiter counted is one of the
+    /// futures woken here. (A future counted and not yet tallied makes the count larger: a
+    /// spare wake.)
+    #[cfg(any(loom, feature = "async"))]
+    pub(crate) fn wake_local(&self, words: Words<'_>) -> bool {
         let mut inner = self.lock();
+        // Relaxed: ordered by the lock against the tallies (see above), and after the
+        // notifier's SeqCst fence against waiters that counted themselves since.
+        let others = words.waiters.load_relaxed() > inner.tallied;
         if inner.entries.is_empty() {
-            return;
+            return others;
         }
         // Acquire: pairs with the Release bump in `Event::wake`.
-        let woken = take_due(&mut inner.entries, word.load_acquire(), None);
+        let woken = take_due(&mut inner.entries, words.word.load_acquire(), None);
         drop(inner);
         wake_all(woken);
+        others
     }
 
     /// The waker thread could not be started: the next registration starts one.
@@ -205,21 +257,17 @@ impl AsyncWaiters {
         let mut inner = self.lock();
         // Acquire: pairs with the Release bump in `Event::wake`.
         let w = words.word.load_acquire();
-        let now = inner
-            .entries
-            .iter()
-            .any(|e| e.deadline.is_some())
-            .then(Instant::now);
-        let woken = take_due(&mut inner.entries, w, now);
-        let left = !inner.entries.is_empty();
+        let now = Instant::now();
+        let woken = take_due(&mut inner.entries, w, Some(now));
         let next = inner.entries.iter().filter_map(|e| e.deadline).min();
+        let sleep = (!inner.entries.is_empty()).then(|| match next {
+            Some(d) => d.saturating_duration_since(now).min(safety_net),
+            None => safety_net,
+        });
+        inner.wake_by = sleep.and_then(|d| now.checked_add(d));
         drop(inner);
         wake_all(woken);
-        if left {
-            let sleep = match (next, now) {
-                (Some(d), Some(n)) => d.saturating_duration_since(n).min(safety_net),
-                _ => safety_net,
-            };
+        if let Some(sleep) = sleep {
             return Pass::Sleep(w, Some(sleep));
         }
         // Nobody left to sleep for: the woken ran first; now the thread parks until a
@@ -362,6 +410,75 @@ mod loom_tests {
                 }
             }
             publisher.join().unwrap();
+            waiters.finish(&mut place, event.words());
+        });
+    }
+
+    /// `[async-local]`: a notifier of the future's own process wakes it directly and leaves
+    /// the futex alone when it is the only waiter; a thread blocked on the same event
+    /// (`wait::block`'s protocol) must still get its `FUTEX_WAKE` (a lost one shows as a
+    /// deadlock), and a future the notifier did not wake must have had its futex woken (for
+    /// the waker thread, modelled above).
+    #[test]
+    fn loom_a_local_notifier_skips_the_futex_only_when_its_futures_are_all_that_wait() {
+        let mut builder = loom::model::Builder::new();
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(|| {
+            let event = Arc::new(Event {
+                word: Word32::new(0),
+                waiters: Word::new(0),
+                data: Word::new(0),
+            });
+            let waiters = Arc::new(AsyncWaiters::default());
+            let notifier = {
+                let (event, waiters) = (event.clone(), waiters.clone());
+                thread::spawn(move || {
+                    event.data.store_release(1);
+                    fence(Ordering::SeqCst);
+                    if event.waiters.load_relaxed() == 0 {
+                        return None;
+                    }
+                    event.word.fetch_add_release(1);
+                    let others = waiters.wake_local(event.words());
+                    if others {
+                        event.word.wake_all();
+                    }
+                    Some(others)
+                })
+            };
+            let blocker = {
+                let event = event.clone();
+                thread::spawn(move || {
+                    event.waiters.fetch_add_relaxed(1);
+                    fence(Ordering::SeqCst);
+                    loop {
+                        let observed = event.word.load_acquire();
+                        if event.data.load_acquire() == 1 {
+                            break;
+                        }
+                        event.word.wait(observed, None);
+                    }
+                    event.waiters.fetch_sub_relaxed(1);
+                })
+            };
+            let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(flag.clone());
+            let mut place = Place::default();
+            // Acquire: pairs with the notifier's Release store of `data`.
+            let check = || (event.data.load_acquire() == 1).then_some(());
+            let pending = waiters
+                .poll(&mut place, event.words(), &waker, None, check)
+                .is_err();
+            let others = notifier.join().unwrap();
+            blocker.join().unwrap();
+            if pending && others == Some(false) {
+                assert!(
+                    flag.0.load(Ordering::SeqCst),
+                    "the futex was left alone, yet the future was not woken"
+                );
+            }
             waiters.finish(&mut place, event.words());
         });
     }

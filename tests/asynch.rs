@@ -126,12 +126,21 @@ async fn call_async_gets_its_reply_and_its_deadline() {
         assert_eq!(reply.payload(), &i.to_le_bytes());
     }
     let _silent = server.await.unwrap();
-    // Nobody answers now: the deadline ends the call, woken by the waker thread's timer.
+    // Nobody answers now: the deadline ends the call, woken by the waker thread's timer. The
+    // replies above were woken by their responder directly (it is in this process), so the
+    // thread may be asleep on the word until its one-second safety net: the new deadline,
+    // much earlier, must wake it.
+    let start = std::time::Instant::now();
     let err = timeout(LONG, requester.call_async(b"anyone?", Duration::from_millis(20)))
         .await
         .unwrap()
         .unwrap_err();
     assert!(matches!(err, ringmq::RequestError::Expired { .. }), "{err}");
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "a 20 ms deadline ended the call after {took:?}: the waker thread slept through it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
