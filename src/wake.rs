@@ -362,19 +362,29 @@ mod loom_tests {
         }
     }
 
-    #[test]
-    fn loom_an_awaited_publish_is_never_lost() {
+    /// Runs `f` under loom, three preemptions deep unless `LOOM_MAX_PREEMPTIONS` says.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
         let mut builder = loom::model::Builder::new();
         if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
             builder.preemption_bound = Some(3);
         }
-        builder.check(|| {
-            let event = Arc::new(Event {
-                word: Word32::new(0),
-                waiters: Word::new(0),
-                data: Word::new(0),
-            });
-            let waiters = Arc::new(AsyncWaiters::default());
+        builder.check(f);
+    }
+
+    /// An event with nothing published and nobody waiting, and its futures' waiters.
+    fn fresh() -> (Arc<Event>, Arc<AsyncWaiters>) {
+        let event = Arc::new(Event {
+            word: Word32::new(0),
+            waiters: Word::new(0),
+            data: Word::new(0),
+        });
+        (event, Arc::new(AsyncWaiters::default()))
+    }
+
+    #[test]
+    fn loom_an_awaited_publish_is_never_lost() {
+        model(|| {
+            let (event, waiters) = fresh();
             let publisher = {
                 let event = event.clone();
                 thread::spawn(move || event.publish())
@@ -421,17 +431,8 @@ mod loom_tests {
     /// the waker thread, modelled above).
     #[test]
     fn loom_a_local_notifier_skips_the_futex_only_when_its_futures_are_all_that_wait() {
-        let mut builder = loom::model::Builder::new();
-        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
-            builder.preemption_bound = Some(3);
-        }
-        builder.check(|| {
-            let event = Arc::new(Event {
-                word: Word32::new(0),
-                waiters: Word::new(0),
-                data: Word::new(0),
-            });
-            let waiters = Arc::new(AsyncWaiters::default());
+        model(|| {
+            let (event, waiters) = fresh();
             let notifier = {
                 let (event, waiters) = (event.clone(), waiters.clone());
                 thread::spawn(move || {
