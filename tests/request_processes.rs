@@ -151,14 +151,20 @@ fn a_command_answers_each_line() {
         .stdout(Stdio::piped())
         .spawn()
         .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(b"hello\nworld\n")?;
+            // The third line and its reply are larger than a slot of the service's ring.
+            let long = "a".repeat(3000);
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("hello\nworld\n{long}\n").as_bytes())?;
             child.wait_with_output()
         })
         .unwrap();
     common::cli::assert_success(&output);
     let text = String::from_utf8(output.stdout).unwrap();
     let replies: Vec<&str> = text.lines().map(|l| l.split('\t').next().unwrap()).collect();
-    assert_eq!(replies, ["HELLO", "WORLD"]);
+    assert_eq!(replies, ["HELLO", "WORLD", &"A".repeat(3000)]);
     upper.terminate();
 }
 

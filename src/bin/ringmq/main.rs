@@ -226,8 +226,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Wait::Backoff)]
         wait: Wait,
     },
-    /// Send requests to a service: each stdin line, printing its reply and round trip, or
-    /// --count generated ones, pipelined, with a summary.
+    /// Send requests to a service: each stdin line, printing its reply (up to 64 KiB) and
+    /// round trip, or --count generated ones, pipelined, with a summary.
     Request {
         /// The service's topic name.
         service: String,

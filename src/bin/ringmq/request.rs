@@ -32,6 +32,9 @@ struct Tally {
     redelivered: u64,
 }
 
+/// The longest reply to a line that the reply ring is sized for.
+const LINE_REPLY_MAX: usize = 64 * 1024;
+
 pub(super) fn run(o: &Options, json: bool) -> Result<(), Failure> {
     let service = Service::open(&o.topics, &o.service)?;
     if o.window == 0 {
@@ -39,13 +42,12 @@ pub(super) fn run(o: &Options, json: bool) -> Result<(), Failure> {
     }
     // The reply ring holds a reply to every request in flight (see
     // `RequesterBuilder::window`): generated requests are echoed, so their replies are as
-    // long as they are; lines' replies are taken to fit a slot.
+    // long as they are; lines are sent one at a time, and their replies (what a command
+    // printed) may be up to LINE_REPLY_MAX.
     let requester = service.requester();
     let requester = match o.count {
         Some(_) => requester.window_for_replies(o.window, o.size.max(verify::MIN_LEN)),
-        None => requester
-            .reply_capacity((o.window as u64).max(2).next_power_of_two())
-            .window(o.window),
+        None => requester.window_for_replies(1, LINE_REPLY_MAX),
     };
     let mut requester = requester.wait_strategy(o.wait).build()?;
     match o.count {
