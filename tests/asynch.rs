@@ -1,6 +1,7 @@
 //! The futures (feature `async`) on a multi-threaded tokio runtime: a message, a batch, a
 //! stream, a publish into a full ring, a confirm, a call; a future dropped while pending
-//! leaves nothing behind; a consumer awaiting in this process woken by a producer in another.
+//! leaves nothing behind; a consumer awaiting in this process woken by a producer in another;
+//! a thread blocked and a task awaiting on one event of one process both woken.
 
 mod common;
 
@@ -207,4 +208,79 @@ async fn a_responder_and_a_requester_both_awaiting() {
         assert!(reply.payload() == &payload[..], "call {i}");
     }
     timeout(LONG, server).await.unwrap().unwrap();
+}
+
+/// A publish that finds only this process's futures waiting skips the futex wake; a thread
+/// blocked on the same event must still be woken. The producer waits until both consumers
+/// have each message before it publishes the next, so that both are asleep at every publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_thread_and_an_awaiting_task_of_one_process_both_wake() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let ring = ring();
+    let mut awaiting = ring.subscriber("task").start(Start::Earliest).attach().unwrap();
+    let mut blocked = ring
+        .subscriber("thread")
+        .start(Start::Earliest)
+        .wait_strategy(ringmq::WaitStrategy::Block)
+        .attach()
+        .unwrap();
+    let mut producer = ring.producer().unwrap();
+    const N: u32 = 300;
+    // How many messages each consumer has: the producer's lockstep.
+    let (by_task, by_thread) = (Arc::new(Mutex::new(0u32)), Arc::new(Mutex::new(0u32)));
+    // Set when the thread ends, panicking or not: the producer stops waiting for it then.
+    let thread_done = Arc::new(AtomicBool::new(false));
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let thread = {
+        let by_thread = by_thread.clone();
+        let done = Done(thread_done.clone());
+        std::thread::spawn(move || {
+            let _done = done;
+            for i in 0..N {
+                let start = std::time::Instant::now();
+                let message = blocked.recv().unwrap();
+                assert_eq!(&*message, &i.to_le_bytes());
+                // A sleep whose wake-up was skipped ends at the one-second safety net.
+                let took = start.elapsed();
+                assert!(
+                    took < Duration::from_millis(250),
+                    "message {i} took {took:?}: the blocked thread was not woken by its publish"
+                );
+                *by_thread.lock().unwrap() = i + 1;
+            }
+        })
+    };
+    let sender = {
+        let (by_task, by_thread) = (by_task.clone(), by_thread.clone());
+        let thread_done = thread_done.clone();
+        tokio::task::spawn_blocking(move || {
+            for i in 0..N {
+                // Both have everything before `i`, and are (about to be) asleep for `i`.
+                while *by_task.lock().unwrap() < i || *by_thread.lock().unwrap() < i {
+                    if thread_done.load(Ordering::Acquire) {
+                        return;
+                    }
+                    std::thread::yield_now();
+                }
+                producer.publish(&i.to_le_bytes()).unwrap();
+            }
+        })
+    };
+    for i in 0..N {
+        let Ok(message) = timeout(LONG, awaiting.recv_async()).await else {
+            break;
+        };
+        assert_eq!(&*message.unwrap(), &i.to_le_bytes());
+        *by_task.lock().unwrap() = i + 1;
+    }
+    sender.await.unwrap();
+    // The thread's verdict first: if it failed, the task's missing messages are why.
+    thread.join().unwrap();
+    assert_eq!(*by_task.lock().unwrap(), N, "the awaiting task got every message");
 }
