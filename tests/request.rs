@@ -533,6 +533,15 @@ fn a_window_sized_for_large_replies_has_room_for_all_of_them() {
             }
         );
     }
+    // Too large a ring to size is the reply ring's own build error, not an overflow.
+    assert!(matches!(
+        service
+            .requester()
+            .window_for_replies(usize::MAX, usize::MAX)
+            .build()
+            .unwrap_err(),
+        ringmq::ServiceError::Build(ringmq::BuildError::InvalidCapacity { .. })
+    ));
 }
 
 #[test]

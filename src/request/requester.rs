@@ -96,9 +96,11 @@ impl RequesterBuilder {
         let service = self.service;
         let slot_size = self.slot_size.unwrap_or_else(|| service.ring().slot_size());
         let capacity = match (self.window, self.max_reply) {
+            // Too many to be a capacity: the reply ring's build says so.
             (Some(window), Some(max_reply)) => (window as u64)
                 .saturating_mul(reply_slots(max_reply, slot_size))
-                .next_power_of_two(),
+                .checked_next_power_of_two()
+                .unwrap_or(u64::MAX),
             _ => self.capacity,
         };
         // A capacity that is not one is the reply ring's build error.
