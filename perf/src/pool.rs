@@ -29,11 +29,11 @@ pub fn limit_of(system: &str) -> &'static str {
     }
 }
 
-/// Rounds of the handler's work: a chain of dependent multiply-adds, several microseconds'
-/// worth. Each request also costs CPU around the handler (the requester's wake-up when it
-/// waits for a reply, the responder's `FUTEX_WAKE` of it, both sides' receive and publish),
-/// and on two cores that CPU is taken from the responders: the shorter the work, the more
-/// of the limit goes to it.
+/// Rounds of the handler's work: a chain of dependent multiply-adds, long beside what a
+/// request costs around it. That cost is CPU too (the requester's wake-up when it waits for
+/// a reply, the responder's `FUTEX_WAKE` of it, both sides' receive and publish), and on two
+/// cores it is taken from the responders: the shorter the work, the more of the limit goes
+/// to it (the log has the figures for a shorter one).
 const WORK: u32 = 8_000;
 
 /// Requests in flight.
