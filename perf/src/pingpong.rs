@@ -40,26 +40,8 @@ pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         "ringmq request-reply (Block)" => {
             request_reply_with(cores, n / 100, Duration::MAX, WaitStrategy::Block, Shape::U64)
         }
-        "ringmq request-reply, 4 KiB in one slot" => request_reply_with(
-            cores,
-            n / 10,
-            Duration::MAX,
-            WaitStrategy::BusySpin,
-            Shape::Bytes {
-                len: 4096,
-                slot_size: 4096 + 128,
-            },
-        ),
-        "ringmq request-reply, 4 KiB in 1 KiB slots" => request_reply_with(
-            cores,
-            n / 10,
-            Duration::MAX,
-            WaitStrategy::BusySpin,
-            Shape::Bytes {
-                len: 4096,
-                slot_size: 1024,
-            },
-        ),
+        "ringmq request-reply, 4 KiB in one slot" => request_reply_4k(cores, n / 10, 4096 + 128),
+        "ringmq request-reply, 4 KiB in 1 KiB slots" => request_reply_4k(cores, n / 10, 1024),
         "rtrb" => rtrb(cores, n),
         "disruptor" => disruptor(cores, n),
         "crossbeam ArrayQueue" => array_queue(cores, n),
@@ -123,6 +105,13 @@ fn ringmq(cores: Cores, n: u64, fixed: bool) -> Histogram<u64> {
 /// each request with a deadline `timeout` away (`Duration::MAX`: none, no clock read).
 fn request_reply(cores: Cores, n: u64, timeout: Duration) -> Histogram<u64> {
     request_reply_with(cores, n, timeout, WaitStrategy::BusySpin, Shape::U64)
+}
+
+/// [`request_reply_with`] of 4 KiB requests echoed, in slots of `slot_size` bytes,
+/// busy-spinning, no deadline.
+fn request_reply_4k(cores: Cores, n: u64, slot_size: usize) -> Histogram<u64> {
+    let shape = Shape::Bytes { len: 4096, slot_size };
+    request_reply_with(cores, n, Duration::MAX, WaitStrategy::BusySpin, shape)
 }
 
 /// What the requests and replies of [`request_reply_with`] are.

@@ -346,9 +346,9 @@ impl DiskFile for FsFile {
 
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let at = self.writable_range(offset, data.len())?;
-        // SAFETY: `at..at + data.len()` is inside the mapping (checked), which is writable; the journal writes a
-        // range before publishing it and readers read only published ranges, so no reference
-        // to these bytes exists; the source is a separate Rust slice.
+        // SAFETY: `at..at + data.len()` is inside the mapping (checked), which is writable;
+        // the journal writes a range before publishing it and readers read only published
+        // ranges, so no reference to these bytes exists; the source is a separate Rust slice.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(at), data.len()) };
         Ok(())
     }

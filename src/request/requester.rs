@@ -125,9 +125,9 @@ impl RequesterBuilder {
             .wait_strategy(self.wait)
             .attach()?;
         let producer = service.ring().producer_with(self.wait)?;
-        let max_payload = producer
-            .max_large_len()
-            .saturating_sub(REQUEST_HEADER + cleanup.address.len());
+        let overhead = REQUEST_HEADER + cleanup.address.len();
+        let max_payload = producer.max_large_len().saturating_sub(overhead);
+        let max_slot_payload = producer.max_message_len().saturating_sub(overhead);
         Ok(Requester {
             producer,
             replies,
@@ -145,6 +145,7 @@ impl RequesterBuilder {
             },
             next_id: 1,
             max_payload,
+            max_slot_payload,
             outgoing: Vec::new(),
             group: None,
             cleanup,
@@ -178,6 +179,7 @@ pub struct Requester {
     book: Book,
     next_id: u64,
     max_payload: usize,
+    max_slot_payload: usize,
     /// A request larger than a slot, gathered before it is published.
     outgoing: Vec<u8>,
     /// The service's group of responders, once seen.
@@ -361,7 +363,7 @@ impl Until {
 /// The `Instant` of a CLOCK_MONOTONIC deadline in nanoseconds.
 #[cfg(feature = "async")]
 fn instant_of(deadline_ns: u64) -> std::time::Instant {
-    let left = Duration::from_nanos(deadline_ns.saturating_sub(wire::monotonic_ns()));
+    let left = wire::time_until(deadline_ns);
     let now = std::time::Instant::now();
     now.checked_add(left).unwrap_or(now)
 }
@@ -406,9 +408,7 @@ impl Requester {
     /// The longest payload a request can carry in one slot of the service's ring, written
     /// in place: a slot less the request's header and the reply address.
     pub fn max_slot_payload(&self) -> usize {
-        self.producer
-            .max_message_len()
-            .saturating_sub(REQUEST_HEADER + self.cleanup.address.len())
+        self.max_slot_payload
     }
 
     /// How many requests are in flight (sent, neither answered nor expired).
@@ -486,10 +486,10 @@ impl Requester {
             id,
             deadline_ns: deadline.unwrap_or(0),
         };
-        if REQUEST_HEADER + self.cleanup.address.len() + payload.len() > self.producer.max_message_len() {
-            self.send_large(header, deadline, payload, now)?;
+        if payload.len() > self.max_slot_payload {
+            self.send_large(header, payload, now)?;
         } else {
-            self.send_in_place(header, deadline, payload, now)?;
+            self.send_in_place(header, payload, now)?;
         }
         self.book.window[slot] = InFlight {
             id,
@@ -508,7 +508,6 @@ impl Requester {
     fn send_in_place(
         &mut self,
         header: RequestHeader,
-        deadline: Option<u64>,
         payload: &[u8],
         now: bool,
     ) -> Result<(), RequestError> {
@@ -516,10 +515,8 @@ impl Requester {
         let first = self.producer.try_claim_slot();
         let claim = if !now && matches!(first, Err(PublishError::Full)) {
             drop(first);
-            match deadline {
-                Some(d) => self
-                    .producer
-                    .claim_slot_timeout(Duration::from_nanos(d.saturating_sub(wire::monotonic_ns()))),
+            match header.deadline() {
+                Some(d) => self.producer.claim_slot_timeout(wire::time_until(d)),
                 None => self.producer.claim_slot(),
             }
         } else {
@@ -537,24 +534,17 @@ impl Requester {
     /// Publishes a request larger than a slot: gathered in `outgoing`, then published as
     /// one message of consecutive slots, once there is room for all of them.
     #[cold]
-    fn send_large(
-        &mut self,
-        header: RequestHeader,
-        deadline: Option<u64>,
-        payload: &[u8],
-        now: bool,
-    ) -> Result<(), RequestError> {
+    fn send_large(&mut self, header: RequestHeader, payload: &[u8], now: bool) -> Result<(), RequestError> {
         let len = REQUEST_HEADER + self.cleanup.address.len() + payload.len();
         self.outgoing.clear();
         self.outgoing.resize(len, 0);
         wire::write_request(&mut self.outgoing, header, &self.cleanup.address, payload);
-        let published = match (now, deadline) {
+        let published = match (now, header.deadline()) {
             (true, _) => self.producer.try_publish_large(&self.outgoing),
             (false, None) => self.producer.publish_large(&self.outgoing),
-            (false, Some(deadline)) => self.producer.publish_large_timeout(
-                &self.outgoing,
-                Duration::from_nanos(deadline.saturating_sub(wire::monotonic_ns())),
-            ),
+            (false, Some(d)) => self
+                .producer
+                .publish_large_timeout(&self.outgoing, wire::time_until(d)),
         };
         published.map(drop).map_err(request_error)
     }

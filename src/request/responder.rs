@@ -167,8 +167,7 @@ impl Request<'_> {
     /// The time left until the request's deadline (zero once it passed); `None` if it has
     /// none.
     pub fn time_left(&self) -> Option<Duration> {
-        (self.deadline_ns != 0)
-            .then(|| Duration::from_nanos(self.deadline_ns.saturating_sub(wire::monotonic_ns())))
+        (self.deadline_ns != 0).then(|| wire::time_until(self.deadline_ns))
     }
 }
 
@@ -211,39 +210,25 @@ fn publish_reply(
     reply: &[u8],
     patience: Duration,
 ) -> Handled {
-    if REPLY_HEADER + reply.len() > producer.max_message_len() {
-        return publish_large_reply(producer, outgoing, id, flags, reply, patience);
-    }
-    let Ok(mut claim) = producer.claim_slot_timeout(patience) else {
+    let len = REPLY_HEADER + reply.len();
+    let published = if len <= producer.max_message_len() {
+        producer.claim_slot_timeout(patience).map(|mut claim| {
+            let written = wire::write_reply(claim.payload_mut(), id, flags, reply);
+            claim
+                .set_len(written)
+                .expect("a reply checked against the slot fits it");
+            claim.publish();
+        })
+    } else if len <= producer.max_large_len() {
+        outgoing.clear();
+        outgoing.resize(len, 0);
+        wire::write_reply(outgoing, id, flags, reply);
+        producer.publish_large_timeout(outgoing, patience).map(drop)
+    } else {
         return Handled::Undeliverable;
     };
-    let written = wire::write_reply(claim.payload_mut(), id, flags, reply);
-    claim
-        .set_len(written)
-        .expect("a reply checked against the slot fits it");
-    claim.publish();
-    Handled::Replied
-}
-
-/// [`publish_reply`] of a reply larger than a slot.
-#[cold]
-fn publish_large_reply(
-    producer: &mut Producer,
-    outgoing: &mut Vec<u8>,
-    id: u64,
-    flags: u8,
-    reply: &[u8],
-    patience: Duration,
-) -> Handled {
-    let len = REPLY_HEADER + reply.len();
-    if len > producer.max_large_len() {
-        return Handled::Undeliverable;
-    }
-    outgoing.clear();
-    outgoing.resize(len, 0);
-    wire::write_reply(outgoing, id, flags, reply);
-    match producer.publish_large_timeout(outgoing, patience) {
-        Ok(_) => Handled::Replied,
+    match published {
+        Ok(()) => Handled::Replied,
         Err(_) => Handled::Undeliverable,
     }
 }

@@ -40,6 +40,18 @@ pub(crate) struct RequestHeader {
     pub deadline_ns: u64,
 }
 
+impl RequestHeader {
+    /// The deadline, if the request has one.
+    pub(crate) fn deadline(&self) -> Option<u64> {
+        (self.deadline_ns != 0).then_some(self.deadline_ns)
+    }
+}
+
+/// The time from now until `deadline_ns` (CLOCK_MONOTONIC), zero once it passed.
+pub(crate) fn time_until(deadline_ns: u64) -> std::time::Duration {
+    std::time::Duration::from_nanos(deadline_ns.saturating_sub(monotonic_ns()))
+}
+
 /// Writes a request into `slot`; returns its length. The caller checked that it fits.
 pub(crate) fn write_request(slot: &mut [u8], header: RequestHeader, address: &str, payload: &[u8]) -> usize {
     let a = address.len();
