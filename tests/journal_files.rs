@@ -2,7 +2,7 @@
 //! handles, a stray file, and a full file system (a size-limited tmpfs, mounted as root or
 //! inside a user namespace).
 
-use ringmq::journal::{Disk, Durability, FsDisk, Journal, JournalOptions, Seek};
+use ringmq::journal::{Disk, DiskFile, DiskLock, Durability, FsDisk, Journal, JournalOptions, Seek};
 use ringmq::JournalError;
 
 fn options() -> JournalOptions {
@@ -250,4 +250,162 @@ fn a_ring_made_anew_holds_each_group_s_backlog_and_gives_it_its_place_back() {
     );
     assert_eq!(entries(), ["journal", "orders"]);
     assert_eq!(Ring::open(&ring_path).unwrap().next_sequence(), 120);
+}
+
+/// Each segment file's inode number, by segment name.
+fn inodes(path: &std::path::Path) -> std::collections::BTreeMap<String, u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().ino(),
+            )
+        })
+        .collect()
+}
+
+/// Real files, with the files created counted: a recycled segment is not created.
+#[derive(Debug)]
+struct Counting {
+    inner: FsDisk,
+    creates: std::sync::Mutex<u64>,
+}
+
+impl Counting {
+    fn open(path: &std::path::Path) -> std::sync::Arc<Counting> {
+        std::fs::create_dir_all(path).unwrap();
+        std::sync::Arc::new(Counting {
+            inner: FsDisk::open(path).unwrap(),
+            creates: std::sync::Mutex::new(0),
+        })
+    }
+
+    fn creates(&self) -> u64 {
+        *self.creates.lock().unwrap()
+    }
+}
+
+impl Disk for Counting {
+    fn create(&self, name: &str, len: u64) -> std::io::Result<std::sync::Arc<dyn DiskFile>> {
+        *self.creates.lock().unwrap() += 1;
+        self.inner.create(name, len)
+    }
+    fn open(&self, name: &str) -> std::io::Result<std::sync::Arc<dyn DiskFile>> {
+        self.inner.open(name)
+    }
+    fn open_read(&self, name: &str) -> std::io::Result<std::sync::Arc<dyn DiskFile>> {
+        self.inner.open_read(name)
+    }
+    fn list(&self) -> std::io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self) -> std::io::Result<()> {
+        self.inner.sync_dir()
+    }
+    fn try_lock_writer(&self) -> std::io::Result<Option<DiskLock>> {
+        self.inner.try_lock_writer()
+    }
+}
+
+/// Appends until the journal has rolled `rolls` more times (a new newest segment).
+fn roll(journal: &mut Journal, path: &std::path::Path, rolls: usize) {
+    let newest = |path: &std::path::Path| inodes(path).into_keys().next_back();
+    let mut last = newest(path);
+    let mut rolled = 0;
+    while rolled < rolls {
+        let s = journal.next_sequence();
+        journal.append(&payload(s)).unwrap();
+        let now = newest(path);
+        if now != last {
+            rolled += 1;
+            last = now;
+        }
+    }
+}
+
+fn two_segments(recycle: bool) -> JournalOptions {
+    let retention = ringmq::journal::Retention {
+        max_segments: Some(2),
+        ..Default::default()
+    };
+    JournalOptions {
+        retention,
+        recycle,
+        ..options()
+    }
+}
+
+#[test]
+fn retention_recycles_retired_segments_and_replay_sees_only_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recycled");
+    let disk = Counting::open(&path);
+    let mut journal = Journal::open_on(disk.clone(), two_segments(true)).unwrap();
+    roll(&mut journal, &path, 12);
+    // The first segment, and a spare or two before the first retirement: every later
+    // segment is a retired one made anew.
+    assert!(
+        disk.creates() <= 3,
+        "{} files created for 13 segments",
+        disk.creates()
+    );
+    assert_eq!(journal.segments(), 2);
+    check(&journal, journal.oldest());
+    drop(journal);
+    // A reopen finds the same records, none of a file's earlier lives.
+    let journal = reopen(&path).unwrap();
+    check(&journal, journal.oldest());
+
+    // Without recycling, every segment is a file of its own.
+    let path = dir.path().join("removed");
+    let disk = Counting::open(&path);
+    let mut journal = Journal::open_on(disk.clone(), two_segments(false)).unwrap();
+    roll(&mut journal, &path, 12);
+    assert_eq!(disk.creates(), 13);
+    check(&journal, journal.oldest());
+}
+
+#[test]
+fn a_segment_a_reader_holds_is_never_written_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held");
+    let disk = Counting::open(&path);
+    let mut journal = Journal::open_on(disk.clone(), two_segments(true)).unwrap();
+    journal.append(&payload(0)).unwrap();
+    journal.commit().unwrap();
+    let mut reader = ringmq::journal::JournalReader::open(&path).unwrap();
+    let first = inodes(&path).into_values().next().unwrap();
+    roll(&mut journal, &path, 1);
+    // The reader takes the first segment whole, sealed, and the second.
+    reader.refresh().unwrap();
+    let held = reader.next_sequence();
+    roll(&mut journal, &path, 6);
+    // The first file left the journal and was not made a later segment: the reader has it
+    // (and, open, its inode number cannot be another file's).
+    assert!(!inodes(&path).values().any(|&ino| ino == first));
+    let mut expected = 0;
+    for record in reader.replay(Seek::Earliest).unwrap() {
+        let record = record.unwrap();
+        assert_eq!(
+            (record.sequence, record.payload),
+            (expected, &payload(expected)[..])
+        );
+        expected += 1;
+    }
+    assert_eq!(expected, held, "the reader read what it holds");
+    // Once the reader lets go, recycling resumes.
+    drop(reader);
+    let before = disk.creates();
+    roll(&mut journal, &path, 6);
+    assert!(disk.creates() - before < 6, "recycling never resumed");
 }

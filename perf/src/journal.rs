@@ -56,6 +56,9 @@ pub const RATES: &[&str] = &[
     "ringmq journal, page cache",
     "ringmq journal, group commit 1 ms",
     "ringmq journal, group commit 0",
+    REUSED_WRITE_LIMIT,
+    "ringmq journal, page cache, 2 segments kept (recycled)",
+    "ringmq journal, group commit 0, 2 segments kept (recycled)",
     READ_LIMIT,
     "ringmq journal, replay",
     "ringmq journal, group commit, sync +50 µs",
@@ -83,6 +86,8 @@ const LARGE_FRAGMENTS: u64 = (LARGE / LARGE_SLOT) as u64;
 const LARGE_RECORD: usize = (32 + LARGE_SLOT).div_ceil(8) * 8;
 const LARGE_CAPACITY: u64 = 1024;
 pub const WRITE_LIMIT: &str = "streaming limit (write, a sync per segment)";
+/// The write limit into files written before, as a recycling journal's segments are.
+pub const REUSED_WRITE_LIMIT: &str = "streaming limit (write over written files, a sync per segment)";
 pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
 
 pub const SYNCS: &[&str] = &[
@@ -345,18 +350,28 @@ pub fn rate(system: &str, n: u64) -> f64 {
     match system {
         // A limit keeps the fastest of its tries: the VM's pauses only ever slow a run.
         WRITE_LIMIT => crate::calibrate::best_of_each(&[Way::Mapped, Way::Pwrite], |way| {
-            copy_limit(scratch.path(), n, RECORD, way)
+            copy_limit(scratch.path(), n, RECORD, way, false)
         }),
-        READ_LIMIT => crate::calibrate::best_of(|| copy_limit(scratch.path(), n, RECORD, Way::Read)),
+        REUSED_WRITE_LIMIT => crate::calibrate::best_of_each(&[Way::Mapped, Way::Pwrite], |way| {
+            copy_limit(scratch.path(), n, RECORD, way, true)
+        }),
+        READ_LIMIT => crate::calibrate::best_of(|| copy_limit(scratch.path(), n, RECORD, Way::Read, false)),
         LARGE_WRITE_LIMIT => crate::calibrate::best_of_each(&[Way::Mapped, Way::Pwrite], |way| {
             copy_limit(
                 scratch.path(),
                 large_count(n) * LARGE_FRAGMENTS,
                 LARGE_RECORD,
                 way,
+                false,
             ) / LARGE_FRAGMENTS as f64
         }),
         "ringmq journal, page cache" => append(scratch.path(), n, Durability::PageCache),
+        "ringmq journal, page cache, 2 segments kept (recycled)" => {
+            recycled(scratch.path(), n, Durability::PageCache)
+        }
+        "ringmq journal, group commit 0, 2 segments kept (recycled)" => {
+            recycled(scratch.path(), n, group_commit(Duration::ZERO))
+        }
         "ringmq journal, group commit 1 ms" => {
             append(scratch.path(), n, group_commit(Duration::from_millis(1)))
         }
@@ -401,7 +416,10 @@ const PWRITE_CHUNK: usize = 256 << 10;
 /// journal's are: the best a journal on this page cache can do, without the header, the CRC
 /// or the index. A write limit is the fastest of its two ways ([`Way::Mapped`],
 /// [`Way::Pwrite`]): which is faster depends on the page cache, and the journal uses both.
-fn copy_limit(dir: &Path, n: u64, record: usize, way: Way) -> f64 {
+/// `reuse`: the pieces are two files written and synced in full before the timing starts,
+/// written over in turn, as a journal whose retention keeps two segments recycles them (its
+/// zeroing of each, on its helper thread, left out).
+fn copy_limit(dir: &Path, n: u64, record: usize, way: Way, reuse: bool) -> f64 {
     use std::os::unix::fs::FileExt;
     let write = way != Way::Read;
     let segment = JournalOptions::default().segment_size as usize;
@@ -413,15 +431,26 @@ fn copy_limit(dir: &Path, n: u64, record: usize, way: Way) -> f64 {
     let mut files = 0;
     let mut elapsed = Duration::ZERO;
     while done < n {
-        let path = dir.join(format!("limit-{files}"));
+        let path = dir.join(format!("limit-{}", if reuse { files % 2 } else { files }));
+        let fresh = !reuse || files < 2;
         files += 1;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(false)
             .open(&path)
             .expect("a limit file");
-        allocate(&file, segment as u64);
+        if fresh {
+            allocate(&file, segment as u64);
+        }
+        if reuse && fresh {
+            for at in (0..segment).step_by(PWRITE_CHUNK) {
+                file.write_all_at(&vec![0; PWRITE_CHUNK.min(segment - at)], at as u64)
+                    .expect("pwrite");
+            }
+            file.sync_data().expect("fdatasync");
+        }
         // SAFETY: the file is this function's own, sized above, and nothing truncates it
         // while mapped.
         let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.expect("a mapping");
@@ -473,7 +502,12 @@ fn copy_limit(dir: &Path, n: u64, record: usize, way: Way) -> f64 {
         elapsed += start.elapsed();
         done += here as u64;
         drop(map);
-        let _ = std::fs::remove_file(&path);
+        if !reuse {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    for i in 0..2 {
+        let _ = std::fs::remove_file(dir.join(format!("limit-{i}")));
     }
     n as f64 / elapsed.as_secs_f64()
 }
@@ -582,6 +616,32 @@ fn append(dir: &Path, n: u64, durability: Durability) -> f64 {
     let rate = timed_appends(&mut journal, n);
     journal.close().expect("close");
     rate
+}
+
+/// Appends with retention keeping two segments, timed once three segments have been
+/// retired (so each roll takes a recycled one): a journal at its steady size.
+fn recycled(dir: &Path, n: u64, durability: Durability) -> f64 {
+    let options = JournalOptions {
+        retention: ringmq::journal::Retention {
+            max_segments: Some(2),
+            ..Default::default()
+        },
+        ..options(durability)
+    };
+    let mut journal = Journal::open(dir, options).expect("a journal");
+    let mut i = 0;
+    while journal.oldest() == 0 || journal.segments() < 2 || i < 4 * per_segment() {
+        journal.append(&payload(i)).expect("append");
+        i += 1;
+    }
+    let rate = timed_appends(&mut journal, n);
+    journal.close().expect("close");
+    rate
+}
+
+/// 100-byte messages in a default segment.
+fn per_segment() -> u64 {
+    JournalOptions::default().segment_size / RECORD as u64
 }
 
 fn timed_appends(journal: &mut Journal, n: u64) -> f64 {

@@ -211,6 +211,8 @@ pub fn write(dir: &Path, samples: &[Sample], quick: bool) -> std::io::Result<Pat
                         crate::journal::LARGE_LIMIT
                     } else if system.contains("replay") || system == crate::journal::READ_LIMIT {
                         crate::journal::READ_LIMIT
+                    } else if system.contains("(recycled)") || system == crate::journal::REUSED_WRITE_LIMIT {
+                        crate::journal::REUSED_WRITE_LIMIT
                     } else {
                         crate::journal::WRITE_LIMIT
                     }

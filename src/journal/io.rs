@@ -85,6 +85,17 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     /// may then write them back (zeros) before the records that fill them, and a sync of the
     /// file writes them all, so it suits a file no sync is waiting on.
     fn prefetch(&self, _offset: u64, _len: u64, _for_write: bool) {}
+    /// Claims the file against readers: `true` if no handle that [`Disk::open_read`] gave
+    /// out has it open (in any process), and until [`DiskFile::release`] no such handle
+    /// can be had (`open_read` reports `NotFound`, as for a removed file). A reader's slices
+    /// of a file stay valid only while nothing writes over them, so the writer writes over a
+    /// retired segment (recycles it) only under this claim. `false`, the default, keeps a
+    /// disk's files from being recycled.
+    fn try_claim(&self) -> io::Result<bool> {
+        Ok(false)
+    }
+    /// Ends this handle's [`DiskFile::try_claim`].
+    fn release(&self) {}
 }
 
 /// A held writer lock ([`Disk::try_lock_writer`]); dropping it releases the lock.
@@ -204,6 +215,13 @@ impl Disk for FsDisk {
 
     fn open_read(&self, name: &str) -> io::Result<Arc<dyn DiskFile>> {
         let file = self.open_with(name, false, false)?;
+        // A shared `flock`, held as long as the handle: the writer's claim
+        // ([`DiskFile::try_claim`], an exclusive one) fails while it is held, and it cannot
+        // be taken while the writer holds the claim (the file is being recycled: gone, for a
+        // reader).
+        if !flock(&file, libc::LOCK_SH)? {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
         let len = file.metadata()?.len();
         Ok(Arc::new(FsFile::map(file, len, false)?))
     }
@@ -276,6 +294,19 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
         // A file system without fallocate (the journal's README section says what is lost).
         libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len),
         errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// `flock(file, operation | LOCK_NB)`: `false` if a conflicting lock is held.
+fn flock(file: &File, operation: libc::c_int) -> io::Result<bool> {
+    // SAFETY: a plain syscall on a file descriptor the caller owns; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(e),
     }
 }
 
@@ -400,6 +431,17 @@ impl DiskFile for FsFile {
             );
         }
     }
+
+    fn try_claim(&self) -> io::Result<bool> {
+        // An exclusive `flock` on this handle's own open file: it conflicts with every
+        // reader's shared one (`FsDisk::open_read`), in this process or another.
+        flock(&self.file, libc::LOCK_EX)
+    }
+
+    fn release(&self) {
+        // Unlocking a lock held cannot fail but for a bad descriptor, which this is not.
+        let _ = flock(&self.file, libc::LOCK_UN);
+    }
 }
 
 #[cfg(feature = "sim-disk")]
@@ -507,6 +549,10 @@ mod sim {
         durable: Vec<u8>,
         /// Writes since the last sync, in order.
         pending: Vec<(u64, Vec<u8>)>,
+        /// Handles from `open_read` alive, and whether a handle holds the claim
+        /// ([`DiskFile::try_claim`]): `FsDisk`'s shared and exclusive `flock`s.
+        readers: usize,
+        claimed: bool,
     }
 
     impl fmt::Debug for SimFile {
@@ -524,6 +570,8 @@ mod sim {
                 state: Mutex::new(FileState {
                     durable: bytes,
                     pending: Vec::new(),
+                    readers: 0,
+                    claimed: false,
                 }),
             }
         }
@@ -542,6 +590,16 @@ mod sim {
     struct Handle {
         file: Arc<SimFile>,
         faults: Arc<Faults>,
+        /// From `open_read`: counted in the file's readers while it lives.
+        reader: bool,
+    }
+
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            if self.reader {
+                self.file.state().readers -= 1;
+            }
+        }
     }
 
     impl Faults {
@@ -635,6 +693,19 @@ mod sim {
 
         fn as_ptr(&self) -> *const u8 {
             self.file.cache_ptr()
+        }
+
+        fn try_claim(&self) -> io::Result<bool> {
+            let mut state = self.file.state();
+            if state.readers > 0 || state.claimed {
+                return Ok(false);
+            }
+            state.claimed = true;
+            Ok(true)
+        }
+
+        fn release(&self) {
+            self.file.state().claimed = false;
         }
     }
 
@@ -746,10 +817,20 @@ mod sim {
             }
         }
 
+        fn lookup(&self, name: &str) -> io::Result<Arc<SimFile>> {
+            check_name(name)?;
+            self.dir()
+                .names
+                .get(name)
+                .cloned()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
+
         fn handle(&self, file: Arc<SimFile>) -> Arc<dyn DiskFile> {
             Arc::new(Handle {
                 file,
                 faults: self.faults.clone(),
+                reader: false,
             })
         }
     }
@@ -815,14 +896,25 @@ mod sim {
         }
 
         fn open(&self, name: &str) -> io::Result<Arc<dyn DiskFile>> {
-            check_name(name)?;
-            let file = self
-                .dir()
-                .names
-                .get(name)
-                .cloned()
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+            let file = self.lookup(name)?;
             Ok(self.handle(file))
+        }
+
+        fn open_read(&self, name: &str) -> io::Result<Arc<dyn DiskFile>> {
+            let file = self.lookup(name)?;
+            {
+                let mut state = file.state();
+                if state.claimed {
+                    // Being recycled: gone, for a reader (as `FsDisk::open_read`).
+                    return Err(io::Error::from(io::ErrorKind::NotFound));
+                }
+                state.readers += 1;
+            }
+            Ok(Arc::new(Handle {
+                file,
+                faults: self.faults.clone(),
+                reader: true,
+            }))
         }
 
         fn list(&self) -> io::Result<Vec<String>> {

@@ -971,11 +971,15 @@ impl Journal {
             if !(by_bytes || by_count || by_age || consumed) {
                 break;
             }
-            let name = oldest.name.clone();
-            self.disk
-                .remove(&name)
-                .map_err(|e| io_error(&name, "remove", &e))?;
-            self.sealed.pop_front();
+            let oldest = self.sealed.pop_front().expect("looked at above");
+            if self.recycle(&oldest)? {
+                continue;
+            }
+            if let Err(e) = self.disk.remove(&oldest.name) {
+                let error = io_error(&oldest.name, "remove", &e);
+                self.sealed.push_front(oldest);
+                return Err(error);
+            }
             removed = true;
         }
         if removed {
@@ -984,6 +988,34 @@ impl Journal {
             }
         }
         Ok(())
+    }
+}
+
+impl Journal {
+    /// Makes `old`, a sealed segment retention has just taken out of the journal, the next
+    /// roll's spare instead of removing it, if it can ([`JournalOptions::recycle`]): no spare
+    /// is waiting, the file is a segment of today's size, and no reader has it open (its
+    /// claim, [`DiskFile::try_claim`], held until the helper has zeroed it). Returns whether
+    /// it did; `false` leaves the removal to the caller.
+    fn recycle(&mut self, old: &Sealed) -> Result<bool, JournalError> {
+        if !self.options.recycle || self.spare.is_some() || old.file.len() != self.options.segment_size {
+            return Ok(false);
+        }
+        if !old.file.try_claim().unwrap_or(false) {
+            return Ok(false);
+        }
+        if self.disk.rename(&old.name, io::SPARE).is_err() {
+            old.file.release();
+            return Ok(false);
+        }
+        // The rename durable before a byte of the file changes: a crash finds the segment
+        // whole under its name, or under the spare's (which an open removes).
+        if let Err(e) = self.disk.sync_dir() {
+            old.file.release();
+            return Err(self.fail("the journal directory", "fsync", &e));
+        }
+        self.spare = Some(self.prefaulter.recycle(&self.disk, old.file.clone()));
+        Ok(true)
     }
 }
 

@@ -74,6 +74,12 @@ pub struct JournalOptions {
     pub retention: Retention,
     /// The first sequence of a journal created empty (default 0).
     pub initial_sequence: u64,
+    /// Whether a segment retention deletes becomes the next segment instead (default
+    /// `true`), when no reader has it open: its pages stay in the page cache and its blocks
+    /// stay allocated, so a journal whose retention keeps it at a steady size writes into
+    /// memory the kernel already holds. The writer's helper thread writes zeros over it
+    /// first and syncs them.
+    pub recycle: bool,
 }
 
 impl Default for JournalOptions {
@@ -85,6 +91,7 @@ impl Default for JournalOptions {
             durability: Durability::default(),
             retention: Retention::default(),
             initial_sequence: 0,
+            recycle: true,
         }
     }
 }

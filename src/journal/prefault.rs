@@ -35,6 +35,13 @@ enum Request {
         offset: u64,
         len: u64,
     },
+    /// Make `file`, a retired segment renamed to the spare's name under its claim, a spare
+    /// (see [`Prefaulter::recycle`]), and send it (or the error) on `done`.
+    Recycle {
+        disk: Arc<dyn Disk>,
+        file: Arc<dyn DiskFile>,
+        done: Sender<io::Result<Arc<dyn DiskFile>>>,
+    },
     /// Allocate a spare of `len` bytes in `disk` and send it (or the error) on `done`.
     Spare {
         disk: Arc<dyn Disk>,
@@ -63,13 +70,8 @@ impl Prefaulter {
         let thread = std::thread::Builder::new()
             .name("ringmq-prefault".into())
             .spawn(move || {
-                for r in incoming {
-                    match r {
-                        Request::Pages { file, offset, len } => file.prefetch(offset, len, for_write),
-                        Request::Spare { disk, len, done } => {
-                            let _ = done.send(make_spare(&*disk, len, for_write));
-                        }
-                    }
+                for request in incoming {
+                    request.carry_out(for_write);
                 }
             })
             .ok();
@@ -113,20 +115,90 @@ impl Prefaulter {
     /// arrives on the returned receiver; a roll waits for it there.
     pub(super) fn spare(&self, disk: &Arc<dyn Disk>, len: u64) -> SpareFile {
         let (done, file) = channel();
-        let request = Request::Spare {
+        self.ask(Request::Spare {
             disk: disk.clone(),
             len,
-            done: done.clone(),
-        };
-        let sent = match &self.requests {
-            Some(requests) if !disk.single_threaded() => requests.send(request).is_ok(),
-            _ => false,
-        };
-        if !sent {
-            let _ = done.send(make_spare(&**disk, len, self.for_write));
-        }
+            done,
+        });
         file
     }
+
+    /// Starts making `file` the spare: a retired segment the writer has renamed to
+    /// [`SPARE`] (and synced the directory) while holding its claim against readers
+    /// ([`DiskFile::try_claim`]). On this thread, or inline as for [`Prefaulter::spare`].
+    pub(super) fn recycle(&self, disk: &Arc<dyn Disk>, file: Arc<dyn DiskFile>) -> SpareFile {
+        let (done, spare) = channel();
+        self.ask(Request::Recycle {
+            disk: disk.clone(),
+            file,
+            done,
+        });
+        spare
+    }
+
+    /// Sends a spare's `request` to the thread, or carries it out here if there is none or
+    /// its disk is [`Disk::single_threaded`].
+    fn ask(&self, request: Request) {
+        let inline = match &request {
+            Request::Spare { disk, .. } | Request::Recycle { disk, .. } => disk.single_threaded(),
+            Request::Pages { .. } => false,
+        };
+        let unsent = match &self.requests {
+            Some(requests) if !inline => requests.send(request).err().map(|e| e.0),
+            _ => Some(request),
+        };
+        if let Some(request) = unsent {
+            request.carry_out(self.for_write);
+        }
+    }
+}
+
+impl Request {
+    fn carry_out(self, for_write: bool) {
+        match self {
+            Request::Pages { file, offset, len } => file.prefetch(offset, len, for_write),
+            Request::Spare { disk, len, done } => {
+                let _ = done.send(make_spare(&*disk, len, for_write));
+            }
+            Request::Recycle { disk, file, done } => {
+                let _ = done.send(recycled_spare(&*disk, file, for_write));
+            }
+        }
+    }
+}
+
+/// Writes zeros over every byte of a retired segment and syncs them, then lets readers at
+/// it again: it is then what [`make_spare`] makes, a file of zeros, with its pages in the
+/// page cache and its blocks allocated and written (no fault reads a page in, no sync
+/// converts a block from unwritten). Its old records would be harmless (their sequences
+/// are below any the new segment expects, and the CRC covers the sequence), but recovery
+/// takes bytes past the last record for a torn tail to be zeroed, and readers take a zero
+/// header for a segment being created.
+fn recycled_spare(
+    disk: &dyn Disk,
+    file: Arc<dyn DiskFile>,
+    for_write: bool,
+) -> io::Result<Arc<dyn DiskFile>> {
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK];
+    let len = file.len();
+    let mut at = 0;
+    let mut written = Ok(());
+    while at < len && written.is_ok() {
+        let n = (len - at).min(CHUNK as u64);
+        written = file.write_through(at, &zeros[..n as usize]);
+        at += n;
+    }
+    let made = written.and_then(|()| file.sync_data());
+    // Released once the header is zero: a reader that opened the file by its old name
+    // before the rename finds no segment in it.
+    file.release();
+    if let Err(e) = made {
+        let _ = disk.remove(SPARE);
+        return Err(e);
+    }
+    file.prefetch(RECORDS_START, WINDOW, for_write);
+    Ok(file)
 }
 
 /// Allocates the spare, writes its header and state pages (zeros: the roll writes them

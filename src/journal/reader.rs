@@ -153,8 +153,8 @@ impl JournalReader {
             if known_end.is_some_and(|end| f.first < end) {
                 continue;
             }
-            let Some(header) = read_header(&f)? else {
-                // Being created (its header not written yet): nothing to read in it.
+            let Some(header) = self.header_unless_recycled(&f)? else {
+                // Being created (its header not written yet), or recycled: nothing to read.
                 continue;
             };
             match read_footer(&*f.file, &f.name)? {
@@ -197,6 +197,28 @@ impl JournalReader {
         }
         self.read_positions()?;
         Ok(self.next)
+    }
+
+    /// `f`'s header, or `None` if it has none yet or if the writer recycled the file
+    /// ([`super::JournalOptions::recycle`]) between the listing and the open: the file then
+    /// holds zeros or another segment's header, and its name is gone from the directory
+    /// (the writer renames a segment before it changes a byte of it), which tells that from
+    /// a corrupt header.
+    fn header_unless_recycled(&self, f: &Found) -> Result<Option<SegmentHeader>, JournalError> {
+        match read_header(f) {
+            Err(e) => {
+                let listed = self
+                    .disk
+                    .list()
+                    .map_err(|e| io_error("the journal directory", "list", &e))?;
+                if listed.contains(&f.name) {
+                    Err(e)
+                } else {
+                    Ok(None)
+                }
+            }
+            header => header,
+        }
     }
 
     /// The positions in the newest valid state slot of the newest segment.

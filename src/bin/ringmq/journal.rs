@@ -50,6 +50,9 @@ pub(super) struct StageArgs {
     /// Retention: delete segments every durable subscriber and group has passed.
     #[arg(long)]
     pub until_consumed: bool,
+    /// Remove the segments retention retires, rather than making them the next segments.
+    #[arg(long)]
+    pub no_recycle: bool,
 }
 
 impl StageArgs {
@@ -79,6 +82,7 @@ impl StageArgs {
                 max_age: self.retain_age.map(Duration::from_secs_f64),
                 until_consumed: self.until_consumed,
             },
+            recycle: !self.no_recycle,
             ..JournalOptions::default()
         })
     }
