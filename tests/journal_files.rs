@@ -268,11 +268,22 @@ fn inodes(path: &std::path::Path) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
-/// Real files, with the files created counted: a recycled segment is not created.
-#[derive(Debug)]
+/// What [`Counting`] does when a reader opens the file it names, right after the open: the
+/// writer's part of a race (what it does between the reader's listing and its look).
+type OnOpenRead = (String, Box<dyn FnOnce(&FsDisk, &str) + Send>);
+
+/// Real files, with the files created counted (a recycled segment is not created), and a
+/// hook on a reader's next open.
 struct Counting {
     inner: FsDisk,
     creates: std::sync::Mutex<u64>,
+    on_open_read: std::sync::Mutex<Option<OnOpenRead>>,
+}
+
+impl std::fmt::Debug for Counting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counting").finish_non_exhaustive()
+    }
 }
 
 impl Counting {
@@ -281,6 +292,7 @@ impl Counting {
         std::sync::Arc::new(Counting {
             inner: FsDisk::open(path).unwrap(),
             creates: std::sync::Mutex::new(0),
+            on_open_read: std::sync::Mutex::new(None),
         })
     }
 
@@ -298,7 +310,13 @@ impl Disk for Counting {
         self.inner.open(name)
     }
     fn open_read(&self, name: &str) -> std::io::Result<std::sync::Arc<dyn DiskFile>> {
-        self.inner.open_read(name)
+        let file = self.inner.open_read(name)?;
+        let mut hook = self.on_open_read.lock().unwrap();
+        if hook.as_ref().is_some_and(|(of, _)| of == name) {
+            let (_, run) = hook.take().unwrap();
+            run(&self.inner, name);
+        }
+        Ok(file)
     }
     fn list(&self) -> std::io::Result<Vec<String>> {
         self.inner.list()
@@ -408,4 +426,48 @@ fn a_segment_a_reader_holds_is_never_written_over() {
     let before = disk.creates();
     roll(&mut journal, &path, 6);
     assert!(disk.creates() - before < 6, "recycling never resumed");
+}
+
+/// A reader that listed a segment under its name and opens it just as the writer recycles it
+/// finds another segment's header in it: deleted, if the name is gone from the directory (the
+/// writer renames before it writes); corrupt, if the name is still there.
+#[test]
+fn a_reader_passes_over_a_segment_recycled_under_its_feet() {
+    for renamed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race");
+        let disk = Counting::open(&path);
+        let mut journal = Journal::open_on(disk.clone(), two_segments(false)).unwrap();
+        roll(&mut journal, &path, 2);
+        journal.commit().unwrap();
+        let names: Vec<String> = inodes(&path).into_keys().collect();
+        let newest = names.last().unwrap().clone();
+        // The oldest gets the newest's header, as a recycled file does once it is the next
+        // segment; renamed away first, as the writer does, or (the control) left in place.
+        let oldest = names[0].clone();
+        *disk.on_open_read.lock().unwrap() = Some((
+            oldest,
+            Box::new(move |fs: &FsDisk, name: &str| {
+                let mut header = [0u8; 64];
+                fs.open(&newest).unwrap().read_at(0, &mut header).unwrap();
+                if renamed {
+                    fs.rename(name, "next.spare").unwrap();
+                    fs.open("next.spare").unwrap().write_at(0, &header).unwrap();
+                } else {
+                    fs.open(name).unwrap().write_at(0, &header).unwrap();
+                }
+            }),
+        ));
+        let reader = ringmq::journal::JournalReader::open_on(disk.clone());
+        if renamed {
+            let reader = reader.unwrap();
+            assert_eq!(reader.segments(), names.len() - 1, "the recycled one passed over");
+            assert_eq!(reader.next_sequence(), journal.next_sequence());
+        } else {
+            assert!(
+                matches!(reader, Err(JournalError::Corrupt { .. })),
+                "a header that disagrees with a listed name: {reader:?}"
+            );
+        }
+    }
 }
