@@ -26,7 +26,6 @@ macro_rules! atomic_u64_word {
 
         #[allow(dead_code)]
         impl $name {
-            #[cfg(any(loom, test))]
             pub(crate) fn new(value: u64) -> Self {
                 Self(AtomicU64::new(value))
             }

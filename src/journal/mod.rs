@@ -57,7 +57,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often a [`Durability::PageCache`] journal writes its consumer positions to a state
 /// slot (no sync), while records or positions change.
@@ -220,9 +220,15 @@ impl std::fmt::Debug for Journal {
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec for the call; CLOCK_REALTIME always exists.
+    // (`SystemTime::now` is this call and a checked subtraction and conversion, on every
+    // append.)
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
+    u64::try_from(t.tv_sec).map_or(0, |s| s.saturating_mul(1_000_000_000) + t.tv_nsec as u64)
 }
 
 fn io_error(name: &str, op: &'static str, e: &std::io::Error) -> JournalError {

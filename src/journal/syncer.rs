@@ -9,6 +9,7 @@
 //! writer to look.
 
 use super::DiskFile;
+use crate::atomic::Word;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -30,10 +31,23 @@ struct Slot {
     stop: bool,
 }
 
-#[derive(Default)]
 struct Handoff {
     slot: Mutex<Slot>,
     changed: Condvar,
+    /// 1 while `slot.done` holds a result (set and cleared under the lock): a writer that
+    /// only looks, once per append while a sync is in flight, reads this and leaves the lock,
+    /// which the syncer thread takes, alone. A stale 0 only makes it look again later.
+    done: Word,
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        Handoff {
+            slot: Mutex::default(),
+            changed: Condvar::new(),
+            done: Word::new(0),
+        }
+    }
 }
 
 impl Handoff {
@@ -79,10 +93,17 @@ impl Syncer {
     /// The in-flight sync's result if it has one (waiting for it if `wait`): the ticket back,
     /// or the failure's description.
     pub(super) fn finished(&self, wait: bool) -> Option<Result<Ticket, String>> {
+        // Acquire: pairs with the syncer's Release store after it filled `done` (the lock
+        // taken next orders the result itself).
+        if !wait && self.handoff.done.load_acquire() == 0 {
+            return None;
+        }
         let mut slot = self.handoff.lock();
         while wait && slot.done.is_none() {
             slot = self.handoff.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
         }
+        // Relaxed: under the lock, which orders it with the syncer's store.
+        self.handoff.done.store_relaxed(0);
         slot.done.take()
     }
 }
@@ -110,7 +131,11 @@ fn run(handoff: &Handoff, on_durable: Option<&(dyn Fn(u64) + Send + Sync)>) {
             }
             Err(e) => Err(format!("fdatasync of {} failed: {e}", ticket.name)),
         };
-        handoff.lock().done = Some(result);
+        let mut slot = handoff.lock();
+        slot.done = Some(result);
+        // Release: pairs with the writer's Acquire look in `finished`.
+        handoff.done.store_release(1);
+        drop(slot);
         handoff.changed.notify_all();
     }
 }
