@@ -77,7 +77,7 @@ pub struct JournalOptions {
     /// Whether a segment retention deletes becomes the next segment instead (default
     /// `true`), when no reader has it open: its pages stay in the page cache and its blocks
     /// stay allocated, so a journal whose retention keeps it at a steady size writes into
-    /// memory the kernel already holds. The writer's helper thread writes zeros over it
+    /// memory the kernel already holds. The writer's spare thread writes zeros over it
     /// first and syncs them.
     pub recycle: bool,
 }

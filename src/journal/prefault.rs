@@ -10,8 +10,11 @@
 //! takes no fault at all; the zeros the kernel may write back early are overwritten before
 //! that seal.
 //!
-//! The same thread allocates the next segment's file ahead of the roll (a spare, see
-//! [`Prefaulter::spare`]), so that a roll renames a file instead of allocating one.
+//! A second thread prepares the next segment's file ahead of the roll (a spare: a new file,
+//! [`Prefaulter::spare`], or a retired segment written over with zeros,
+//! [`Prefaulter::recycle`]), so that a roll renames a file instead of allocating one. It is
+//! a thread apart because a spare ends with a sync (a recycled one's, of a whole segment),
+//! which would hold up the pages the writer needs next.
 //!
 //! A hint throughout: a thread that cannot be spawned, or a kernel that refuses the populate,
 //! leaves every page to fault in as before, and every segment to be allocated at its roll.
@@ -54,31 +57,60 @@ enum Request {
 pub(super) type SpareFile = Receiver<io::Result<Arc<dyn DiskFile>>>;
 
 pub(super) struct Prefaulter {
-    requests: Option<Sender<Request>>,
+    /// Pages ahead of the writer.
+    pages: Helper,
+    /// Spares: apart from the pages, so that a spare's sync (a recycled one's is of a whole
+    /// segment of zeros) never holds up the writer's next pages.
+    spares: Helper,
     /// Pages are made writable, not only read in.
     for_write: bool,
-    thread: Option<JoinHandle<()>>,
     /// The active segment is requested up to here.
     requested: u64,
 }
 
-impl Prefaulter {
-    /// The thread (or, if it cannot be spawned, a prefaulter that asks for nothing);
-    /// `for_write` makes pages writable, not only read in (see the module documentation).
-    pub(super) fn spawn(for_write: bool) -> Prefaulter {
+/// A thread carrying out requests in order (none if it could not be spawned).
+struct Helper {
+    requests: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Helper {
+    fn spawn(name: &str, for_write: bool) -> Helper {
         let (requests, incoming) = channel::<Request>();
         let thread = std::thread::Builder::new()
-            .name("ringmq-prefault".into())
+            .name(name.into())
             .spawn(move || {
                 for request in incoming {
                     request.carry_out(for_write);
                 }
             })
             .ok();
-        Prefaulter {
+        Helper {
             requests: thread.is_some().then_some(requests),
-            for_write,
             thread,
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has done what it was asked.
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Prefaulter {
+    /// The threads (or, where one cannot be spawned, a prefaulter that asks for no pages and
+    /// makes spares inline); `for_write` makes pages writable, not only read in (see the
+    /// module documentation).
+    pub(super) fn spawn(for_write: bool) -> Prefaulter {
+        Prefaulter {
+            pages: Helper::spawn("ringmq-prefault", for_write),
+            spares: Helper::spawn("ringmq-spare", for_write),
+            for_write,
             requested: 0,
         }
     }
@@ -87,7 +119,7 @@ impl Prefaulter {
     /// window once the writer is within half a window of what was asked for.
     #[inline]
     pub(super) fn ahead(&mut self, file: &Arc<dyn DiskFile>, offset: u64, end: u64) {
-        if offset + WINDOW / 2 < self.requested || self.requests.is_none() {
+        if offset + WINDOW / 2 < self.requested || self.pages.requests.is_none() {
             return;
         }
         let from = self.requested.max(offset);
@@ -95,7 +127,7 @@ impl Prefaulter {
         if len == 0 {
             return;
         }
-        if let Some(requests) = &self.requests {
+        if let Some(requests) = &self.pages.requests {
             let _ = requests.send(Request::Pages {
                 file: file.clone(),
                 offset: from,
@@ -136,14 +168,14 @@ impl Prefaulter {
         spare
     }
 
-    /// Sends a spare's `request` to the thread, or carries it out here if there is none or
+    /// Sends a spare's `request` to its thread, or carries it out here if there is none or
     /// its disk is [`Disk::single_threaded`].
     fn ask(&self, request: Request) {
         let inline = match &request {
             Request::Spare { disk, .. } | Request::Recycle { disk, .. } => disk.single_threaded(),
             Request::Pages { .. } => false,
         };
-        let unsent = match &self.requests {
+        let unsent = match &self.spares.requests {
             Some(requests) if !inline => requests.send(request).err().map(|e| e.0),
             _ => Some(request),
         };
@@ -219,14 +251,4 @@ fn make_spare(disk: &dyn Disk, len: u64, for_write: bool) -> io::Result<Arc<dyn 
     }
     file.prefetch(RECORDS_START, WINDOW, for_write);
     Ok(file)
-}
-
-impl Drop for Prefaulter {
-    fn drop(&mut self) {
-        // Closing the channel ends the thread once it has done what it was asked.
-        self.requests = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
