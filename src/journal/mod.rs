@@ -995,14 +995,12 @@ impl Journal {
         }
         Ok(())
     }
-}
 
-impl Journal {
     /// Makes `old`, a sealed segment retention has just taken out of the journal, the next
     /// roll's spare instead of removing it, if it can ([`JournalOptions::recycle`]): no spare
     /// is waiting, the file is a segment of today's size, and no reader has it open (its
-    /// claim, [`DiskFile::try_claim`], held until the helper has zeroed it). Returns whether
-    /// it did; `false` leaves the removal to the caller.
+    /// claim, [`DiskFile::try_claim`], held until the spare thread has zeroed it). Returns
+    /// whether it did; `false` leaves the removal to the caller.
     fn recycle(&mut self, old: &Sealed) -> Result<bool, JournalError> {
         if !self.options.recycle || self.spare.is_some() || old.file.len() != self.options.segment_size {
             return Ok(false);
