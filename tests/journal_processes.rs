@@ -33,16 +33,18 @@ fn position(ring: &Ring, name: &str) -> Option<u64> {
 /// A journal record: its sequence, and (producer, counter) unless it is a skipped slot.
 type Entry = (u64, Option<(u32, u64)>);
 
-/// Every record of the journal in `dir`, checked: sequences from 0 with no gap, payloads
-/// verifiable, each producer's counters consecutive from 0 (a producer killed between claim
-/// and publish leaves a skipped record and publishes nothing after it).
+/// Every record of the journal in `dir`, checked: sequences from the oldest kept with no gap,
+/// payloads verifiable, each producer's counters consecutive (from 0 in a journal that kept
+/// everything; a producer killed between claim and publish leaves a skipped record and
+/// publishes nothing after it).
 fn journal(dir: &Path, context: &str) -> Vec<Entry> {
     let reader = JournalReader::open(dir).unwrap_or_else(|e| panic!("{context}: open: {e}"));
+    let oldest = reader.oldest();
     let mut next_counter: HashMap<u32, u64> = HashMap::new();
     let mut entries = Vec::new();
     for (i, record) in reader.replay(Seek::Earliest).unwrap().enumerate() {
         let record = record.unwrap_or_else(|e| panic!("{context}: record {i}: {e}"));
-        if record.sequence != i as u64 {
+        if record.sequence != oldest + i as u64 {
             let files: Vec<_> = std::fs::read_dir(dir)
                 .unwrap()
                 .map(|e| e.unwrap().file_name())
@@ -61,7 +63,10 @@ fn journal(dir: &Path, context: &str) -> Vec<Entry> {
         }
         let (id, counter, _) =
             verify::read(record.payload).unwrap_or_else(|| panic!("{context}: record {i} does not verify"));
-        let expected = next_counter.entry(id).or_insert(0);
+        // Retention may have taken a producer's first messages.
+        let expected = next_counter
+            .entry(id)
+            .or_insert(if oldest == 0 { 0 } else { counter });
         assert_eq!(counter, *expected, "{context}: producer {id} out of order at {i}");
         *expected += 1;
         entries.push((record.sequence, Some((id, counter))));
@@ -372,4 +377,75 @@ fn messages_larger_than_a_slot_go_through_the_cli_ring_and_journal_whole() {
     assert!(!output.status.success());
     assert_eq!(ring.next_sequence(), N * FRAGMENTS);
     stage.terminate();
+}
+
+/// The stage of a journal that keeps three segments, so that it recycles one at every roll,
+/// killed at random points: after each kill the journal holds a contiguous run of records up
+/// to at least the durable position, every one of them whole and in order, and the stage that
+/// replaces it goes on from there.
+#[test]
+fn a_stage_killed_while_it_recycles_segments_leaves_whole_records() {
+    const ROUNDS: u64 = 12;
+    const PER_PRODUCER: u64 = 20_000;
+    let seed = std::env::var("RINGMQ_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("RINGMQ_KILL_SEED={seed}");
+    let mut rng = Rng(seed);
+    let ring_file = ShmRing::new("jrecycle");
+    let r = ring_file.arg();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    assert_success(&run(&format!("create {r} --capacity 256 --slot-size 64")));
+    let ring = Ring::open(&ring_file.0).unwrap();
+    let stage_line = format!(
+        "journal {r} {d} --segment-size 65536 --max-record 4096 --group-delay-us 200 --retain-segments 3"
+    );
+    let mut stage = Proc::spawn(&stage_line);
+    wait_until("the stage", || stage_alive(&ring));
+    let mut rolled_past = 0;
+    for round in 0..ROUNDS {
+        let context = format!("seed {seed} round {round}");
+        let start = ring.next_sequence();
+        let mut producer = Proc::spawn(&format!(
+            "produce {r} --count {PER_PRODUCER} --verifiable {round} --wait block --json"
+        ));
+        let target = start + 1 + rng.below(PER_PRODUCER - 1);
+        wait_until(&format!("{context}: message {target}"), || {
+            ring.next_sequence() >= target || producer.exited()
+        });
+        stage.kill();
+        let durable = position(&ring, STAGE_CONSUMER).expect("the stage's entry is kept");
+        let kept = journal(dir.path(), &context);
+        let end = kept.last().map_or(0, |e| e.0 + 1);
+        assert!(
+            end >= durable,
+            "{context}: the journal ends at {end}, durable {durable}"
+        );
+        if kept.first().is_some_and(|e| e.0 > 0) {
+            rolled_past += 1;
+        }
+        stage = Proc::spawn(&stage_line);
+        producer.stop();
+    }
+    assert!(rolled_past > 0, "seed {seed}: retention never took a segment");
+    let mut last = Proc::spawn(&format!(
+        "produce {r} --count {PER_PRODUCER} --verifiable {ROUNDS} --wait block --json"
+    ));
+    assert_eq!(last.json()["published"], PER_PRODUCER);
+    let end = ring.next_sequence();
+    wait_until("everything durable", || {
+        position(&ring, STAGE_CONSUMER) == Some(end)
+    });
+    let kept = journal(dir.path(), &format!("seed {seed} at the end"));
+    assert_eq!(kept.last().map(|e| e.0 + 1), Some(end), "seed {seed}");
+    stage.terminate();
+    assert_success(&run(&format!("verify-journal {d}")));
 }
