@@ -3,11 +3,13 @@
 //! directory; its file system is printed with the report's line for each case).
 //!
 //! `journal` (rates, 100-byte messages): appending with page-cache durability and with group
-//! commit, and replaying, against the **write limit** (the journal's record-sized copies into
-//! preallocated segment-sized files, through their mappings or gathered into `pwrite`s of
-//! 256 KiB, the faster of the two, each file synced once full, as a journal syncs every
-//! segment it seals: what appending does minus the header, the CRC and the bookkeeping) and
-//! the **page-cache read limit** (the same copies out of a mapping).
+//! commit (also through a ring and its stage from one producer), and replaying, against the
+//! **write limit** (the journal's record-sized copies into preallocated segment-sized files,
+//! through their mappings or gathered into `pwrite`s of 256 KiB, the faster of the two, each
+//! file synced once full, as a journal syncs every segment it seals: what appending does
+//! minus the header, the CRC and the bookkeeping) and the **page-cache read limit** (the same
+//! copies out of a mapping). Appending at a steady size (two segments kept, retired ones
+//! recycled) is against the write limit over files written before.
 //!
 //! `journal-sync` (latencies): a message made durable one at a time, against the **bare
 //! fdatasync** (a record-sized write into a preallocated file and its `fdatasync`, nothing
@@ -56,6 +58,7 @@ pub const RATES: &[&str] = &[
     "ringmq journal, page cache",
     "ringmq journal, group commit 1 ms",
     "ringmq journal, group commit 0",
+    "ringmq stage, one producer through a ring, group commit 0",
     REUSED_WRITE_LIMIT,
     "ringmq journal, page cache, 2 segments kept (recycled)",
     "ringmq journal, group commit 0, 2 segments kept (recycled)",
@@ -366,6 +369,9 @@ pub fn rate(system: &str, n: u64) -> f64 {
             ) / LARGE_FRAGMENTS as f64
         }),
         "ringmq journal, page cache" => append(scratch.path(), n, Durability::PageCache),
+        "ringmq stage, one producer through a ring, group commit 0" => {
+            through_stage(scratch.path(), n, group_commit(Duration::ZERO))
+        }
         "ringmq journal, page cache, 2 segments kept (recycled)" => {
             recycled(scratch.path(), n, Durability::PageCache)
         }
@@ -596,6 +602,32 @@ fn large_through_stage(dir: &Path, n: u64) -> f64 {
     stage.stop().expect("stop");
     let reader = JournalReader::open(dir).expect("a reader");
     assert_eq!(reader.next_sequence(), last + 1, "the journal lost fragments");
+    rate
+}
+
+/// One producer publishing `n` 100-byte messages into a ring whose journal stage has
+/// `durability`, timed from the first publish until the last is durable: what a producer's
+/// messages cost end to end, the ring's hop and the stage's batches included.
+fn through_stage(dir: &Path, n: u64, durability: Durability) -> f64 {
+    let ring = Ring::builder()
+        .capacity(4096)
+        .slot_size(128)
+        .build()
+        .expect("a ring");
+    let stage = JournalStage::spawn(&ring, dir, options(durability)).expect("a stage");
+    let mut producer = ring.producer().expect("a producer");
+    let start = Instant::now();
+    let mut last = 0;
+    for i in 0..n {
+        last = producer.publish(&payload(i)).expect("publish");
+    }
+    stage
+        .wait_durable(last, Some(Duration::from_secs(60)))
+        .expect("in the journal");
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    stage.stop().expect("stop");
+    let reader = JournalReader::open(dir).expect("a reader");
+    assert_eq!(reader.next_sequence(), last + 1, "the stage lost messages");
     rate
 }
 
