@@ -471,3 +471,59 @@ fn a_reader_passes_over_a_segment_recycled_under_its_feet() {
         }
     }
 }
+
+/// Files in `dir` this process holds open that are no longer in the directory.
+fn deleted_files_held(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| target.starts_with(&dir.display().to_string()) && target.ends_with("(deleted)"))
+        .collect()
+}
+
+/// A subscriber that replayed the journal and went live reads it no more: it lets go of the
+/// segments, which retention then recycles or removes for good, rather than leaving them
+/// allocated while the subscriber lives.
+#[test]
+fn a_subscriber_gone_live_holds_no_segment() {
+    use ringmq::journal::{JournalStage, JournalSubscriber};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live");
+    let ring = ringmq::Ring::builder()
+        .capacity(64)
+        .slot_size(128)
+        .build()
+        .unwrap();
+    let stage = JournalStage::spawn(&ring, &path, two_segments(true)).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let timeout = std::time::Duration::from_secs(30);
+    let wait = Some(timeout);
+    let message = [7u8; 100];
+    for _ in 0..3000 {
+        producer.publish_timeout(&message, timeout).unwrap();
+    }
+    stage.wait_durable(2999, wait).unwrap();
+    let mut subscriber = JournalSubscriber::attach(&ring, &path, "history", Seek::Earliest).unwrap();
+    while !subscriber.is_live() {
+        subscriber
+            .poll_with(1000, std::time::Duration::from_millis(10), |_, _| ())
+            .unwrap();
+    }
+    // Past every segment it replayed, read live as they come: retention takes them all.
+    let mut last = 0;
+    for _ in 0..200 {
+        for _ in 0..32 {
+            last = producer.publish_timeout(&message, timeout).unwrap();
+        }
+        while subscriber
+            .poll_with(64, std::time::Duration::ZERO, |_, _| ())
+            .unwrap()
+            > 0
+        {}
+    }
+    stage.wait_durable(last, wait).unwrap();
+    assert_eq!(deleted_files_held(&path), Vec::<String>::new());
+    drop(subscriber);
+    stage.stop().unwrap();
+}

@@ -199,6 +199,15 @@ impl JournalReader {
         Ok(self.next)
     }
 
+    /// Lets go of every segment it holds (their mappings, and the shared locks that keep the
+    /// writer from recycling them), for a reader that will read no more: a subscriber gone
+    /// live. Otherwise a segment retention removes stays allocated while the handle lives.
+    /// [`JournalReader::refresh`] takes them up again.
+    pub(crate) fn let_go(&mut self) {
+        self.sealed.clear();
+        self.active = None;
+    }
+
     /// `f`'s header, or `None` if it has none yet or if the writer recycled the file
     /// ([`super::JournalOptions::recycle`]) between the listing and the open: the file then
     /// holds zeros or another segment's header, and its name is gone from the directory

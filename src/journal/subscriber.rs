@@ -266,6 +266,8 @@ impl JournalSubscriber {
             Ok(consumer) => {
                 self.assembler.reset();
                 self.live = Some(consumer);
+                // Live for good: the journal's segments are not read again.
+                self.reader.let_go();
                 if self.progress.take().is_some() {
                     // The ring's entry carries the position from here on.
                     let _ = progress::remove(&**self.reader.disk(), &self.name);
