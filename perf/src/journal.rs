@@ -765,6 +765,12 @@ impl DiskFile for SlowFile {
     fn prefetch(&self, offset: u64, len: u64, for_write: bool) {
         self.inner.prefetch(offset, len, for_write)
     }
+    fn try_claim(&self) -> std::io::Result<bool> {
+        self.inner.try_claim()
+    }
+    fn release(&self) {
+        self.inner.release()
+    }
 }
 
 /// Writes `n` messages, then times a reader replaying them from the start, every record's

@@ -142,8 +142,8 @@ impl Prefaulter {
         self.requested = 0;
     }
 
-    /// Starts allocating a spare segment file of `len` bytes ([`SPARE`] in `disk`): on this
-    /// thread, or inline if there is none or `disk` is [`Disk::single_threaded`]. The result
+    /// Starts allocating a spare segment file of `len` bytes ([`SPARE`] in `disk`): on the
+    /// spare thread, or inline if there is none or `disk` is [`Disk::single_threaded`]. The result
     /// arrives on the returned receiver; a roll waits for it there.
     pub(super) fn spare(&self, disk: &Arc<dyn Disk>, len: u64) -> SpareFile {
         let (done, file) = channel();
@@ -157,7 +157,8 @@ impl Prefaulter {
 
     /// Starts making `file` the spare: a retired segment the writer has renamed to
     /// [`SPARE`] (and synced the directory) while holding its claim against readers
-    /// ([`DiskFile::try_claim`]). On this thread, or inline as for [`Prefaulter::spare`].
+    /// ([`DiskFile::try_claim`]). On the spare thread, or inline as for
+    /// [`Prefaulter::spare`].
     pub(super) fn recycle(&self, disk: &Arc<dyn Disk>, file: Arc<dyn DiskFile>) -> SpareFile {
         let (done, spare) = channel();
         self.ask(Request::Recycle {
