@@ -74,6 +74,23 @@ fn journal(dir: &Path, context: &str) -> Vec<Entry> {
     entries
 }
 
+/// The run's seed: `RINGMQ_KILL_SEED`, or one from the clock; printed, so that a failure
+/// can be run again.
+fn kill_seed() -> u64 {
+    let seed = std::env::var("RINGMQ_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("RINGMQ_KILL_SEED={seed}");
+    seed
+}
+
 /// A small deterministic generator, seeded per run (the seed is printed on failure).
 struct Rng(u64);
 
@@ -90,17 +107,7 @@ impl Rng {
 fn processes_killed_at_random_lose_no_durable_message_and_the_durable_consumer_resumes() {
     const ROUNDS: u64 = 30;
     const PER_PRODUCER: u64 = 20_000;
-    let seed = std::env::var("RINGMQ_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    println!("RINGMQ_KILL_SEED={seed}");
+    let seed = kill_seed();
     let mut rng = Rng(seed);
     let ring_file = ShmRing::new("jkill");
     let r = ring_file.arg();
@@ -387,17 +394,7 @@ fn messages_larger_than_a_slot_go_through_the_cli_ring_and_journal_whole() {
 fn a_stage_killed_while_it_recycles_segments_leaves_whole_records() {
     const ROUNDS: u64 = 12;
     const PER_PRODUCER: u64 = 20_000;
-    let seed = std::env::var("RINGMQ_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    println!("RINGMQ_KILL_SEED={seed}");
+    let seed = kill_seed();
     let mut rng = Rng(seed);
     let ring_file = ShmRing::new("jrecycle");
     let r = ring_file.arg();

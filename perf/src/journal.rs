@@ -585,24 +585,11 @@ fn large_through_ring(n: u64) -> f64 {
 /// `n` 1 MiB messages published through a ring into its journal stage (page-cache
 /// durability), until the last is in the journal; messages per second.
 fn large_through_stage(dir: &Path, n: u64) -> f64 {
-    let ring = large_ring();
-    let stage = JournalStage::spawn(&ring, dir, options(Durability::PageCache)).expect("a stage");
-    let mut producer = ring.producer().expect("a producer");
     let mut buf = vec![1u8; LARGE];
-    let start = Instant::now();
-    let mut last = 0;
-    for i in 0..n {
+    through_stage_with(dir, &large_ring(), Durability::PageCache, n, |producer, i| {
         large_message(&mut buf, i);
-        last = producer.publish_large(&buf).expect("publish");
-    }
-    stage
-        .wait_durable(last, Some(Duration::from_secs(60)))
-        .expect("in the journal");
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    stage.stop().expect("stop");
-    let reader = JournalReader::open(dir).expect("a reader");
-    assert_eq!(reader.next_sequence(), last + 1, "the journal lost fragments");
-    rate
+        producer.publish_large(&buf).expect("publish")
+    })
 }
 
 /// One producer publishing `n` 100-byte messages into a ring whose journal stage has
@@ -614,12 +601,27 @@ fn through_stage(dir: &Path, n: u64, durability: Durability) -> f64 {
         .slot_size(128)
         .build()
         .expect("a ring");
-    let stage = JournalStage::spawn(&ring, dir, options(durability)).expect("a stage");
+    through_stage_with(dir, &ring, durability, n, |producer, i| {
+        producer.publish(&payload(i)).expect("publish")
+    })
+}
+
+/// `n` messages published by `publish` (message `i`, its last sequence) into `ring`, whose
+/// journal stage in `dir` has `durability`; messages per second from the first publish
+/// until the last is durable, every sequence checked to be in the journal.
+fn through_stage_with(
+    dir: &Path,
+    ring: &Ring,
+    durability: Durability,
+    n: u64,
+    mut publish: impl FnMut(&mut ringmq::Producer, u64) -> u64,
+) -> f64 {
+    let stage = JournalStage::spawn(ring, dir, options(durability)).expect("a stage");
     let mut producer = ring.producer().expect("a producer");
     let start = Instant::now();
     let mut last = 0;
     for i in 0..n {
-        last = producer.publish(&payload(i)).expect("publish");
+        last = publish(&mut producer, i);
     }
     stage
         .wait_durable(last, Some(Duration::from_secs(60)))

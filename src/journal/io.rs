@@ -98,6 +98,19 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     fn release(&self) {}
 }
 
+/// Writes zeros over `from..to` of `file` ([`DiskFile::write_through`], a MiB at a time at
+/// most).
+pub(crate) fn write_zeros(file: &dyn DiskFile, from: u64, to: u64) -> io::Result<()> {
+    let zeros = vec![0u8; to.saturating_sub(from).min(1 << 20) as usize];
+    let mut at = from;
+    while at < to {
+        let n = zeros.len().min((to - at) as usize);
+        file.write_through(at, &zeros[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
 /// A held writer lock ([`Disk::try_lock_writer`]); dropping it releases the lock.
 pub struct DiskLock(#[allow(dead_code)] Box<dyn Send + Sync>);
 
@@ -218,9 +231,8 @@ impl Disk for FsDisk {
         // A shared `flock`, held as long as the handle: the writer's claim
         // ([`DiskFile::try_claim`], an exclusive one) fails while it is held, and it cannot
         // be taken while the writer holds the claim (the file is being recycled: gone, for a
-        // reader).
-        // A file system without `flock` fails the writer's claim too: nothing is recycled
-        // there, and the reader goes on without the lock.
+        // reader). On a file system without `flock` the writer's claim fails too: nothing is
+        // recycled there, and the reader goes on without the lock.
         if let Ok(false) = flock(&file, libc::LOCK_SH) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }

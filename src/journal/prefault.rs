@@ -19,7 +19,7 @@
 //! A hint throughout: a thread that cannot be spawned, or a kernel that refuses the populate,
 //! leaves every page to fault in as before, and every segment to be allocated at its roll.
 
-use super::io::{Disk, SPARE};
+use super::io::{write_zeros, Disk, SPARE};
 use super::segment::RECORDS_START;
 use super::DiskFile;
 use std::io;
@@ -147,11 +147,14 @@ impl Prefaulter {
     /// arrives on the returned receiver; a roll waits for it there.
     pub(super) fn spare(&self, disk: &Arc<dyn Disk>, len: u64) -> SpareFile {
         let (done, file) = channel();
-        self.ask(Request::Spare {
-            disk: disk.clone(),
-            len,
-            done,
-        });
+        self.ask(
+            disk,
+            Request::Spare {
+                disk: disk.clone(),
+                len,
+                done,
+            },
+        );
         file
     }
 
@@ -161,23 +164,22 @@ impl Prefaulter {
     /// [`Prefaulter::spare`].
     pub(super) fn recycle(&self, disk: &Arc<dyn Disk>, file: Arc<dyn DiskFile>) -> SpareFile {
         let (done, spare) = channel();
-        self.ask(Request::Recycle {
-            disk: disk.clone(),
-            file,
-            done,
-        });
+        self.ask(
+            disk,
+            Request::Recycle {
+                disk: disk.clone(),
+                file,
+                done,
+            },
+        );
         spare
     }
 
-    /// Sends a spare's `request` to its thread, or carries it out here if there is none or
-    /// its disk is [`Disk::single_threaded`].
-    fn ask(&self, request: Request) {
-        let inline = match &request {
-            Request::Spare { disk, .. } | Request::Recycle { disk, .. } => disk.single_threaded(),
-            Request::Pages { .. } => false,
-        };
+    /// Sends a spare's `request` on `disk` to its thread, or carries it out here if there is
+    /// none or `disk` is [`Disk::single_threaded`].
+    fn ask(&self, disk: &Arc<dyn Disk>, request: Request) {
         let unsent = match &self.spares.requests {
-            Some(requests) if !inline => requests.send(request).err().map(|e| e.0),
+            Some(requests) if !disk.single_threaded() => requests.send(request).err().map(|e| e.0),
             _ => Some(request),
         };
         if let Some(request) = unsent {
@@ -212,17 +214,7 @@ fn recycled_spare(
     file: Arc<dyn DiskFile>,
     for_write: bool,
 ) -> io::Result<Arc<dyn DiskFile>> {
-    const CHUNK: usize = 1 << 20;
-    let zeros = vec![0u8; CHUNK];
-    let len = file.len();
-    let mut at = 0;
-    let mut written = Ok(());
-    while at < len && written.is_ok() {
-        let n = (len - at).min(CHUNK as u64);
-        written = file.write_through(at, &zeros[..n as usize]);
-        at += n;
-    }
-    let made = written.and_then(|()| file.sync_data());
+    let made = write_zeros(&*file, 0, file.len()).and_then(|()| file.sync_data());
     // Released once the header is zero: a reader that opened the file by its old name
     // before the rename finds no segment in it.
     file.release();
@@ -241,11 +233,7 @@ fn recycled_spare(
 /// pages and nothing else.
 fn make_spare(disk: &dyn Disk, len: u64, for_write: bool) -> io::Result<Arc<dyn DiskFile>> {
     let file = disk.create(SPARE, len)?;
-    let head = RECORDS_START.min(len) as usize;
-    if let Err(e) = file
-        .write_through(0, &vec![0; head])
-        .and_then(|()| file.sync_data())
-    {
+    if let Err(e) = write_zeros(&*file, 0, RECORDS_START.min(len)).and_then(|()| file.sync_data()) {
         // Not left under the spare's name, where it would block the next one.
         let _ = disk.remove(SPARE);
         return Err(e);

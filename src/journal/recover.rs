@@ -402,15 +402,8 @@ fn recover_active(f: Found, header: SegmentHeader) -> Result<(Active, Recovered)
     let tail = record_area(file, active.offset, area_end);
     let junk = last_nonzero(tail);
     if let Some(last) = junk {
-        let zeros = vec![0u8; (last + 1).min(1 << 20)];
-        let mut at = active.offset;
-        let end = active.offset + last as u64 + 1;
-        while at < end {
-            let n = zeros.len().min((end - at) as usize);
-            file.write_through(at, &zeros[..n])
-                .map_err(|e| io_error(&f.name, "write", &e))?;
-            at += n as u64;
-        }
+        io::write_zeros(file, active.offset, active.offset + last as u64 + 1)
+            .map_err(|e| io_error(&f.name, "write", &e))?;
     }
     Ok((
         active,
