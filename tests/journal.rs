@@ -541,6 +541,52 @@ fn a_flipped_byte_below_the_durable_position_is_a_media_error_never_a_truncation
     }
 }
 
+#[test]
+fn a_sealed_segment_whose_records_are_not_the_footer_s_is_corrupt_to_a_whole_read() {
+    let disk = SimDisk::new();
+    let journal = with_records(&disk, small(), 300);
+    let first = journal.replay(Seek::Earliest).unwrap().count();
+    assert_eq!(first, 300, "every record read back before the change");
+    assert!(journal.segments() > 2, "several segments");
+    drop(journal);
+    let mut names = disk.list().unwrap();
+    names.sort();
+    let second_segment = names[1].clone();
+    // The first segment's footer, its checksum over the records' CRCs changed and the
+    // footer's own CRC made right again: a footer that decodes, over records that check one
+    // by one, which are not the ones it was sealed with.
+    let name = "00000000000000000000.seg";
+    let bytes = disk.contents(name).unwrap();
+    let at = bytes.len() - 64;
+    let mut footer = bytes[at..].to_vec();
+    footer[48] ^= 1;
+    let crc = crc32c::crc32c(&footer[..56]);
+    footer[56..60].copy_from_slice(&crc.to_le_bytes());
+    disk.corrupt(name, at as u64, &footer);
+
+    let journal = open(&disk, small()).unwrap();
+    let err = journal.replay(Seek::Earliest).unwrap().find_map(Result::err);
+    match err {
+        Some(JournalError::Corrupt { segment, .. }) => assert_eq!(segment, name),
+        other => panic!("a whole read of the first segment: {other:?}"),
+    }
+    // A read that starts past the segment's first record cannot tell, and reads on; one that
+    // starts in the next segment never looks.
+    let from_second: u64 = second_segment.trim_end_matches(".seg").parse().unwrap();
+    assert!(journal
+        .replay(Seek::Sequence(from_second))
+        .unwrap()
+        .all(|r| r.is_ok()));
+    assert!(journal
+        .replay(Seek::Sequence(from_second - 1))
+        .unwrap()
+        .all(|r| r.is_ok()));
+    drop(journal);
+    let reader = JournalReader::open_on(Arc::new(disk.clone())).unwrap();
+    let err = reader.replay(Seek::Earliest).unwrap().find_map(Result::err);
+    assert!(matches!(err, Some(JournalError::Corrupt { .. })), "{err:?}");
+}
+
 /// A xorshift generator from `seed`: `rand(n)` is below `n`.
 fn seeded(seed: u64) -> impl FnMut(u64) -> u64 {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

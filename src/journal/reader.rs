@@ -263,7 +263,7 @@ impl JournalReader {
                 header,
                 offset: RECORDS_START,
                 index: Vec::new(),
-                records_crc: 0,
+                records_crc: Default::default(),
                 last_timestamp: 0,
             });
         }

@@ -62,7 +62,7 @@ pub(crate) struct RecordHeader {
 }
 
 /// The CRC of the record at the start of `record`, whose payload is `len` bytes: bytes 0..4,
-/// then 8 to the payload's end (header and payload are contiguous, so two calls).
+/// then 8 to the payload's end (two calls, around the CRC's own field).
 fn crc_of(record: &[u8], len: usize) -> u32 {
     let crc = crc32c::crc32c(&record[0..4]);
     crc32c::crc32c_append(crc, &record[8..RECORD_HEADER + len])
@@ -73,15 +73,21 @@ fn crc_of(record: &[u8], len: usize) -> u32 {
 pub(crate) fn encode(out: &mut [u8], sequence: u64, timestamp: u64, flags: u32, payload: &[u8]) -> u32 {
     debug_assert_eq!(out.len(), encoded_len(payload.len()));
     let len = payload.len();
-    out[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    let len_bytes = (len as u32).to_le_bytes();
+    // The CRC covers bytes 0..4 and then 8 onwards: with the length placed at 4..8 for the
+    // moment, that is the one contiguous run 4.. (one call instead of two), after which the
+    // length and the CRC go to their places.
+    out[4..8].copy_from_slice(&len_bytes);
     out[8..16].copy_from_slice(&sequence.to_le_bytes());
     out[16..24].copy_from_slice(&timestamp.to_le_bytes());
     out[24..28].copy_from_slice(&flags.to_le_bytes());
     out[28..32].fill(0);
     out[RECORD_HEADER..RECORD_HEADER + len].copy_from_slice(payload);
     out[RECORD_HEADER + len..].fill(0);
-    let crc = crc_of(out, len);
+    let crc = crc32c::crc32c(&out[4..RECORD_HEADER + len]);
+    out[0..4].copy_from_slice(&len_bytes);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
+    debug_assert_eq!(crc, crc_of(out, len));
     crc
 }
 
@@ -158,6 +164,19 @@ mod tests {
                 assert_eq!(&bytes[32..37], b"hello");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_crc_covers_the_length_then_everything_after_the_crc_as_the_format_says() {
+        for len in [0usize, 1, 7, 8, 100, 1000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5a).collect();
+            let bytes = record(u64::MAX - 3, &payload);
+            let mut covered = (len as u32).to_le_bytes().to_vec();
+            covered.extend_from_slice(&bytes[8..RECORD_HEADER + len]);
+            let stored = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+            assert_eq!(stored, crc32c::crc32c(&covered), "payload of {len} bytes");
+            assert_eq!(&bytes[0..4], &(len as u32).to_le_bytes(), "the length in place");
         }
     }
 

@@ -364,7 +364,7 @@ fn recover_active(f: Found, header: SegmentHeader) -> Result<(Active, Recovered)
         header,
         offset: RECORDS_START,
         index: Vec::new(),
-        records_crc: 0,
+        records_crc: Default::default(),
         last_timestamp: 0,
     };
     let area_end = header.index_start;

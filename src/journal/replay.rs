@@ -5,7 +5,7 @@
 
 use super::record::{self, Decoded, RECORD_HEADER};
 use super::segment::{IndexEntry, SegmentHeader, INDEX_ENTRY, RECORDS_START};
-use super::{corrupt, record_area, Active, DiskFile, Journal, Record, Sealed, Seek};
+use super::{corrupt, record_area, Active, DiskFile, Journal, Record, RecordsCrc, Sealed, Seek};
 use crate::error::JournalError;
 use std::collections::VecDeque;
 use std::time::UNIX_EPOCH;
@@ -94,6 +94,7 @@ impl<'a> View<'a> {
             offset: RECORDS_START,
             next: first,
             end: self.next,
+            crcs: Some(RecordsCrc::default()),
         }
     }
 
@@ -103,15 +104,16 @@ impl<'a> View<'a> {
         // Jump by the index to the last entry before `t`, then walk.
         let index = replay.index();
         if let Some(entry) = index.iter().rev().find(|e| e.timestamp < t) {
-            replay.offset = entry.offset;
-            replay.next = entry.sequence;
+            replay.jump(entry);
         }
         loop {
             let at = (replay.segment, replay.offset, replay.next);
             match replay.next() {
                 Some(Ok(record)) if record.timestamp < t => continue,
                 Some(Ok(_)) => {
+                    // Stepped back over one record: this segment is no longer read whole.
                     (replay.segment, replay.offset, replay.next) = at;
+                    replay.crcs = None;
                     return Ok(replay);
                 }
                 Some(Err(e)) => return Err(e),
@@ -131,6 +133,9 @@ pub struct Replay<'j> {
     offset: u64,
     next: u64,
     end: u64,
+    /// The CRCs of the current segment's records read so far, while it is read from its first
+    /// record: at a sealed segment's end they are checked against its footer's.
+    crcs: Option<RecordsCrc>,
 }
 
 impl<'j> Replay<'j> {
@@ -165,11 +170,19 @@ impl<'j> Replay<'j> {
         }
     }
 
+    /// Moves to an index entry's record of the current segment.
+    fn jump(&mut self, entry: &IndexEntry) {
+        if entry.offset != self.offset {
+            self.crcs = None;
+        }
+        self.offset = entry.offset;
+        self.next = entry.sequence;
+    }
+
     /// Moves to `sequence` in the current segment: by the index, then record by record.
     fn skip_to(&mut self, sequence: u64) -> Result<(), JournalError> {
         if let Some(entry) = self.index().iter().rev().find(|e| e.sequence <= sequence) {
-            self.offset = entry.offset;
-            self.next = entry.sequence;
+            self.jump(entry);
         }
         while self.next < sequence {
             match self.next() {
@@ -198,9 +211,21 @@ impl<'j> Iterator for Replay<'j> {
                     "the records end before the journal does",
                 )));
             }
-            // This segment is done; the next one starts at `next`.
+            // This segment is done; the next one starts at `next`. Read whole, its records'
+            // CRCs must be the ones its footer was sealed with.
+            let footer = &self.view.sealed[self.segment].footer;
+            if let Some(crcs) = &self.crcs {
+                if crcs.value() != footer.records_crc {
+                    return Some(Err(corrupt(
+                        name,
+                        file.len() - super::segment::FOOTER,
+                        "the records are not the ones the footer was sealed with",
+                    )));
+                }
+            }
             self.segment += 1;
             self.offset = RECORDS_START;
+            self.crcs = Some(RecordsCrc::default());
             return self.next();
         }
         let bytes = record_area(file, self.offset, records_end);
@@ -208,6 +233,9 @@ impl<'j> Iterator for Replay<'j> {
         match record::decode(bytes, self.next, max, true) {
             Decoded::Record(h) => {
                 let payload = &bytes[RECORD_HEADER..RECORD_HEADER + h.len as usize];
+                if let Some(crcs) = &mut self.crcs {
+                    crcs.push(h.crc);
+                }
                 self.offset += record::encoded_len(h.len as usize) as u64;
                 self.next += 1;
                 Some(Ok(Record {

@@ -123,8 +123,9 @@ pub(super) fn run(ring_path: &Path, dir: &Path, args: &StageArgs, json: bool) ->
     Ok(())
 }
 
-/// `verify-journal DIR`: reads every retained record, checking its CRC and sequence; exit 3
-/// on a record that does not check.
+/// `verify-journal DIR`: reads every retained record, checking its CRC and sequence, and
+/// each sealed segment read whole against its footer's CRC of the records' CRCs; exit 3 on
+/// anything that does not check.
 pub(super) fn verify(dir: &Path, json: bool) -> Result<(), Failure> {
     let reader = JournalReader::open(dir)?;
     let mut records = 0u64;

@@ -90,8 +90,8 @@ enum Command {
         #[command(flatten)]
         stage: journal::StageArgs,
     },
-    /// Read every record of the journal in DIR, checking its CRC and sequence (exit 3 on one
-    /// that does not check).
+    /// Read every record of the journal in DIR, checking its CRC and sequence, and each sealed
+    /// segment against its footer (exit 3 on anything that does not check).
     VerifyJournal {
         /// The journal's directory.
         dir: PathBuf,
