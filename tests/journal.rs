@@ -542,6 +542,51 @@ fn a_flipped_byte_below_the_durable_position_is_a_media_error_never_a_truncation
 }
 
 #[test]
+fn a_lost_header_or_record_below_the_durable_position_is_corrupt_to_the_writer_and_readers() {
+    // Records in three segments, closed cleanly: every one durable, the last slot says so.
+    let fresh = || {
+        let disk = SimDisk::new();
+        with_records(&disk, small(), 200).close().unwrap();
+        let mut names = disk.list().unwrap();
+        names.sort();
+        assert!(names.len() >= 3, "{names:?}");
+        (disk, names)
+    };
+    let corrupt = |r: Result<u64, JournalError>, what: &str| match r {
+        Err(JournalError::Corrupt { .. }) => {}
+        other => panic!("{what}: {other:?}"),
+    };
+    let reader = |disk: &SimDisk| JournalReader::open_on(Arc::new(disk.clone())).map(|r| r.next_sequence());
+    let writer = |disk: &SimDisk| open(disk, small()).map(|j| j.next_sequence());
+
+    // The last segment's header page lost: its records are not a roll cut short.
+    let (disk, names) = fresh();
+    disk.corrupt(names.last().unwrap(), 0, &[0; 4096]);
+    corrupt(reader(&disk), "reader, last header");
+    corrupt(writer(&disk), "writer, last header");
+
+    // A header lost in the middle: no reader skips the segment and reads on past a gap.
+    let (disk, names) = fresh();
+    disk.corrupt(&names[1], 0, &[0; 4096]);
+    corrupt(reader(&disk), "reader, middle header");
+    corrupt(writer(&disk), "writer, middle header");
+
+    // A record below the durable position in the last segment: the reader does not take the
+    // records before it for all there is.
+    let (disk, names) = fresh();
+    disk.corrupt(names.last().unwrap(), 12288 + 4, &[0xff; 4]);
+    corrupt(reader(&disk), "reader, a record's CRC");
+    // (The writer's open walks the records below the durable position by their headers; its
+    // replay checks them.)
+    let journal = open(&disk, small()).unwrap();
+    let err = journal.replay(Seek::Earliest).unwrap().find_map(Result::err);
+    assert!(
+        matches!(err, Some(JournalError::Corrupt { .. })),
+        "writer, a record's CRC: {err:?}"
+    );
+}
+
+#[test]
 fn a_sealed_segment_whose_records_are_not_the_footer_s_is_corrupt_to_a_whole_read() {
     let disk = SimDisk::new();
     let journal = with_records(&disk, small(), 300);

@@ -10,7 +10,9 @@
 //! change.
 
 use super::record::{self, Decoded, RECORD_HEADER};
-use super::recover::{check_footer, is_empty, list_segments, read_footer, read_header, read_page, Found};
+use super::recover::{
+    check_footer, holds_records, is_empty, list_segments, read_footer, read_header, read_page, Found,
+};
 use super::replay::{Replay, View};
 use super::segment::{state_offset, Persisted, SegmentHeader, State, PAGE, RECORDS_START};
 use super::{corrupt, io_error, Active, Disk, FsDisk, Sealed, Seek};
@@ -148,17 +150,28 @@ impl JournalReader {
             self.sealed.pop_front();
         }
         let known_end = self.sealed.back().map(|s| s.footer.end);
+        // Where the next segment taken must start: the segments follow each other with no gap.
+        let mut expected = known_end;
         let mut found = found.into_iter().peekable();
         while let Some(f) = found.next() {
             if known_end.is_some_and(|end| f.first < end) {
                 continue;
             }
-            let Some(header) = self.header_unless_recycled(&f)? else {
+            let is_last = found.peek().is_none();
+            let Some(header) = self.header_unless_recycled(&f, is_last)? else {
                 // Being created (its header not written yet), or recycled: nothing to read.
                 continue;
             };
+            if expected.is_some_and(|end| f.first != end) {
+                return Err(corrupt(
+                    &f.name,
+                    0,
+                    "the segment does not start where the one before it ends",
+                ));
+            }
             match read_footer(&*f.file, &f.name)? {
                 Ok(Some(footer)) => {
+                    expected = Some(footer.end);
                     let next_first = found.peek().map_or(footer.end, |n| n.first);
                     check_footer(&f, &header, &footer, next_first)?;
                     if self.active.as_ref().is_some_and(|a| a.name == f.name) {
@@ -208,25 +221,42 @@ impl JournalReader {
         self.active = None;
     }
 
-    /// `f`'s header, or `None` if it has none yet or if the writer recycled the file
-    /// ([`super::JournalOptions::recycle`]) between the listing and the open: the file then
-    /// holds zeros or another segment's header, and its name is gone from the directory
-    /// (the writer renames a segment before it changes a byte of it), which tells that from
-    /// a corrupt header.
-    fn header_unless_recycled(&self, f: &Found) -> Result<Option<SegmentHeader>, JournalError> {
-        match read_header(f) {
-            Err(e) => {
-                let listed = self
-                    .disk
-                    .list()
-                    .map_err(|e| io_error("the journal directory", "list", &e))?;
-                if listed.contains(&f.name) {
-                    Err(e)
-                } else {
-                    Ok(None)
+    /// `f`'s header, or `None` if it has none yet (the last segment, which a roll is
+    /// creating) or if the writer recycled the file ([`super::JournalOptions::recycle`])
+    /// between the listing and the open: the file then holds zeros or another segment's
+    /// header, and its name is gone from the directory (the writer renames a segment before it
+    /// changes a byte of it), which tells that from a corrupt header. A segment before the
+    /// last with no header, or a last one with records but no header (a roll writes the
+    /// header before any record), is `Corrupt`.
+    fn header_unless_recycled(
+        &self,
+        f: &Found,
+        is_last: bool,
+    ) -> Result<Option<SegmentHeader>, JournalError> {
+        let error = match read_header(f) {
+            Ok(Some(header)) => return Ok(Some(header)),
+            Ok(None) if is_last => {
+                if !holds_records(f)? {
+                    return Ok(None);
+                }
+                // A record is written after its segment's header: looked at again, the
+                // header is there unless it was damaged.
+                match read_header(f)? {
+                    Some(header) => return Ok(Some(header)),
+                    None => corrupt(&f.name, 0, "the last segment has no header but holds records"),
                 }
             }
-            header => header,
+            Ok(None) => corrupt(&f.name, 0, "a segment before the last has no header"),
+            Err(e) => e,
+        };
+        let listed = self
+            .disk
+            .list()
+            .map_err(|e| io_error("the journal directory", "list", &e))?;
+        if listed.contains(&f.name) {
+            Err(error)
+        } else {
+            Ok(None)
         }
     }
 
@@ -237,16 +267,7 @@ impl JournalReader {
             (None, Some(s)) => (&*s.file, s.name.as_str()),
             (None, None) => return Ok(()),
         };
-        let mut best: Option<State> = None;
-        for slot in 0..2 {
-            let bytes = read_page(newest.0, newest.1, state_offset(slot), PAGE)?;
-            if let Ok(Some(state)) = State::decode(&bytes) {
-                if best.as_ref().is_none_or(|b| state.generation > b.generation) {
-                    best = Some(state);
-                }
-            }
-        }
-        if let Some(state) = best {
+        if let Some(state) = newest_state(newest.0, newest.1)? {
             self.positions = state.positions;
         }
         Ok(())
@@ -268,6 +289,9 @@ impl JournalReader {
             });
         }
         let active = self.active.as_mut().expect("just set");
+        // Read before the records: every record below the durable position it names was
+        // written before it, so the walk below must find them all.
+        let durable = newest_state(&*active.file, &active.name)?.map(|s| s.durable);
         let end = active.header.index_start;
         let max = active.header.max_record as usize;
         loop {
@@ -297,6 +321,24 @@ impl JournalReader {
             active.offset += whole;
             self.next += 1;
         }
+        if durable.is_some_and(|d| d > self.next) {
+            let reason = "below the durable position: the records end";
+            return Err(corrupt(&active.name, active.offset, reason));
+        }
         Ok(())
     }
+}
+
+/// The newest valid state slot of a segment.
+fn newest_state(file: &dyn super::DiskFile, name: &str) -> Result<Option<State>, JournalError> {
+    let mut best: Option<State> = None;
+    for slot in 0..2 {
+        let bytes = read_page(file, name, state_offset(slot), PAGE)?;
+        if let Ok(Some(state)) = State::decode(&bytes) {
+            if best.as_ref().is_none_or(|b| state.generation > b.generation) {
+                best = Some(state);
+            }
+        }
+    }
+    Ok(best)
 }

@@ -118,6 +118,15 @@ pub(super) fn recover(
         let is_last = i + 1 == count;
         match header {
             None if is_last => {
+                // A roll syncs a segment's header before it writes a record there: records
+                // under no header are damage, not a roll cut short.
+                if holds_records(&f)? {
+                    return Err(corrupt(
+                        &f.name,
+                        0,
+                        "the last segment has no header but holds records",
+                    ));
+                }
                 drop_segment(&*disk, &f.name)?;
             }
             None => return Err(corrupt(&f.name, 0, "a segment before the last has no header")),
@@ -271,6 +280,13 @@ fn drop_segment(disk: &dyn Disk, name: &str) -> Result<(), JournalError> {
     disk.remove(name).map_err(|e| io_error(name, "remove", &e))?;
     disk.sync_dir()
         .map_err(|e| io_error("the journal directory", "fsync", &e))
+}
+
+/// Whether anything was written where a segment's first record goes (for a segment whose
+/// header, and so whose first sequence, is unknown).
+pub(super) fn holds_records(f: &Found) -> Result<bool, JournalError> {
+    let bytes = read_page(&*f.file, &f.name, RECORDS_START, RECORD_HEADER as u64)?;
+    Ok(bytes.iter().any(|&b| b != 0))
 }
 
 /// Whether a segment holds no record.
