@@ -317,10 +317,10 @@ fn a_full_disk_is_no_space_at_a_roll_and_loses_nothing() {
     check_replay(&journal, Seek::Earliest, 0);
 }
 
-/// At a durability that syncs, appends reach the page cache (and readers) in batches: when a
-/// commit starts, by `flush`, or when the handle drops; at page-cache durability at once.
+/// Appends reach the page cache (and readers) in batches: when a commit starts, by `flush`,
+/// or when the handle drops.
 #[test]
-fn appends_that_will_be_synced_are_written_in_batches() {
+fn appends_are_written_in_batches() {
     let disk = SimDisk::new();
     let options = group_commit(Duration::from_secs(3600));
     let mut journal = with_records(&disk, options, 10);
@@ -343,7 +343,38 @@ fn appends_that_will_be_synced_are_written_in_batches() {
     drop(journal);
     let mut journal = open(&disk, page_cache()).unwrap();
     journal.append(&payload(16)).unwrap();
+    assert_eq!(journal.written(), 16);
+    journal.flush().unwrap();
     assert_eq!(journal.written(), 17);
+}
+
+/// A page-cache journal syncs behind its writer, which never waits for it: once 4096
+/// records are unsynced, a sync starts on the syncer thread, and the durable position moves
+/// with no commit asked for.
+#[test]
+fn a_page_cache_journal_writes_back_behind_the_writer() {
+    let disk = SimDisk::new();
+    let options = JournalOptions {
+        segment_size: 4 << 20,
+        ..page_cache()
+    };
+    let mut journal = open(&disk, options).unwrap();
+    let record = [7u8; 16];
+    for _ in 0..4095 {
+        journal.append(&record).unwrap();
+    }
+    assert_eq!(
+        journal.finish_sync().unwrap(),
+        0,
+        "nothing synced below the threshold"
+    );
+    journal.append(&record).unwrap();
+    assert_eq!(journal.finish_sync().unwrap(), 4096, "the write-back's sync");
+    assert_eq!(journal.written(), 4096, "written to the page cache first");
+    // What it synced survives a power cut.
+    drop(journal);
+    let image = disk.crash(3, CrashOptions::default());
+    assert!(open(&image, options).unwrap().next_sequence() >= 4096);
 }
 
 /// A write of buffered records that fails fails the journal: their sequences were handed

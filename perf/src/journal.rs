@@ -764,8 +764,8 @@ impl DiskFile for SlowFile {
     fn as_ptr(&self) -> *const u8 {
         self.inner.as_ptr()
     }
-    fn prefetch(&self, offset: u64, len: u64, for_write: bool) {
-        self.inner.prefetch(offset, len, for_write)
+    fn prefetch(&self, offset: u64, len: u64) {
+        self.inner.prefetch(offset, len)
     }
     fn try_claim(&self) -> std::io::Result<bool> {
         self.inner.try_claim()

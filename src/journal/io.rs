@@ -80,11 +80,10 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     /// knows no write to that range is under way (a record is written once, before it is
     /// published).
     fn as_ptr(&self) -> *const u8;
-    /// Asks for `len` bytes at `offset` to be mapped ahead of use (a hint: nothing changes if
-    /// it cannot be done). `for_write` also makes the pages writable, and so dirty: the kernel
-    /// may then write them back (zeros) before the records that fill them, and a sync of the
-    /// file writes them all, so it suits a file no sync is waiting on.
-    fn prefetch(&self, _offset: u64, _len: u64, _for_write: bool) {}
+    /// Asks for `len` bytes at `offset` to be read into the page cache and mapped ahead of
+    /// use (a hint: nothing changes if it cannot be done). The pages are not dirtied: a sync
+    /// of the file writes back none of them.
+    fn prefetch(&self, _offset: u64, _len: u64) {}
     /// Claims the file against readers: `true` if no handle that [`Disk::open_read`] gave
     /// out has it open (in any process), and until [`DiskFile::release`] no such handle
     /// can be had (`open_read` reports `NotFound`, as for a removed file). A reader's slices
@@ -419,10 +418,9 @@ impl DiskFile for FsFile {
         self.map.as_ptr()
     }
 
-    fn prefetch(&self, offset: u64, len: u64, for_write: bool) {
+    fn prefetch(&self, offset: u64, len: u64) {
         // Whole pages of the mapping: populating them now costs one call instead of a fault
-        // per page (two for a write: the page's read, then its write permission). Older
-        // kernels (before 5.14) refuse it, which changes nothing.
+        // per page. Older kernels (before 5.14) refuse it, which changes nothing.
         let page = 4096u64;
         let start = offset / page * page;
         let end = offset.saturating_add(len).min(self.len);
@@ -430,18 +428,13 @@ impl DiskFile for FsFile {
             return;
         }
         // SAFETY: `start..end` lies inside this handle's live mapping (bounded by `len`
-        // above, `start` page-aligned as madvise requires); populating faults pages in (and,
-        // for a write, makes them writable as a write fault would) without changing their
-        // contents.
+        // above, `start` page-aligned as madvise requires); populating faults pages in
+        // without changing their contents.
         unsafe {
             libc::madvise(
                 self.map.as_ptr().add(start as usize) as *mut libc::c_void,
                 (end - start) as usize,
-                if for_write {
-                    libc::MADV_POPULATE_WRITE
-                } else {
-                    libc::MADV_POPULATE_READ
-                },
+                libc::MADV_POPULATE_READ,
             );
         }
     }

@@ -6,11 +6,10 @@
 //! [`Journal`] is the writer's handle (one live writer per directory, by a lock the kernel
 //! drops when its process dies). Its durability contract:
 //!
-//! - [`Journal::append`] writes a record into the active segment's page cache: it survives
-//!   the writer's process dying, not the machine. At page-cache durability at once; at the
-//!   others the records of a batch are kept in memory and written together when the next
-//!   commit starts (or the handle drops, see [`Journal::flush`]), so that no page a sync
-//!   writes back was dirtied through a mapping.
+//! - [`Journal::append`] writes a record into the active segment's page cache, where it
+//!   survives the writer's process dying, not the machine: the records of a batch are kept in
+//!   memory and written together when the next commit starts, by [`Journal::flush`], or when
+//!   the handle drops, so that no page a sync writes back was dirtied through a mapping.
 //! - [`Journal::commit`] (or the group commit [`Durability`] runs from `append` and
 //!   [`Journal::poll_commit`]) makes every record appended so far durable with one
 //!   `fdatasync` and moves [`Journal::durable`] past them.
@@ -62,6 +61,18 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often a [`Durability::PageCache`] journal writes its consumer positions to a state
 /// slot (no sync), while records or positions change.
 const PAGE_CACHE_STATE_DELAY: Duration = Duration::from_millis(10);
+
+/// A [`Durability::PageCache`] journal starts a sync on its syncer thread, which the writer
+/// never waits for, once this many records or [`WRITE_BACK_BYTES`] are unsynced: the pages go
+/// back to the disk behind the writer, a megabyte at a time, instead of all at the seal, on
+/// the writer's thread (see [`Journal::flush`]).
+const WRITE_BACK_RECORDS: u64 = 4096;
+/// See [`WRITE_BACK_RECORDS`].
+const WRITE_BACK_BYTES: u64 = 1 << 20;
+
+/// The most bytes a page-cache journal's flush copies through the segment's mapping rather
+/// than writes by a system call (see [`Journal::flush`]).
+const SMALL_FLUSH: usize = 1024;
 
 /// A record read back: its sequence, append time, flags and payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,9 +196,9 @@ struct Pending {
     since: Option<Instant>,
 }
 
-/// Records appended and not yet written to the active segment, at a durability that syncs:
-/// written with one [`DiskFile::write_through`] when a commit starts, at a roll, or when
-/// they reach [`UNWRITTEN_MAX`] bytes (see [`Journal::flush`]).
+/// Records appended and not yet written to the active segment: written with one
+/// [`DiskFile::write_through`] when a commit starts, at a roll, or when they reach
+/// [`UNWRITTEN_MAX`] bytes (see [`Journal::flush`]).
 #[derive(Debug, Default)]
 struct Unwritten {
     bytes: Vec<u8>,
@@ -219,10 +230,10 @@ pub struct Journal {
     positions: BTreeMap<String, (u64, bool)>,
     pending: Pending,
     failed: Option<String>,
-    buf: Vec<u8>,
-    /// Appends kept from the mapping, at the durabilities that sync: see [`Journal::flush`].
+    /// Appends not yet written: see [`Journal::flush`].
     unwritten: Unwritten,
-    /// The group commit's syncer thread (`Durability::GroupCommit` only) ...
+    /// The syncer thread of a group commit, or of a page-cache journal's write-back (none
+    /// for `Durability::EveryRecord`) ...
     syncer: Option<syncer::Syncer>,
     /// Maps the active segment in ahead of the appends, and allocates the next one.
     prefaulter: prefault::Prefaulter,
@@ -470,30 +481,18 @@ impl Journal {
         let sequence = self.next;
         let timestamp = now_ns().max(self.active.last_timestamp);
         let offset = self.active.offset;
-        let crc = if self.options.durability != Durability::PageCache {
-            if self.unwritten.bytes.len() + len > UNWRITTEN_MAX {
-                self.flush()?;
-            }
-            let unwritten = &mut self.unwritten;
-            if unwritten.bytes.is_empty() {
-                unwritten.at = offset;
-            }
-            let start = unwritten.bytes.len();
-            unwritten.bytes.resize(start + len, 0);
-            unwritten.records += 1;
-            // `encode` writes every byte of the record, padding included.
-            record::encode(&mut unwritten.bytes[start..], sequence, timestamp, flags, payload)
-        } else {
-            if self.buf.len() < len {
-                self.buf.resize(len, 0);
-            }
-            let record = &mut self.buf[..len];
-            let crc = record::encode(record, sequence, timestamp, flags, payload);
-            if let Err(e) = self.active.file.write_at(offset, record) {
-                return Err(io_error(&self.active.name, "write", &e));
-            }
-            crc
-        };
+        if self.unwritten.bytes.len() + len > UNWRITTEN_MAX {
+            self.flush()?;
+        }
+        let unwritten = &mut self.unwritten;
+        if unwritten.bytes.is_empty() {
+            unwritten.at = offset;
+        }
+        let start = unwritten.bytes.len();
+        unwritten.bytes.resize(start + len, 0);
+        unwritten.records += 1;
+        // `encode` writes every byte of the record, padding included.
+        let crc = record::encode(&mut unwritten.bytes[start..], sequence, timestamp, flags, payload);
         self.active.note(sequence, offset, timestamp, crc);
         self.active.offset += len as u64;
         self.prefaulter.ahead(
@@ -518,11 +517,12 @@ impl Journal {
 
     /// Writes the records appended and not yet written into the active segment's page
     /// cache (one [`DiskFile::write_through`]), where they survive the writer's process and
-    /// readers find them. At page-cache durability every append is there at once; at the
-    /// others, appends are kept in memory until a commit starts, the segment rolls, they
-    /// reach 256 KiB, or this is called: a page dirtied through a writable mapping costs a
-    /// sync a change of the mapping, and a TLB shootdown of every other thread of the
-    /// process, which a lone confirm waits for. Dropping the journal flushes too.
+    /// readers find them. Appends are kept in memory until a commit starts (a page-cache
+    /// journal's write-back too), the segment rolls, they reach 256 KiB, or this is called;
+    /// dropping the journal flushes too. Not through the segment's mapping: a page dirtied
+    /// through a writable mapping costs its sync a change of the mapping, and a TLB shootdown
+    /// of every other thread of the process, which a lone confirm waits for and every
+    /// write-back pays.
     ///
     /// # Errors
     ///
@@ -533,11 +533,17 @@ impl Journal {
         if self.unwritten.bytes.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self
-            .active
-            .file
-            .write_through(self.unwritten.at, &self.unwritten.bytes)
-        {
+        // A few records of a page-cache journal go through the mapping: a copy instead of a
+        // system call, for a writer that flushes every record or two (a stage at a low rate,
+        // whose confirms wait for the flush); no sync waits on those pages.
+        let (at, bytes) = (self.unwritten.at, &self.unwritten.bytes);
+        let file = &self.active.file;
+        let written = if self.options.durability == Durability::PageCache && bytes.len() <= SMALL_FLUSH {
+            file.write_at(at, bytes)
+        } else {
+            file.write_through(at, bytes)
+        };
+        if let Err(e) = written {
             let name = self.active.name.clone();
             return Err(self.fail(&name, "write", &e));
         }
@@ -556,6 +562,9 @@ impl Journal {
     /// next if one is due (`records` or `bytes` reached, or `delay` passed since the oldest
     /// record not yet in a sync). A writer calls this when idle, at least every `delay`, so
     /// that a quiet journal's last records become durable. Returns the durable position.
+    /// At [`Durability::PageCache`], the write-back behind the writer (a sync once 4096
+    /// records or 1 MiB are unsynced, which nothing waits for) and the consumer positions'
+    /// unsynced state slot.
     ///
     /// # Errors
     ///
@@ -575,8 +584,14 @@ impl Journal {
             delay,
         } = self.options.durability
         else {
-            if by_clock
-                && self.options.durability == Durability::PageCache
+            // While a sync is in flight, the slot the state would go to is the last synced
+            // one (see `write_page_cache_state`): the positions wait for its end.
+            if self.options.durability != Durability::PageCache || self.in_flight {
+                return Ok(self.durable);
+            }
+            if self.pending.records >= WRITE_BACK_RECORDS || self.pending.bytes >= WRITE_BACK_BYTES {
+                self.start_commit()?;
+            } else if by_clock
                 && self
                     .pending
                     .since

@@ -9,8 +9,11 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
-    /// Only by an explicit [`Journal::commit`](super::Journal::commit) (and at a segment roll and a clean close):
-    /// records survive the writer's process dying, as the page cache does.
+    /// Nothing is promised beyond the page cache: records survive the writer's process dying
+    /// once written there ([`Journal::flush`](super::Journal::flush), which the stage calls
+    /// after every batch), not the machine. The journal still syncs behind the writer, which
+    /// never waits for it (once 4096 records or 1 MiB are unsynced), at a roll, at a clean
+    /// close, and by an explicit [`Journal::commit`](super::Journal::commit).
     PageCache,
     /// One `fdatasync` for many records: when `records` records or `bytes` bytes have been
     /// appended since the last commit, or `delay` has passed since the first of them

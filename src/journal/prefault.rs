@@ -2,13 +2,9 @@
 //! first touch of a page of a preallocated segment is a fault that reads (zero-fills) it, which
 //! the writer's thread would otherwise take once per page.
 //!
-//! How far it goes depends on the syncs. A journal that syncs as it goes (group commit, every
-//! record) has its pages only read in: that does not dirty them, so a sync never writes back
-//! pages ahead of the records, and the writer's `pwrite`s find them in the page cache
-//! (`Journal::flush`: such a journal never stores through its mapping). A page-cache journal
-//! syncs a segment only when it seals it, so its pages are made writable too, and the writer
-//! takes no fault at all; the zeros the kernel may write back early are overwritten before
-//! that seal.
+//! The pages are only read in: that does not dirty them, so a sync never writes back pages
+//! ahead of the records, and the writer's `pwrite`s find them in the page cache
+//! (`Journal::flush`: the journal never stores through its mapping).
 //!
 //! A second thread prepares the next segment's file ahead of the roll (a spare: a new file,
 //! [`Prefaulter::spare`], or a retired segment written over with zeros,
@@ -62,8 +58,6 @@ pub(super) struct Prefaulter {
     /// Spares: apart from the pages, so that a spare's sync (a recycled one's is of a whole
     /// segment of zeros) never holds up the writer's next pages.
     spares: Helper,
-    /// Pages are made writable, not only read in.
-    for_write: bool,
     /// The active segment is requested up to here.
     requested: u64,
 }
@@ -75,13 +69,13 @@ struct Helper {
 }
 
 impl Helper {
-    fn spawn(name: &str, for_write: bool) -> Helper {
+    fn spawn(name: &str) -> Helper {
         let (requests, incoming) = channel::<Request>();
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 for request in incoming {
-                    request.carry_out(for_write);
+                    request.carry_out();
                 }
             })
             .ok();
@@ -104,13 +98,11 @@ impl Drop for Helper {
 
 impl Prefaulter {
     /// The threads (or, where one cannot be spawned, a prefaulter that asks for no pages and
-    /// makes spares inline); `for_write` makes pages writable, not only read in (see the
-    /// module documentation).
-    pub(super) fn spawn(for_write: bool) -> Prefaulter {
+    /// makes spares inline).
+    pub(super) fn spawn() -> Prefaulter {
         Prefaulter {
-            pages: Helper::spawn("ringmq-prefault", for_write),
-            spares: Helper::spawn("ringmq-spare", for_write),
-            for_write,
+            pages: Helper::spawn("ringmq-prefault"),
+            spares: Helper::spawn("ringmq-spare"),
             requested: 0,
         }
     }
@@ -183,20 +175,20 @@ impl Prefaulter {
             _ => Some(request),
         };
         if let Some(request) = unsent {
-            request.carry_out(self.for_write);
+            request.carry_out();
         }
     }
 }
 
 impl Request {
-    fn carry_out(self, for_write: bool) {
+    fn carry_out(self) {
         match self {
-            Request::Pages { file, offset, len } => file.prefetch(offset, len, for_write),
+            Request::Pages { file, offset, len } => file.prefetch(offset, len),
             Request::Spare { disk, len, done } => {
-                let _ = done.send(make_spare(&*disk, len, for_write));
+                let _ = done.send(make_spare(&*disk, len));
             }
             Request::Recycle { disk, file, done } => {
-                let _ = done.send(recycled_spare(&*disk, file, for_write));
+                let _ = done.send(recycled_spare(&*disk, file));
             }
         }
     }
@@ -209,11 +201,7 @@ impl Request {
 /// are below any the new segment expects, and the CRC covers the sequence), but recovery
 /// takes bytes past the last record for a torn tail to be zeroed, and readers take a zero
 /// header for a segment being created.
-fn recycled_spare(
-    disk: &dyn Disk,
-    file: Arc<dyn DiskFile>,
-    for_write: bool,
-) -> io::Result<Arc<dyn DiskFile>> {
+fn recycled_spare(disk: &dyn Disk, file: Arc<dyn DiskFile>) -> io::Result<Arc<dyn DiskFile>> {
     let made = write_zeros(&*file, 0, file.len()).and_then(|()| file.sync_data());
     // Released once the header is zero: a reader that opened the file by its old name
     // before the rename finds no segment in it.
@@ -222,7 +210,7 @@ fn recycled_spare(
         let _ = disk.remove(SPARE);
         return Err(e);
     }
-    file.prefetch(RECORDS_START, WINDOW, for_write);
+    file.prefetch(RECORDS_START, WINDOW);
     Ok(file)
 }
 
@@ -231,13 +219,13 @@ fn recycled_spare(
 /// write faults and converts its blocks from unwritten, and its first sync commits the
 /// allocation: all of that happens here, so the roll's sync of the new segment writes two
 /// pages and nothing else.
-fn make_spare(disk: &dyn Disk, len: u64, for_write: bool) -> io::Result<Arc<dyn DiskFile>> {
+fn make_spare(disk: &dyn Disk, len: u64) -> io::Result<Arc<dyn DiskFile>> {
     let file = disk.create(SPARE, len)?;
     if let Err(e) = write_zeros(&*file, 0, RECORDS_START.min(len)).and_then(|()| file.sync_data()) {
         // Not left under the spare's name, where it would block the next one.
         let _ = disk.remove(SPARE);
         return Err(e);
     }
-    file.prefetch(RECORDS_START, WINDOW, for_write);
+    file.prefetch(RECORDS_START, WINDOW);
     Ok(file)
 }

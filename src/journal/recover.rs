@@ -200,10 +200,9 @@ pub(super) fn recover(
         positions: BTreeMap::new(),
         pending: Pending::default(),
         failed: None,
-        buf: Vec::new(),
         unwritten: Default::default(),
         syncer: None,
-        prefaulter: super::prefault::Prefaulter::spawn(options.durability == super::Durability::PageCache),
+        prefaulter: super::prefault::Prefaulter::spawn(),
         spare: None,
         in_flight: false,
         on_durable: None,
@@ -236,7 +235,7 @@ pub(super) fn recover(
         return Err(journal.fail("the journal directory", "fsync", &e));
     }
     journal.apply_retention()?;
-    if matches!(journal.options.durability, super::Durability::GroupCommit { .. }) {
+    if journal.options.durability != super::Durability::EveryRecord {
         let syncer =
             super::syncer::Syncer::spawn(None).map_err(|e| io_error("the syncer thread", "spawn", &e))?;
         journal.syncer = Some(syncer);

@@ -143,8 +143,12 @@ impl JournalStage {
             journal.durable()
         };
         position.publish(durable);
-        let publisher = position.clone();
-        journal.on_durable(move |durable| publisher.publish(durable))?;
+        // A page-cache journal's syncs (its write-back) are behind what it has written, which
+        // the stage publishes after every batch.
+        if options.durability != Durability::PageCache {
+            let publisher = position.clone();
+            journal.on_durable(move |durable| publisher.publish(durable))?;
+        }
         let stop = Arc::new(StopFlag::default());
         consumer.set_stop(stop.clone());
         let failure = Arc::new(Mutex::new(None));
@@ -333,11 +337,12 @@ fn run(
         }
         batch.keep();
         if page_cache {
-            position.publish(journal.next_sequence());
-        } else {
-            // A ring with nothing more published is synced at once, on this thread.
-            journal.end_batch(ring.next_sequence() > journal.next_sequence())?;
+            journal.flush()?;
+            position.publish(journal.written());
         }
+        // A group commit with nothing more published in the ring is synced at once, on this
+        // thread; a page-cache journal's write-back starts, if due.
+        journal.end_batch(ring.next_sequence() > journal.next_sequence())?;
         last_batch = Some(Instant::now());
     }
     journal.take_reader_progress();
