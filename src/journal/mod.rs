@@ -136,7 +136,7 @@ struct Active {
 /// The running CRC32C of the records' CRCs (the footer's), fed a batch at a time: one call
 /// over 64 CRCs costs about what one call over one does, and the CRC of bytes fed in pieces is
 /// the CRC of them all.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct RecordsCrc {
     /// Over every CRC before `batch`.
     crc: u32,

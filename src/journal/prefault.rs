@@ -4,7 +4,8 @@
 //!
 //! The pages are only read in: that does not dirty them, so a sync never writes back pages
 //! ahead of the records, and the writer's `pwrite`s find them in the page cache
-//! (`Journal::flush`: the journal never stores through its mapping).
+//! (`Journal::flush`: the journal writes by `pwrite`, all but a page-cache journal's flushes
+//! of a record or two).
 //!
 //! A second thread prepares the next segment's file ahead of the roll (a spare: a new file,
 //! [`Prefaulter::spare`], or a retired segment written over with zeros,
