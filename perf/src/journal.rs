@@ -95,6 +95,7 @@ pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
 
 pub const SYNCS: &[&str] = &[
     BARE_FDATASYNC,
+    BARE_FDATASYNC_WITH_SLOT,
     "bare fdatasync of 4 KiB",
     "bare fdatasync of 64 KiB",
     "bare fdatasync of 1 MiB",
@@ -237,6 +238,9 @@ pub fn curve(system: &str, quick: bool) -> Histogram<u64> {
 pub const OPEN_CLEAN: &str = "ringmq journal, open after a clean close (4 GiB; --quick 256 MiB)";
 pub const OPEN_CRASHED: &str = "ringmq journal, open after a crash, 60 MiB unsynced";
 pub const BARE_FDATASYNC: &str = "bare fdatasync";
+/// What a journal's lone commit writes and syncs: its record's page and a state slot's (the
+/// two slots in turn), with one `fdatasync`.
+const BARE_FDATASYNC_WITH_SLOT: &str = "bare fdatasync of a record and a state slot";
 
 /// A directory of its own under `RINGMQ_PERF_DIR` (or the temporary directory), removed on
 /// drop.
@@ -810,7 +814,8 @@ pub fn sync_latency(system: &str, n: u64) -> Histogram<u64> {
             for _ in 0..crate::calibrate::LIMIT_TRIES {
                 let mut try_h = h.clone();
                 try_h.reset();
-                bare_fdatasync(scratch.path(), n, size, &mut try_h);
+                let slot = s == BARE_FDATASYNC_WITH_SLOT;
+                bare_fdatasync(scratch.path(), n, size, slot, &mut try_h);
                 if h.is_empty() || try_h.value_at_quantile(0.5) < h.value_at_quantile(0.5) {
                     h = try_h;
                 }
@@ -893,20 +898,28 @@ fn record(h: &mut Histogram<u64>, since: Instant) {
 }
 
 /// A record-sized `pwrite` at the next offset of a preallocated file, then `fdatasync`.
-fn bare_fdatasync(dir: &Path, n: u64, size: usize, h: &mut Histogram<u64>) {
+/// `n` writes of `size` bytes, each followed by one `fdatasync`; with `slot`, each also
+/// writes a 4 KiB page before the records, one of two in turn, as a journal's commit writes its
+/// state slot.
+fn bare_fdatasync(dir: &Path, n: u64, size: usize, slot: bool, h: &mut Histogram<u64>) {
     use std::os::unix::fs::FileExt;
+    const SLOTS: u64 = 2 * 4096;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(dir.join("bare"))
         .expect("a file");
-    allocate(&file, n * size as u64 + 4096);
+    allocate(&file, SLOTS + n * size as u64 + 4096);
     file.sync_all().expect("fsync");
     let data = vec![7u8; size];
+    let page = vec![9u8; 4096];
     for i in 0..n {
         let start = Instant::now();
-        file.write_all_at(&data, i * size as u64).expect("pwrite");
+        file.write_all_at(&data, SLOTS + i * size as u64).expect("pwrite");
+        if slot {
+            file.write_all_at(&page, (i % 2) * 4096).expect("pwrite");
+        }
         file.sync_data().expect("fdatasync");
         record(h, start);
     }
