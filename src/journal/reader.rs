@@ -11,7 +11,7 @@
 
 use super::record::{self, Decoded, RECORD_HEADER};
 use super::recover::{
-    check_footer, holds_records, is_empty, list_segments, read_footer, read_header, read_page, Found,
+    check_footer, holds_records, list_segments, read_footer, read_header, read_page, Found,
 };
 use super::replay::{Replay, View};
 use super::segment::{state_offset, Persisted, SegmentHeader, State, PAGE, RECORDS_START};
@@ -152,6 +152,8 @@ impl JournalReader {
         let known_end = self.sealed.back().map(|s| s.footer.end);
         // Where the next segment taken must start: the segments follow each other with no gap.
         let mut expected = known_end;
+        // Whether the active segment was followed, which reads its state slots.
+        let mut followed = false;
         let mut found = found.into_iter().peekable();
         while let Some(f) = found.next() {
             if known_end.is_some_and(|end| f.first < end) {
@@ -192,7 +194,7 @@ impl JournalReader {
                     let rolling = match found.peek() {
                         Some(n) => match read_header(n)? {
                             None => true,
-                            Some(h) => is_empty(n, &h)?,
+                            Some(_) => !holds_records(n)?,
                         },
                         None => false,
                     };
@@ -204,11 +206,14 @@ impl JournalReader {
                         ));
                     }
                     self.follow_active(f, header)?;
+                    followed = true;
                     break;
                 }
             }
         }
-        self.read_positions()?;
+        if !followed {
+            self.read_positions()?;
+        }
         Ok(self.next)
     }
 
@@ -274,7 +279,7 @@ impl JournalReader {
     }
 
     /// Takes `f` as the active segment (keeping what was found of it before) and checks the
-    /// records written since.
+    /// records written since; the consumer positions come from its newest state slot.
     fn follow_active(&mut self, f: Found, header: SegmentHeader) -> Result<(), JournalError> {
         if self.active.as_ref().is_none_or(|a| a.name != f.name) {
             self.next = header.first;
@@ -288,10 +293,17 @@ impl JournalReader {
                 last_timestamp: 0,
             });
         }
-        let active = self.active.as_mut().expect("just set");
         // Read before the records: every record below the durable position it names was
         // written before it, so the walk below must find them all.
-        let durable = newest_state(&*active.file, &active.name)?.map(|s| s.durable);
+        let active = self.active.as_ref().expect("just set");
+        let durable = match newest_state(&*active.file, &active.name)? {
+            Some(state) => {
+                self.positions = state.positions;
+                Some(state.durable)
+            }
+            None => None,
+        };
+        let active = self.active.as_mut().expect("just set");
         let end = active.header.index_start;
         let max = active.header.max_record as usize;
         loop {

@@ -134,7 +134,7 @@ pub(super) fn recover(
                 if let Some((prev, prev_header)) = last.take() {
                     let footer = match read_footer(&*prev.file, &prev.name)? {
                         Ok(Some(footer)) => footer,
-                        _ if is_last && is_empty(&f, &header)? => {
+                        _ if is_last && !holds_records(&f)? => {
                             // A roll cut short before the seal: the new segment is empty.
                             drop_segment(&*disk, &f.name)?;
                             last = Some((prev, prev_header));
@@ -281,17 +281,11 @@ fn drop_segment(disk: &dyn Disk, name: &str) -> Result<(), JournalError> {
         .map_err(|e| io_error("the journal directory", "fsync", &e))
 }
 
-/// Whether anything was written where a segment's first record goes (for a segment whose
-/// header, and so whose first sequence, is unknown).
+/// Whether anything was written where a segment's first record goes: a record, or what
+/// is left of one (32 zero bytes are where the records end).
 pub(super) fn holds_records(f: &Found) -> Result<bool, JournalError> {
     let bytes = read_page(&*f.file, &f.name, RECORDS_START, RECORD_HEADER as u64)?;
     Ok(bytes.iter().any(|&b| b != 0))
-}
-
-/// Whether a segment holds no record.
-pub(super) fn is_empty(f: &Found, header: &SegmentHeader) -> Result<bool, JournalError> {
-    let bytes = read_page(&*f.file, &f.name, RECORDS_START, RECORD_HEADER as u64)?;
-    Ok(record::decode(&bytes, header.first, 0, false) == Decoded::End)
 }
 
 pub(super) fn check_footer(
