@@ -9,7 +9,10 @@
 //! file synced once full, as a journal syncs every segment it seals: what appending does
 //! minus the header, the CRC and the bookkeeping) and the **page-cache read limit** (the same
 //! copies out of a mapping). Appending at a steady size (two segments kept, retired ones
-//! recycled) is against the write limit over files written before.
+//! recycled) is against the write limit over files written before. Every rate is also
+//! against the same 100-byte messages through a ring in /dev/shm in batches of 64
+//! ([`SHM_RING`], the report's "/ ringmq" column): the page-cache journal is meant to keep
+//! at least half of that ring's rate.
 //!
 //! `journal-sync` (latencies): a message made durable one at a time, against the **bare
 //! fdatasync** (a record-sized write into a preallocated file and its `fdatasync`, nothing
@@ -54,6 +57,7 @@ pub const MESSAGE: usize = 100;
 const RECORD: usize = (32 + MESSAGE).div_ceil(8) * 8;
 
 pub const RATES: &[&str] = &[
+    SHM_RING,
     WRITE_LIMIT,
     "ringmq journal, page cache",
     "ringmq journal, group commit 1 ms",
@@ -89,6 +93,11 @@ const LARGE_FRAGMENTS: u64 = (LARGE / LARGE_SLOT) as u64;
 const LARGE_RECORD: usize = (32 + LARGE_SLOT).div_ceil(8) * 8;
 const LARGE_CAPACITY: u64 = 1024;
 pub const WRITE_LIMIT: &str = "streaming limit (write, a sync per segment)";
+/// What the page-cache journal is held against besides the write limit: the same 100-byte
+/// messages through a ring in /dev/shm, one producer publishing batches of 64 and one
+/// busy-spinning subscriber checking each, on two pinned cores. A ring, not a limit: the
+/// ring's own limits are the `spsc` scenarios'.
+pub const SHM_RING: &str = "ringmq ring in /dev/shm, 100-byte messages, batches of 64";
 /// The write limit into files written before, as a recycling journal's segments are.
 pub const REUSED_WRITE_LIMIT: &str = "streaming limit (write over written files, a sync per segment)";
 pub const READ_LIMIT: &str = "streaming limit (page-cache read)";
@@ -249,6 +258,11 @@ pub struct Scratch(PathBuf);
 impl Scratch {
     pub fn new(tag: &str) -> Scratch {
         let base = std::env::var_os("RINGMQ_PERF_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        Scratch::under(&base, tag)
+    }
+
+    /// A scratch directory in `base`.
+    pub fn under(base: &Path, tag: &str) -> Scratch {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -349,6 +363,58 @@ fn payload(i: u64) -> [u8; MESSAGE] {
     let mut p = [0u8; MESSAGE];
     p[..8].copy_from_slice(&i.to_le_bytes());
     p
+}
+
+/// A message of [`SHM_RING`]: [`payload`], checked back by the reader.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
+struct Message([u8; MESSAGE]);
+
+impl Default for Message {
+    fn default() -> Self {
+        Message([0; MESSAGE])
+    }
+}
+
+impl crate::spsc::Payload for Message {
+    fn make(i: u64) -> Self {
+        Message(payload(i))
+    }
+
+    fn number(&self) -> u64 {
+        let number = u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"));
+        assert!(self.0[8..].iter().all(|&b| b == 0), "a corrupt message {number}");
+        number
+    }
+}
+
+/// [`SHM_RING`]: `n` messages through a ring in /dev/shm, with the `spsc` scenario's loops
+/// (`publish_numbers` in batches of 64, `read_numbers`).
+pub fn shm_ring(cores: crate::pin::Cores, n: u64) -> f64 {
+    let scratch = Scratch::under(Path::new("/dev/shm"), "ring");
+    let ring = Ring::builder()
+        .capacity(crate::spsc::CAPACITY as u64)
+        .slot_size(ringmq::limits::SLOT_HEADER + MESSAGE.next_multiple_of(8))
+        .wakeups(false)
+        .create(scratch.path().join("ring"))
+        .expect("a ring in /dev/shm");
+    let mut consumer = ring
+        .subscriber("perf")
+        .wait_strategy(ringmq::WaitStrategy::BusySpin)
+        .attach()
+        .expect("attach");
+    let mut producer = ring
+        .producer_with(ringmq::WaitStrategy::BusySpin)
+        .expect("producer");
+    let reader = std::thread::spawn(move || {
+        crate::pin::pin(cores.b);
+        crate::spsc::read_numbers::<Message>(&mut consumer, 0, n, SHM_RING);
+    });
+    crate::pin::pin(cores.a);
+    let start = Instant::now();
+    crate::spsc::publish_numbers::<Message>(&mut producer, n, crate::spsc::BATCH);
+    reader.join().expect("the ring's reader");
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 /// One rate case: messages per second.

@@ -256,6 +256,9 @@ fn main() {
                     }
                     "ipc-pingpong" => Value::Latency(ipc::pingpong(system, cores, pings)),
                     "async-pingpong" => Value::Latency(asynch::run(system, pings / 10)),
+                    "journal" if system == journal::SHM_RING => {
+                        Value::Rate(journal::shm_ring(cores, journal_n))
+                    }
                     "journal" => Value::Rate(journal::rate(system, journal_n)),
                     "journal-sync" => Value::Latency(journal::sync_latency(system, syncs)),
                     "journal-curve" => Value::Latency(journal::curve(system, quick)),
