@@ -3,7 +3,9 @@
 //! directory; its file system is printed with the report's line for each case).
 //!
 //! `journal` (rates, 100-byte messages): appending with page-cache durability and with group
-//! commit (also through a ring and its stage from one producer), and replaying, against the
+//! commit (also through a ring and its stage from one producer, with a ring of 4096 slots and
+//! one of 65536: the stage frees a slot once it is durable, so a ring must hold what is
+//! published during a sync), and replaying, against the
 //! **write limit** (the journal's record-sized copies into preallocated segment-sized files,
 //! through their mappings or gathered into `pwrite`s of 256 KiB, the faster of the two, each
 //! file synced once full, as a journal syncs every segment it seals: what appending does
@@ -62,7 +64,8 @@ pub const RATES: &[&str] = &[
     "ringmq journal, page cache",
     "ringmq journal, group commit 1 ms",
     "ringmq journal, group commit 0",
-    "ringmq stage, one producer through a ring, group commit 0",
+    "ringmq stage, one producer through a ring of 4096, group commit 0",
+    "ringmq stage, one producer through a ring of 65536, group commit 0",
     REUSED_WRITE_LIMIT,
     "ringmq journal, page cache, 2 segments kept (recycled)",
     "ringmq journal, group commit 0, 2 segments kept (recycled)",
@@ -439,8 +442,11 @@ pub fn rate(system: &str, n: u64) -> f64 {
             ) / LARGE_FRAGMENTS as f64
         }),
         "ringmq journal, page cache" => append(scratch.path(), n, Durability::PageCache),
-        "ringmq stage, one producer through a ring, group commit 0" => {
-            through_stage(scratch.path(), n, group_commit(Duration::ZERO))
+        "ringmq stage, one producer through a ring of 4096, group commit 0" => {
+            through_stage(scratch.path(), n, 4096, group_commit(Duration::ZERO))
+        }
+        "ringmq stage, one producer through a ring of 65536, group commit 0" => {
+            through_stage(scratch.path(), n, 65536, group_commit(Duration::ZERO))
         }
         "ringmq journal, page cache, 2 segments kept (recycled)" => {
             recycled(scratch.path(), n, Durability::PageCache)
@@ -662,12 +668,12 @@ fn large_through_stage(dir: &Path, n: u64) -> f64 {
     })
 }
 
-/// One producer publishing `n` 100-byte messages into a ring whose journal stage has
-/// `durability`, timed from the first publish until the last is durable: what a producer's
+/// One producer publishing `n` 100-byte messages into a ring of `capacity` slots whose
+/// journal stage has `durability`, timed from the first publish until the last is durable: what a producer's
 /// messages cost end to end, the ring's hop and the stage's batches included.
-fn through_stage(dir: &Path, n: u64, durability: Durability) -> f64 {
+fn through_stage(dir: &Path, n: u64, capacity: u64, durability: Durability) -> f64 {
     let ring = Ring::builder()
-        .capacity(4096)
+        .capacity(capacity)
         .slot_size(128)
         .build()
         .expect("a ring");

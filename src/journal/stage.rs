@@ -5,7 +5,9 @@
 //!
 //! - producers never overwrite a slot that is not yet durable (the stage gates them), so a
 //!   stage that dies loses nothing: the next one re-attaches under the same name, starts at
-//!   its position, and skips what the journal already holds;
+//!   its position, and skips what the journal already holds. It also means producers wait
+//!   for a sync once the ring is full of messages not yet durable: a ring for a syncing
+//!   journal holds what its producers publish during a sync, twice over;
 //! - a consumer that must see only durable messages runs after it:
 //!   `ring.subscriber("audit").after([STAGE_CONSUMER])`;
 //! - a publisher confirm for durability is a wait on its position
