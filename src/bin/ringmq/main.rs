@@ -568,3 +568,55 @@ fn parse_start(from: &str) -> Result<ringmq::Start, Failure> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    /// Every `ringmq ...` command of the shell examples (the ```sh blocks) in the README and
+    /// the guides, with its comment, a trailing `&` and the `;` between commands taken off.
+    fn documented_commands() -> Vec<(&'static str, String)> {
+        let docs = [
+            ("README.md", include_str!("../../../README.md")),
+            ("docs/journal.md", include_str!("../../../docs/journal.md")),
+            ("docs/messaging.md", include_str!("../../../docs/messaging.md")),
+        ];
+        let mut commands = Vec::new();
+        for (doc, text) in docs {
+            let mut in_shell = false;
+            for line in text.lines() {
+                if line.starts_with("```") {
+                    in_shell = line == "```sh";
+                    continue;
+                }
+                if !in_shell {
+                    continue;
+                }
+                let code = line.split(" #").next().unwrap_or_default();
+                for command in code.split(';') {
+                    let command = command.trim().trim_end_matches('&').trim();
+                    if command.starts_with("ringmq ") || command == "ringmq" {
+                        commands.push((doc, command.to_owned()));
+                    }
+                }
+            }
+        }
+        commands
+    }
+
+    /// A newcomer copies these first: each must be a command line the CLI takes.
+    #[test]
+    fn the_documented_command_lines_parse() {
+        let commands = documented_commands();
+        assert!(
+            commands.len() >= 10,
+            "the shell examples were not found: {commands:?}"
+        );
+        for (doc, command) in commands {
+            if let Err(e) = Cli::try_parse_from(command.split_whitespace()) {
+                panic!("{doc}: `{command}` does not parse:\n{e}");
+            }
+        }
+    }
+}
