@@ -95,6 +95,9 @@ pub(super) fn run(ring_path: &Path, dir: &Path, args: &StageArgs, json: bool) ->
     let options = args.options(&ring)?;
     let mut signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+    if let Some(note) = ring_size_note(ring.capacity(), &options.durability) {
+        eprintln!("ringmq journal: note: {} {note}", ring_path.display());
+    }
     let stage = JournalStage::spawn(&ring, dir, options)?;
     if json {
         print_json(&json!({ "journal": dir, "ring": ring_path, "durable": stage.durable() }));
@@ -121,6 +124,23 @@ pub(super) fn run(ring_path: &Path, dir: &Path, args: &StageArgs, json: bool) ->
         println!("stopped; durable up to {durable}");
     }
     Ok(())
+}
+
+/// What to tell the user of a group-commit stage whose ring cannot hold what its producers
+/// publish while a sync of a whole group is in flight beside the group being appended: the
+/// stage frees slots only once they are durable, so the producers would wait for every sync.
+fn ring_size_note(capacity: u64, durability: &Durability) -> Option<String> {
+    let Durability::GroupCommit { records, .. } = durability else {
+        return None;
+    };
+    let enough = records.saturating_mul(2).next_power_of_two();
+    (capacity < enough).then(|| {
+        format!(
+            "holds {capacity} messages, and its producers wait for a sync whenever that many are \
+             not durable yet: a ring of {enough} slots or more (twice --group-records) lets them \
+             publish on while a group is synced (docs/journal.md, \"How large a ring the stage needs\")"
+        )
+    })
 }
 
 /// `verify-journal DIR`: reads every retained record, checking its CRC and sequence, and
@@ -187,4 +207,31 @@ pub(super) fn stat(ring: &Ring, dir: &Path) -> Result<serde_json::Value, Failure
         "stage_alive": stage.as_ref().is_some_and(|c| c.alive),
         "positions": positions,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ring_size_note;
+    use ringmq::journal::Durability;
+    use std::time::Duration;
+
+    fn group(records: u64) -> Durability {
+        Durability::GroupCommit {
+            records,
+            bytes: 1 << 20,
+            delay: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_ring_smaller_than_two_groups_gets_a_note() {
+        assert!(ring_size_note(1024, &group(4096)).is_some_and(|n| n.contains("8192 slots")));
+        assert!(ring_size_note(4096, &group(4096)).is_some());
+        assert!(ring_size_note(8192, &group(4096)).is_none());
+        assert!(ring_size_note(128, &group(100)).is_some_and(|n| n.contains("256 slots")));
+        assert!(ring_size_note(256, &group(100)).is_none());
+        // Only a group commit holds slots for a whole group's sync.
+        assert!(ring_size_note(64, &Durability::PageCache).is_none());
+        assert!(ring_size_note(64, &Durability::EveryRecord).is_none());
+    }
 }
