@@ -13,6 +13,7 @@ pub const SYSTEMS: &[&str] = &[
     crate::calibrate::BARE_RING,
     "ringmq",
     "ringmq fixed-size",
+    TRANSPORT,
     "ringmq request-reply",
     "ringmq request-reply (no deadline)",
     "ringmq confirmed publish",
@@ -33,6 +34,7 @@ pub fn run(system: &str, cores: Cores, n: u64) -> Histogram<u64> {
         crate::calibrate::BARE_RING => crate::calibrate::ring_rtt(cores, n),
         "ringmq" => ringmq(cores, n, false),
         "ringmq fixed-size" => ringmq(cores, n, true),
+        TRANSPORT => transport(cores, n),
         "ringmq request-reply" => request_reply(cores, n, Duration::from_secs(10)),
         "ringmq request-reply (no deadline)" => request_reply(cores, n, Duration::MAX),
         "ringmq confirmed publish" => confirmed_publish(cores, n),
@@ -95,6 +97,57 @@ fn ringmq(cores: Cores, n: u64, fixed: bool) -> Histogram<u64> {
         let v = pong_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
         h.saturating_record(t.elapsed().as_nanos() as u64);
         assert_eq!(v, i, "ringmq ping-pong answer");
+    }
+    echo.join().expect("echo");
+    h
+}
+
+/// The rings a request and its reply go through, with nothing of request-reply on them: a
+/// u64 through a multi-producer ring of 64 slots of 128 bytes, read by a worker of a group,
+/// echoed through another such ring to a subscriber. The floor under "ringmq request-reply",
+/// whose requests and replies take these hops plus their headers, window and route.
+const TRANSPORT: &str = "ringmq, multi-producer rings, a group's worker echoing";
+
+/// [`TRANSPORT`].
+fn transport(cores: Cores, n: u64) -> Histogram<u64> {
+    let ring = || {
+        Ring::builder()
+            .capacity(64)
+            .slot_size(128)
+            .multi_producer()
+            .wakeups(false)
+            .build()
+            .expect("valid ring")
+    };
+    let (ping, pong) = (ring(), ring());
+    let wait = WaitStrategy::BusySpin;
+    let mut ping_rx = ping
+        .worker("responders", "echo")
+        .wait_strategy(wait)
+        .attach()
+        .expect("attach");
+    let mut pong_rx = pong
+        .subscriber("requester")
+        .wait_strategy(wait)
+        .attach()
+        .expect("attach");
+    let mut ping_tx = ping.producer_with(wait).expect("producer");
+    let mut pong_tx = pong.producer_with(wait).expect("producer");
+    let echo = std::thread::spawn(move || {
+        pin(cores.b);
+        for _ in 0..n {
+            let v = ping_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
+            pong_tx.publish(&v.to_le_bytes()).expect("room");
+        }
+    });
+    pin(cores.a);
+    let mut h = histogram();
+    for i in 0..n {
+        let t = Instant::now();
+        ping_tx.publish(&i.to_le_bytes()).expect("room");
+        let v = pong_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+        assert_eq!(v, i, "the transport's ping-pong answer");
     }
     echo.join().expect("echo");
     h
