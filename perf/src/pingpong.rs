@@ -69,37 +69,12 @@ fn ringmq(cores: Cores, n: u64, fixed: bool) -> Histogram<u64> {
         builder.build().expect("valid ring")
     };
     let (ping, pong) = (ring(), ring());
-    let wait = WaitStrategy::BusySpin;
-    let mut ping_rx = ping
+    let echo = ping
         .subscriber("echo")
-        .wait_strategy(wait)
+        .wait_strategy(WaitStrategy::BusySpin)
         .attach()
         .expect("attach");
-    let mut pong_rx = pong
-        .subscriber("pinger")
-        .wait_strategy(wait)
-        .attach()
-        .expect("attach");
-    let mut ping_tx = ping.producer_with(wait).expect("producer");
-    let mut pong_tx = pong.producer_with(wait).expect("producer");
-    let echo = std::thread::spawn(move || {
-        pin(cores.b);
-        for _ in 0..n {
-            let v = ping_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
-            pong_tx.publish(&v.to_le_bytes()).expect("room");
-        }
-    });
-    pin(cores.a);
-    let mut h = histogram();
-    for i in 0..n {
-        let t = Instant::now();
-        ping_tx.publish(&i.to_le_bytes()).expect("room");
-        let v = pong_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
-        h.saturating_record(t.elapsed().as_nanos() as u64);
-        assert_eq!(v, i, "ringmq ping-pong answer");
-    }
-    echo.join().expect("echo");
-    h
+    echo_pingpong(cores, n, &ping, echo, &pong, "ringmq")
 }
 
 /// The rings a request and its reply go through, with nothing of request-reply on them: a
@@ -120,23 +95,36 @@ fn transport(cores: Cores, n: u64) -> Histogram<u64> {
             .expect("valid ring")
     };
     let (ping, pong) = (ring(), ring());
-    let wait = WaitStrategy::BusySpin;
-    let mut ping_rx = ping
+    let echo = ping
         .worker("responders", "echo")
-        .wait_strategy(wait)
+        .wait_strategy(WaitStrategy::BusySpin)
         .attach()
         .expect("attach");
+    echo_pingpong(cores, n, &ping, echo, &pong, TRANSPORT)
+}
+
+/// `n` u64s published into `ping`, each read by `echo` on the other core and published back
+/// into `pong`, read there by a subscriber; everything busy-spins. Round trips in ns.
+fn echo_pingpong(
+    cores: Cores,
+    n: u64,
+    ping: &Ring,
+    mut echo: ringmq::Consumer,
+    pong: &Ring,
+    system: &'static str,
+) -> Histogram<u64> {
+    let wait = WaitStrategy::BusySpin;
     let mut pong_rx = pong
-        .subscriber("requester")
+        .subscriber("pinger")
         .wait_strategy(wait)
         .attach()
         .expect("attach");
     let mut ping_tx = ping.producer_with(wait).expect("producer");
     let mut pong_tx = pong.producer_with(wait).expect("producer");
-    let echo = std::thread::spawn(move || {
+    let echoer = std::thread::spawn(move || {
         pin(cores.b);
         for _ in 0..n {
-            let v = ping_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
+            let v = echo.recv().expect("no stop flag").value::<u64>().expect("u64");
             pong_tx.publish(&v.to_le_bytes()).expect("room");
         }
     });
@@ -147,9 +135,9 @@ fn transport(cores: Cores, n: u64) -> Histogram<u64> {
         ping_tx.publish(&i.to_le_bytes()).expect("room");
         let v = pong_rx.recv().expect("no stop flag").value::<u64>().expect("u64");
         h.saturating_record(t.elapsed().as_nanos() as u64);
-        assert_eq!(v, i, "the transport's ping-pong answer");
+        assert_eq!(v, i, "{system} ping-pong answer");
     }
-    echo.join().expect("echo");
+    echoer.join().expect("echo");
     h
 }
 
