@@ -401,14 +401,7 @@ pub fn shm_ring(cores: crate::pin::Cores, n: u64) -> f64 {
         .wakeups(false)
         .create(scratch.path().join("ring"))
         .expect("a ring in /dev/shm");
-    let mut consumer = ring
-        .subscriber("perf")
-        .wait_strategy(ringmq::WaitStrategy::BusySpin)
-        .attach()
-        .expect("attach");
-    let mut producer = ring
-        .producer_with(ringmq::WaitStrategy::BusySpin)
-        .expect("producer");
+    let (mut consumer, mut producer) = crate::spsc::busy_pair(&ring);
     let reader = std::thread::spawn(move || {
         crate::pin::pin(cores.b);
         crate::spsc::read_numbers::<Message>(&mut consumer, 0, n, SHM_RING);
@@ -669,8 +662,9 @@ fn large_through_stage(dir: &Path, n: u64) -> f64 {
 }
 
 /// One producer publishing `n` 100-byte messages into a ring of `capacity` slots whose
-/// journal stage has `durability`, timed from the first publish until the last is durable: what a producer's
-/// messages cost end to end, the ring's hop and the stage's batches included.
+/// journal stage has `durability`, timed from the first publish until the last is durable:
+/// what a producer's messages cost end to end, the ring's hop and the stage's batches
+/// included.
 fn through_stage(dir: &Path, n: u64, capacity: u64, durability: Durability) -> f64 {
     let ring = Ring::builder()
         .capacity(capacity)
@@ -969,10 +963,9 @@ fn record(h: &mut Histogram<u64>, since: Instant) {
     let _ = h.record((since.elapsed().as_nanos() as u64).max(1));
 }
 
-/// A record-sized `pwrite` at the next offset of a preallocated file, then `fdatasync`.
-/// `n` writes of `size` bytes, each followed by one `fdatasync`; with `slot`, each also
-/// writes a 4 KiB page before the records, one of two in turn, as a journal's commit writes its
-/// state slot.
+/// `n` writes of `size` bytes at the next offset of a preallocated file, each followed by one
+/// `fdatasync`; with `slot`, each also writes a 4 KiB page before the records, one of two in
+/// turn, as a journal's commit writes its state slot.
 fn bare_fdatasync(dir: &Path, n: u64, size: usize, slot: bool, h: &mut Histogram<u64>) {
     use std::os::unix::fs::FileExt;
     const SLOTS: u64 = 2 * 4096;

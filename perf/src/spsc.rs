@@ -113,7 +113,7 @@ fn rate(n: u64, start: Instant) -> f64 {
 }
 
 /// A busy-spinning subscriber and producer of `ring`.
-fn busy_pair(ring: &Ring) -> (ringmq::Consumer, ringmq::Producer) {
+pub fn busy_pair(ring: &Ring) -> (ringmq::Consumer, ringmq::Producer) {
     let consumer = ring
         .subscriber("perf")
         .wait_strategy(WaitStrategy::BusySpin)

@@ -293,17 +293,13 @@ impl JournalReader {
                 last_timestamp: 0,
             });
         }
+        let active = self.active.as_mut().expect("just set");
         // Read before the records: every record below the durable position it names was
         // written before it, so the walk below must find them all.
-        let active = self.active.as_ref().expect("just set");
-        let durable = match newest_state(&*active.file, &active.name)? {
-            Some(state) => {
-                self.positions = state.positions;
-                Some(state.durable)
-            }
-            None => None,
-        };
-        let active = self.active.as_mut().expect("just set");
+        let durable = newest_state(&*active.file, &active.name)?.map(|state| {
+            self.positions = state.positions;
+            state.durable
+        });
         let end = active.header.index_start;
         let max = active.header.max_record as usize;
         loop {
